@@ -1,0 +1,49 @@
+"""Kafka topic names, defined once. The version suffix belongs to the name (architecture.md)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ALL_TOPICS",
+    "ASSIGNMENT_STATUS",
+    "INGEST_DUPLICATE",
+    "INGEST_REJECTED",
+    "NOTIFICATION_FAILED",
+    "NOTIFICATION_SENT",
+    "NOTIFICATION_UNDELIVERABLE",
+    "ORIENTATION_DECIDED",
+    "ORIENTATION_UNMATCHED",
+    "PROCEDURE_NOTIFICATION",
+    "RAW_BAILLEUR",
+    "RAW_CJ",
+    "REFERENTIAL_CHANGED",
+]
+
+RAW_CJ: Final = "exp.raw.cj.v1"
+RAW_BAILLEUR: Final = "exp.raw.bailleur.v1"
+PROCEDURE_NOTIFICATION: Final = "exp.procedure.notification.v1"
+INGEST_REJECTED: Final = "exp.ingest.rejected.v1"
+INGEST_DUPLICATE: Final = "exp.ingest.duplicate.v1"
+REFERENTIAL_CHANGED: Final = "exp.referentiel.changed.v1"
+ORIENTATION_DECIDED: Final = "exp.orientation.decided.v1"
+ORIENTATION_UNMATCHED: Final = "exp.orientation.unmatched.v1"
+NOTIFICATION_SENT: Final = "exp.notification.sent.v1"
+NOTIFICATION_FAILED: Final = "exp.notification.failed.v1"
+NOTIFICATION_UNDELIVERABLE: Final = "exp.notification.undeliverable.v1"
+ASSIGNMENT_STATUS: Final = "exp.assignment.status.v1"
+
+ALL_TOPICS: Final[tuple[str, ...]] = (
+    RAW_CJ,
+    RAW_BAILLEUR,
+    PROCEDURE_NOTIFICATION,
+    INGEST_REJECTED,
+    INGEST_DUPLICATE,
+    REFERENTIAL_CHANGED,
+    ORIENTATION_DECIDED,
+    ORIENTATION_UNMATCHED,
+    NOTIFICATION_SENT,
+    NOTIFICATION_FAILED,
+    NOTIFICATION_UNDELIVERABLE,
+    ASSIGNMENT_STATUS,
+)
