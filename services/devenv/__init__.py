@@ -1,0 +1,34 @@
+"""Local infrastructure (Kafka broker, PostgreSQL, SMTP sink), resolved alike for ``make run`` and tests.
+
+Each resolver prefers what the environment provides (env vars), then testcontainers when a Docker engine
+answers, then a self-started local process; see ``kafka_broker()`` and ``postgres_server()``.
+"""
+
+from services.devenv.broker import BrokerEndpoint, create_topics, kafka_broker, tansu_binary
+from services.devenv.docker import docker_available
+from services.devenv.net import free_port, wait_for_port
+from services.devenv.postgres import (
+    LOCAL_SERVER_URL,
+    PostgresEndpoint,
+    create_database,
+    drop_database,
+    postgres_server,
+)
+from services.devenv.smtp import ReceivedMail, SmtpSink
+
+__all__ = [
+    "LOCAL_SERVER_URL",
+    "BrokerEndpoint",
+    "PostgresEndpoint",
+    "ReceivedMail",
+    "SmtpSink",
+    "create_database",
+    "create_topics",
+    "docker_available",
+    "drop_database",
+    "free_port",
+    "kafka_broker",
+    "postgres_server",
+    "tansu_binary",
+    "wait_for_port",
+]

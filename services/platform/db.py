@@ -1,0 +1,96 @@
+"""PostgreSQL access: a pool bound to one service's schema, and plain-SQL migrations.
+
+Each service owns one schema (architecture.md "Each service owns its data"); its connections set
+``search_path`` to that schema so SQL names stay unqualified.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from importlib.resources.abc import Traversable
+from typing import TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from services.platform.logging import get_logger
+
+__all__ = ["Conn", "apply_migrations", "connect_pool", "migration_files"]
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+"""A plain connection or one borrowed from a pool: every repository function accepts both."""
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# One lock id for every service's migrations: they are quick, and serialising them avoids two
+# replicas racing to create the same table on first start.
+_MIGRATION_LOCK_ID = 0x70726576  # "prev"
+
+log = get_logger(__name__)
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def connect_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections use ``schema`` first in their ``search_path`` and decode jsonb."""
+    _check_schema(schema)
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema},public", "application_name": f"prevex-{schema}"},
+        init=_init_connection,
+    )
+    return pool
+
+
+def migration_files(*directories: Traversable) -> list[tuple[str, str]]:
+    """``(version, sql)`` pairs from ``NNN_name.sql`` files, each directory in file-name order.
+
+    The version is ``<directory name>/<file stem>`` so the platform's and a service's migrations
+    can share one schema without clashing.
+    """
+    files: list[tuple[str, str]] = []
+    for directory in directories:
+        entries = sorted((e for e in directory.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
+        files.extend((f"{directory.name}/{e.name[:-4]}", e.read_text("utf-8")) for e in entries)
+    return files
+
+
+async def apply_migrations(conn: Conn, schema: str, files: Sequence[tuple[str, str]]) -> list[str]:
+    """Create ``schema`` if needed and apply the files not yet recorded there, in order.
+
+    Each file runs in its own transaction together with its ``schema_migrations`` row, so a failed
+    file leaves nothing half-applied. Returns the versions applied by this call.
+    """
+    _check_schema(schema)
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}  # noqa: S608 (schema checked)
+        for version, sql in files:
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                await conn.execute(sql)
+                await conn.execute(f"INSERT INTO {schema}.schema_migrations VALUES ($1)", version)  # noqa: S608
+            applied.append(version)
+            log.info("migration_applied", schema=schema, version=version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
+    return applied
+
+
+def _check_schema(schema: str) -> None:
+    # The schema name is interpolated into DDL: only plain lowercase identifiers are allowed.
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")

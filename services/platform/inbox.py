@@ -1,0 +1,23 @@
+"""Inbox: remembers consumed event ids so a redelivered event has no second effect."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.platform.db import Conn
+
+__all__ = ["claim_event"]
+
+
+async def claim_event(conn: Conn, event_id: uuid.UUID, topic: str) -> bool:
+    """Record ``event_id`` as consumed in the caller's transaction.
+
+    Returns ``False`` when it was already recorded: the caller then skips the event. Because the
+    row commits with the event's effects, a crash before commit leaves neither behind.
+    """
+    inserted = await conn.fetchval(
+        "INSERT INTO inbox (event_id, topic) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+        event_id,
+        topic,
+    )
+    return bool(inserted)

@@ -1,0 +1,192 @@
+"""Transactional outbox: write events with the business rows, publish them after commit.
+
+``enqueue`` runs inside the caller's transaction and raises a NOTIFY that PostgreSQL delivers only at
+commit; the ``OutboxRelay`` wakes on it (or on a poll timer, should a notification be lost while
+its listening connection was down), publishes a batch, waits for the broker's acknowledgements and
+only then marks the rows. A crash between publish and mark re-publishes the batch: at-least-once,
+and consumers dedupe on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from schemas.envelope import Envelope, event_headers
+from services.platform.db import Conn
+from services.platform.logging import get_logger
+
+__all__ = [
+    "InMemoryPublisher",
+    "KafkaOutboxPublisher",
+    "OutboxMessage",
+    "OutboxPublisher",
+    "OutboxRelay",
+    "enqueue",
+    "notify_channel",
+]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One record to publish: topic, key, serialised value and string headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, topic: str, key: str, event: Envelope) -> OutboxMessage:
+        """The record for ``event`` on ``topic``, keyed by ``key``, with the envelope's headers."""
+        return cls(topic, key.encode(), event.model_dump_json().encode(), event_headers(event))
+
+
+class OutboxPublisher(Protocol):
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        """Publish every message; return only once the broker acknowledged all of them."""
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of ``schema``'s outbox."""
+    return f"{schema}_outbox"
+
+
+async def enqueue(conn: Conn, schema: str, messages: Sequence[OutboxMessage]) -> None:
+    """Insert ``messages`` into ``schema``'s outbox in the caller's transaction and wake the relay."""
+    if not messages:
+        return
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+        [(m.topic, m.key, m.value, m.headers) for m in messages],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+
+
+class KafkaOutboxPublisher:
+    """Publishes through one aiokafka producer with ``acks="all"``, pipelining the whole batch."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        # send() only enqueues into the producer's accumulator; awaiting the futures afterwards
+        # lets a whole batch travel in a few requests instead of one round trip per record.
+        futures = [
+            await self._producer.send(
+                m.topic, m.value, key=m.key, headers=[(k, v.encode()) for k, v in m.headers.items()]
+            )
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+
+
+class InMemoryPublisher:
+    """Keeps published messages in a list; for unit tests of code that writes to the outbox."""
+
+    def __init__(self) -> None:
+        self.published: list[OutboxMessage] = []
+        self.fail_next: BaseException | None = None
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        self.published.extend(messages)
+
+
+class OutboxRelay:
+    """Moves committed outbox rows of one schema to the broker, in id order, batch by batch."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        publisher: OutboxPublisher,
+        *,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._retry_delay_s = retry_delay_s
+        self._wakeup = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; return how many were published.
+
+        The rows stay locked (``FOR UPDATE``) while they are in flight, so a second relay on the
+        same schema waits instead of publishing them twice, and order by id is kept.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL"
+                " ORDER BY id LIMIT $1 FOR UPDATE",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._publisher.publish(
+                [OutboxMessage(r["topic"], r["key"], r["value"], r["headers"]) for r in rows]
+            )
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Publish until nothing is pending; return the total published."""
+        total = 0
+        while count := await self.publish_pending():
+            total += count
+        return total
+
+    async def run(self) -> None:
+        """Relay forever: drain, then sleep until NOTIFY or the poll interval. Cancel to stop."""
+        listener = await self._pool.acquire()
+        channel = notify_channel(self._schema)
+        await listener.add_listener(channel, self._on_notify)
+        try:
+            while True:
+                self._wakeup.clear()
+                try:
+                    published = await self.drain()
+                except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+                    # The broker or the database is away: rows stay pending and are retried.
+                    log.warning("outbox_publish_failed", schema=self._schema, error=type(error).__name__)
+                    await asyncio.sleep(self._retry_delay_s)
+                    continue
+                except Exception as error:  # aiokafka's errors share no base with the above
+                    log.warning("outbox_publish_failed", schema=self._schema, error=type(error).__name__)
+                    await asyncio.sleep(self._retry_delay_s)
+                    continue
+                if published:
+                    log.debug("outbox_published", schema=self._schema, count=published)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(channel, self._on_notify)
+            await self._pool.release(listener)
+
+    async def purge_published(self, older_than_s: float = 86_400.0) -> int:
+        """Delete rows published more than ``older_than_s`` seconds ago; return how many."""
+        result: str = await self._pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", older_than_s
+        )
+        return int(result.rsplit(maxsplit=1)[-1])
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()

@@ -1,0 +1,111 @@
+"""The lifecycle every service shares: pool + migrations, outbox relay, background loops, broker.
+
+A service's ``bootstrap`` builds a ``Runtime`` and registers its subscribers on ``runtime.broker``;
+``serve`` runs it as a FastStream app, which handles SIGINT/SIGTERM. The pool is opened and the
+schema migrated before the broker starts consuming, and closed only after the broker stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+
+from services.platform.db import apply_migrations, connect_pool, migration_files
+from services.platform.kafka import make_broker
+from services.platform.logging import configure_logging, get_logger
+from services.platform.outbox import KafkaOutboxPublisher, OutboxRelay
+from services.platform.settings import ServiceSettings
+
+__all__ = ["BackgroundLoop", "Runtime", "serve"]
+
+BackgroundLoop = Callable[["Runtime"], Coroutine[Any, Any, None]]
+"""A coroutine function run for the service's lifetime and cancelled at shutdown."""
+
+log = get_logger(__name__)
+
+
+class Runtime:
+    """Connections and background tasks of one service process."""
+
+    def __init__(self, name: str, settings: ServiceSettings, *, schema: str, migrations: Traversable) -> None:
+        self.name = name
+        self.settings = settings
+        self.schema = schema
+        self.broker: KafkaBroker = make_broker(settings, client_id=f"prevex-{name}")
+        self._migrations = migrations
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._loops: list[BackgroundLoop] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The service's connection pool; only valid between ``start`` and ``stop``."""
+        if self._pool is None:
+            raise RuntimeError(f"{self.name}: the runtime is not started")
+        return self._pool
+
+    def add_loop(self, loop: BackgroundLoop) -> None:
+        """Run ``loop(runtime)`` in the background once started."""
+        self._loops.append(loop)
+
+    async def start(self) -> None:
+        """Open the pool, migrate the schema, start the outbox producer and the background loops."""
+        self._pool = await connect_pool(self.settings.database_url, schema=self.schema)
+        async with self._pool.acquire() as conn:
+            platform = files("services.platform") / "migrations"
+            await apply_migrations(conn, self.schema, migration_files(platform, self._migrations))
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id=f"prevex-{self.name}-outbox",
+            acks="all",
+            enable_idempotence=self.settings.kafka_enable_idempotence,
+            linger_ms=5,
+            max_batch_size=1_048_576,
+            max_request_size=8_388_608,
+        )
+        await self._producer.start()
+        relay = OutboxRelay(
+            self._pool,
+            self.schema,
+            KafkaOutboxPublisher(self._producer),
+            batch_size=self.settings.outbox_batch_size,
+            poll_interval_s=self.settings.outbox_poll_interval_s,
+        )
+        self._tasks = [asyncio.create_task(relay.run(), name=f"{self.name}-outbox")]
+        self._tasks += [asyncio.create_task(loop(self), name=f"{self.name}-loop") for loop in self._loops]
+        log.info("service_started", service=self.name)
+
+    async def stop(self) -> None:
+        """Cancel the background tasks, then close the producer and the pool."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("service_stopped", service=self.name)
+
+
+def serve(runtime: Runtime) -> None:
+    """Run ``runtime`` as a FastStream application until SIGINT/SIGTERM."""
+    configure_logging(runtime.name, runtime.settings.log_level)
+    app = FastStream(
+        runtime.broker,
+        logger=get_logger(f"prevex.{runtime.name}"),
+        on_startup=[runtime.start],
+        after_shutdown=[runtime.stop],
+    )
+    asyncio.run(app.run())
