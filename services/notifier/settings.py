@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -23,9 +24,12 @@ class NotifierSettings(ServiceSettings):
     smtp_from: str = "alertes@prevex.test"
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     link_base_url: str = "https://prevex.example/dossiers"
+    alert_prefix: str = "Prévention expulsions 90"
     # A decision may arrive before the référentiel record naming the structure's contacts.
     contact_wait_s: float = Field(default=300.0, ge=0)
     dispatch_interval_s: float = Field(default=0.5, gt=0)
     send_lease_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
+    sms_provider: Literal["log"] = "log"
+    sms_log_dir: Path = Path("var/sms")
     retry_base_delay_s: float = Field(default=30.0, gt=0)
