@@ -75,14 +75,14 @@ async def apply_migrations(conn: Conn, schema: str, files: Sequence[tuple[str, s
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}  # noqa: S608 (schema checked)
+        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}
         for version, sql in files:
             if version in done:
                 continue
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL search_path TO {schema}, public")
                 await conn.execute(sql)
-                await conn.execute(f"INSERT INTO {schema}.schema_migrations VALUES ($1)", version)  # noqa: S608
+                await conn.execute(f"INSERT INTO {schema}.schema_migrations VALUES ($1)", version)
             applied.append(version)
             log.info("migration_applied", schema=schema, version=version)
     finally:

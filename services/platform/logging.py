@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import structlog
 
-__all__ = ["bind_event_context", "configure_logging", "get_logger"]
+__all__ = ["configure_logging", "event_context", "get_logger", "log_context"]
 
 _SHARED_PROCESSORS: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -60,17 +60,13 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-def bind_event_context(headers: Mapping[str, Any]) -> dict[str, str]:
-    """Bind ``event_id``/``correlation_id``/``event_type`` from Kafka headers to the log context.
+def event_context(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    """The log context carried by a record's Kafka headers: ``event_id``, ``correlation_id``, ``event_type``."""
+    return {key: value.decode("utf-8", "replace") for key, value in headers if key in _CONTEXT_HEADERS and value}
 
-    Returns what was bound, so the caller can ``unbind`` it once the message is processed.
-    """
-    bound = {}
-    for key in _CONTEXT_HEADERS:
-        value = headers.get(key)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        if value:
-            bound[key] = str(value)
-    structlog.contextvars.bind_contextvars(**bound)
-    return bound
+
+@contextmanager
+def log_context(**values: str) -> Iterator[None]:
+    """Bind ``values`` to every log line emitted inside the block, then restore the previous context."""
+    with structlog.contextvars.bound_contextvars(**values):
+        yield

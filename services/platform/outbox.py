@@ -138,9 +138,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            await self._publisher.publish(
-                [OutboxMessage(r["topic"], r["key"], r["value"], r["headers"]) for r in rows]
-            )
+            await self._publisher.publish([OutboxMessage(r["topic"], r["key"], r["value"], r["headers"]) for r in rows])
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )

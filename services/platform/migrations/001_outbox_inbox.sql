@@ -18,3 +18,15 @@ CREATE TABLE inbox (
     topic       text        NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Records of our own topics that could not be decoded: kept here instead of blocking a partition.
+CREATE TABLE dead_letter (
+    id           bigserial PRIMARY KEY,
+    topic        text        NOT NULL,
+    partition    integer     NOT NULL,
+    "offset"     bigint      NOT NULL,
+    error        text        NOT NULL,
+    value        bytea,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (topic, partition, "offset")
+);
