@@ -1,0 +1,42 @@
+"""Session-wide real infrastructure, resolved like ``make run`` does (services.devenv)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from schemas.topics import ALL_TOPICS
+from services.devenv import (
+    BrokerEndpoint,
+    PostgresEndpoint,
+    create_database,
+    create_topics,
+    drop_database,
+    kafka_broker,
+    postgres_server,
+)
+
+
+@pytest.fixture(scope="session")
+async def broker() -> AsyncIterator[BrokerEndpoint]:
+    """One broker per test session (Tansu keeps everything in memory: never restarted mid-session)."""
+    with kafka_broker() as endpoint:
+        await create_topics(endpoint.bootstrap_servers, ALL_TOPICS)
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresEndpoint]:
+    with postgres_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+async def database_url(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
+    """A database of this test run's own, dropped at the end."""
+    name = f"prevex_test_{uuid.uuid4().hex[:12]}"
+    url = await create_database(pg_server, name)
+    yield url
+    await drop_database(pg_server, name)

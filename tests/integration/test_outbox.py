@@ -1,0 +1,131 @@
+"""Migrations and the transactional outbox on a real PostgreSQL and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from importlib.resources import files
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.envelope import new_envelope_fields
+from schemas.ingest import IngestDuplicate, IngestDuplicateEvent
+from services.devenv import BrokerEndpoint, create_topics
+from services.platform.db import apply_migrations, connect_pool, migration_files
+from services.platform.inbox import claim_event
+from services.platform.outbox import InMemoryPublisher, KafkaOutboxPublisher, OutboxMessage, OutboxRelay, enqueue
+
+pytestmark = pytest.mark.integration
+
+PLATFORM_MIGRATIONS = migration_files(files("services.platform") / "migrations")
+
+
+@pytest.fixture
+async def schema_pool(database_url: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    pool = await connect_pool(database_url, schema=schema)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, schema, PLATFORM_MIGRATIONS)
+    yield schema, pool
+    await pool.close()
+
+
+def _event(n: int) -> IngestDuplicateEvent:
+    payload = IngestDuplicate(
+        idempotency_key="a" * 64, emitter_id="12345678900011", external_ref=f"R{n}", duplicate_count=n
+    )
+    return IngestDuplicateEvent(**new_envelope_fields("test"), payload=payload)
+
+
+async def _consume(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, bytes, dict[str, bytes]]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"t-{uuid.uuid4().hex}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    received: list[tuple[bytes, bytes, dict[str, bytes]]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(received) < count:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    received += [(r.key, r.value, dict(r.headers)) for r in records]
+    finally:
+        await consumer.stop()
+    return received
+
+
+async def test_migrations_apply_once_and_are_recorded(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    schema, pool = schema_pool
+    async with pool.acquire() as conn:
+        assert await apply_migrations(conn, schema, PLATFORM_MIGRATIONS) == []
+        versions = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+    assert [r["version"] for r in versions] == [v for v, _ in PLATFORM_MIGRATIONS]
+
+
+async def test_rolled_back_transaction_publishes_nothing(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    schema, pool = schema_pool
+    publisher = InMemoryPublisher()
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(1))])
+        await tx.rollback()
+    assert await OutboxRelay(pool, schema, publisher).drain() == 0
+    assert publisher.published == []
+
+
+async def test_rows_stay_pending_until_the_broker_acknowledged(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    schema, pool = schema_pool
+    publisher = InMemoryPublisher()
+    relay = OutboxRelay(pool, schema, publisher, batch_size=2)
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(n)) for n in range(1, 4)])
+    publisher.fail_next = ConnectionError("broker away")
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 3
+    assert await relay.drain() == 3
+    assert [IngestDuplicateEvent.model_validate_json(m.value).payload.external_ref for m in publisher.published] == [
+        "R1",
+        "R2",
+        "R3",
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_relay_publishes_to_the_broker_after_commit(
+    schema_pool: tuple[str, asyncpg.Pool], broker: BrokerEndpoint
+) -> None:
+    schema, pool = schema_pool
+    topic = f"test.outbox.{uuid.uuid4().hex[:8]}"
+    await create_topics(broker.bootstrap_servers, [topic], partitions=1)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    await producer.start()
+    relay = OutboxRelay(pool, schema, KafkaOutboxPublisher(producer), poll_interval_s=300)
+    task = asyncio.create_task(relay.run())
+    try:
+        events = [_event(n) for n in range(1, 6)]
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, schema, [OutboxMessage.of(topic, "procedure-1", e) for e in events])
+        # The poll interval is 300 s, beyond the 30 s consume timeout: arrival proves the relay woke on NOTIFY at commit.
+        received = await _consume(broker.bootstrap_servers, topic, 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+    assert [key for key, _, _ in received] == [b"procedure-1"] * 5
+    assert [IngestDuplicateEvent.model_validate_json(v).event_id for _, v, _ in received] == [
+        e.event_id for e in events
+    ]
+    assert received[0][2]["event_id"] == str(events[0].event_id).encode()
+    assert received[0][2]["correlation_id"] == str(events[0].correlation_id).encode()
+
+
+async def test_inbox_claims_an_event_once(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    _, pool = schema_pool
+    event_id = uuid.uuid4()
+    async with pool.acquire() as conn:
+        assert await claim_event(conn, event_id, "topic") is True
+        assert await claim_event(conn, event_id, "topic") is False
