@@ -29,5 +29,5 @@ def _ping_docker() -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no usable engine"
+    except Exception:  # any failure means "no usable engine"
         return False

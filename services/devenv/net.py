@@ -35,9 +35,7 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_for_port(
-    host: str, port: int, timeout: float, *, alive: Callable[[], bool] | None = None
-) -> None:
+def wait_for_port(host: str, port: int, timeout: float, *, alive: Callable[[], bool] | None = None) -> None:
     """Block until ``host:port`` accepts TCP connections.
 
     Raises ``TimeoutError`` after ``timeout`` seconds, and ``RuntimeError`` as soon as ``alive`` (when
@@ -67,7 +65,7 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]], timeout: float | Non
     def target() -> None:
         try:
             outcome["value"] = asyncio.run(factory())
-        except BaseException as exc:  # noqa: BLE001 - handed over to the calling thread
+        except BaseException as exc:  # handed over to the calling thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=target, name="devenv-run-sync", daemon=True)

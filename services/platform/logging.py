@@ -48,6 +48,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)
     # aiokafka logs every coordinator change at INFO; keep them for ops but not the heartbeat noise.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, root.level))
     structlog.contextvars.clear_contextvars()
