@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -164,19 +164,19 @@ class Decision(Contract):
 
 
 class Cfp(Contract):
-    requested_on: date | None = None
+    requested_on: dt.date | None = None
     decision: CfpDecision | None = None
-    decided_on: date | None = None
+    decided_on: dt.date | None = None
 
 
 class Act(Contract):
     stage: Stage
-    date: date
-    hearing_date: date | None = None
-    prefect_notified_on: date | None = None
+    date: dt.date
+    hearing_date: dt.date | None = None
+    prefect_notified_on: dt.date | None = None
     court: Court | None = None
     decision: Decision | None = None
-    vacate_by: date | None = None
+    vacate_by: dt.date | None = None
     cfp: Cfp | None = None
     cloture_reason: ClotureReason | None = None
 
@@ -184,7 +184,7 @@ class Act(Contract):
 class Tenant(Contract):
     last_name: str = Field(min_length=1, max_length=100)
     first_name: str = Field(min_length=1, max_length=100)
-    birth_date: date | None = None
+    birth_date: dt.date | None = None
     role: TenantRole = TenantRole.TITULAIRE
 
 
@@ -235,14 +235,14 @@ class Landlord(Contract):
 
 
 class Lease(Contract):
-    start_date: date | None = None
+    start_date: dt.date | None = None
     rent_excl_charges: Money | None = None
     charges: Money | None = None
 
 
 class Debt(Contract):
     amount: Money | None = None
-    as_of: date | None = None
+    as_of: dt.date | None = None
     first_unpaid_month: str | None = Field(default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     months_unpaid: int | None = Field(default=None, ge=0, le=600)
 
@@ -254,11 +254,11 @@ class Derived(Contract):
     months_of_rent: Decimal | None = None
     ccapex_cp_threshold_met: bool | None = None
     apl_impaye_constitue: bool | None = None
-    commandement_deadline: date | None = None
-    earliest_assignation_date: date | None = None
+    commandement_deadline: dt.date | None = None
+    earliest_assignation_date: dt.date | None = None
     prefect_notice_ok: bool | None = None
     winter_truce_on_act_date: bool
-    earliest_expulsion_date: date | None = None
+    earliest_expulsion_date: dt.date | None = None
     urgency: Urgency
 
 

@@ -109,7 +109,7 @@ async def test_relay_publishes_to_the_broker_after_commit(
         events = [_event(n) for n in range(1, 6)]
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, schema, [OutboxMessage.of(topic, "procedure-1", e) for e in events])
-        # The poll interval is 300 s, beyond the 30 s consume timeout: arrival proves the relay woke on NOTIFY at commit.
+        # Poll interval 300 s, beyond the 30 s consume timeout: arrival proves a wake-up on NOTIFY.
         received = await _consume(broker.bootstrap_servers, topic, 5)
     finally:
         task.cancel()
