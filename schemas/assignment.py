@@ -1,0 +1,99 @@
+"""Lifecycle of an assignment of a procedure to a partner structure (domain.md §6a.3, §6b.2 point 8).
+
+The partner workspace emits ``assignment.status`` when a partner accepts, refuses or closes an
+assignment, when an open assignment expires, and when the CCAPEX secretariat overrides orientation by
+adding or removing a structure. Orientation reads it for capacity and never overwrites an override.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from schemas.common import Contract
+from schemas.envelope import Envelope
+from schemas.referential import RefId
+
+__all__ = [
+    "AssignmentOverride",
+    "AssignmentStatus",
+    "AssignmentStatusChange",
+    "AssignmentStatusEvent",
+    "StatusActor",
+]
+
+
+class AssignmentStatus(StrEnum):
+    """An assignment opens OUVERTE, then is ACCEPTEE, REFUSEE or EXPIREE; it ends CLOTUREE when the partner
+    closes it or the CCAPEX removes it. This contract describes one change; the workspace that owns the
+    assignment checks that the transition is allowed."""
+
+    OUVERTE = "OUVERTE"
+    ACCEPTEE = "ACCEPTEE"
+    REFUSEE = "REFUSEE"
+    EXPIREE = "EXPIREE"
+    CLOTUREE = "CLOTUREE"
+
+
+class StatusActor(StrEnum):
+    """Who changed the status: the assigned partner, the CCAPEX secretariat, or a timer (expiry)."""
+
+    PARTNER = "PARTNER"
+    CCAPEX = "CCAPEX"
+    SYSTEM = "SYSTEM"
+
+
+class AssignmentOverride(StrEnum):
+    """A human override of orientation by the CCAPEX secretariat (Art. 22 GDPR: a human stays in the loop)."""
+
+    ADD = "ADD"
+    REMOVE = "REMOVE"
+
+
+class AssignmentStatusChange(Contract):
+    """Payload of ``assignment.status``.
+
+    ``reason`` is a code (``HORS_COMPETENCE``, ``DEJA_SUIVI``, ``CAPACITE_ATTEINTE``…), required for a
+    refusal. It is deliberately not free text: a partner's comment on a household is a social assessment,
+    and those stay out of the event stream (domain.md §5.4).
+
+    Overrides are the CCAPEX's: ``override`` implies ``by=CCAPEX``. ``ADD`` opens an assignment
+    (``OUVERTE``) and may come before orientation has given it an id, so ``assignment_id`` is optional
+    only for ``ADD``; ``REMOVE`` ends one (``CLOTUREE``).
+    """
+
+    assignment_id: uuid.UUID | None = None
+    procedure_id: uuid.UUID
+    structure_id: RefId
+    status: AssignmentStatus
+    reason: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$", max_length=64)
+    by: StatusActor
+    override: AssignmentOverride | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.status is AssignmentStatus.REFUSEE and self.reason is None:
+            raise ValueError("a refusal needs a reason code")
+        if self.override is not None and self.by is not StatusActor.CCAPEX:
+            raise ValueError("only the CCAPEX overrides an orientation (by=CCAPEX)")
+        if self.assignment_id is None and self.override is not AssignmentOverride.ADD:
+            raise ValueError("assignment_id may only be omitted for an override ADD")
+        if self.override is not None and self.status is not _OVERRIDE_STATUS[self.override]:
+            raise ValueError(f"override {self.override} sets status {_OVERRIDE_STATUS[self.override]}")
+        return self
+
+
+_OVERRIDE_STATUS: dict[AssignmentOverride, AssignmentStatus] = {
+    AssignmentOverride.ADD: AssignmentStatus.OUVERTE,
+    AssignmentOverride.REMOVE: AssignmentStatus.CLOTUREE,
+}
+
+
+class AssignmentStatusEvent(Envelope):
+    """A status change of one assignment, keyed by ``procedure_id``."""
+
+    event_type: Literal["assignment.status"] = "assignment.status"
+    payload: AssignmentStatusChange
