@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 import datetime as dt
+import uuid
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
