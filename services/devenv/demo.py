@@ -30,7 +30,7 @@ class DemoInput:
 
 
 DEMO_INPUTS: tuple[DemoInput, ...] = (
-    DemoInput("S-01 commandement de payer, Belfort", topics.RAW_CJ, "s01-commandement-payer.json", 3),
+    DemoInput("S-01 commandement de payer, Belfort", topics.RAW_CJ, "s01-cj-commandement-payer.json", 3),
 )
 
 

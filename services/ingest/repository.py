@@ -132,6 +132,8 @@ async def get_procedure(conn: Conn, procedure_id: uuid.UUID) -> ProcedureRow:
         f"SELECT {_PROCEDURE_COLUMNS} FROM procedure WHERE procedure_id = $1 FOR UPDATE",
         procedure_id,
     )
+    if row is None:
+        raise LookupError(f"procedure {procedure_id} does not exist")
     return ProcedureRow(**dict(row))
 
 
@@ -183,6 +185,7 @@ async def create_procedure(
         stage,
         rank,
     )
+    assert row is not None  # INSERT … RETURNING always yields the row  # noqa: S101
     return ProcedureRow(**dict(row))
 
 

@@ -1,0 +1,76 @@
+"""Fields a stage cannot do without (``R*`` in domain.md §6a.2), checked on the validated source record.
+
+Presence is checked on the source, before any value is parsed, so a present-but-invalid value is reported
+once, with its own code (``DATE_INVALID``, ``AMOUNT_INVALID``...), not also as missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.sources.common import SourceRecord
+from schemas.stages import Stage
+from services.ingest.domain.rejections import RejectionError, required_for_stage
+
+__all__ = ["REQUIREMENTS", "Requirement", "missing_for_stage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """``canonical_field`` must be present at ``source_path`` for ``stages`` (and only if ``when`` is present)."""
+
+    stages: frozenset[Stage]
+    canonical_field: str
+    source_path: str
+    when: str | None = None
+
+
+_ALL_STAGES = frozenset(Stage)
+_DEBT_STAGES = frozenset(
+    {
+        Stage.IMPAYE_CONSTATE,
+        Stage.SIGNALEMENT_CAF,
+        Stage.SAISINE_CCAPEX_BAILLEUR,
+        Stage.COMMANDEMENT_PAYER,
+        Stage.ASSIGNATION,
+    }
+)
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    Requirement(frozenset({Stage.ASSIGNATION, Stage.AUDIENCE}), "act.hearing_date", "court_case.hearing_date"),
+    Requirement(frozenset({Stage.ASSIGNATION}), "act.prefect_notified_on", "court_case.prefect_notified_on"),
+    Requirement(frozenset({Stage.ASSIGNATION, Stage.DECISION}), "act.court", "court_case.court"),
+    Requirement(frozenset({Stage.DECISION}), "act.decision", "decision"),
+    Requirement(frozenset({Stage.COMMANDEMENT_QUITTER}), "act.vacate_by", "commandement_quitter.vacate_by"),
+    # DEMANDE_CFP needs no block: the request date is the act date. A decision needs its outcome.
+    Requirement(frozenset({Stage.DECISION_CFP}), "act.cfp.decision", "cfp.decision"),
+    Requirement(frozenset({Stage.CLOTURE}), "act.cloture_reason", "cloture.reason"),
+    Requirement(
+        frozenset({Stage.COMMANDEMENT_PAYER, Stage.SAISINE_CCAPEX_BAILLEUR}),
+        "lease.rent_excl_charges",
+        "lease.rent_excl_charges",
+    ),
+    Requirement(_DEBT_STAGES, "debt.amount", "debt.amount"),
+    Requirement(_ALL_STAGES, "debt.as_of", "debt.as_of", when="debt.amount"),
+)
+
+
+def _lookup(record: SourceRecord, path: str) -> object:
+    """Value at a dotted path, ``None`` if any step is absent (a format may lack a block entirely)."""
+    value: object = record
+    for name in path.split("."):
+        value = getattr(value, name, None)
+        if value is None:
+            return None
+    return value
+
+
+def missing_for_stage(record: SourceRecord, stage: Stage) -> tuple[RejectionError, ...]:
+    """One ``REQUIRED_FOR_STAGE_MISSING:<canonical field>`` per missing required value, in table order."""
+    return tuple(
+        required_for_stage(requirement.canonical_field, requirement.source_path, stage.value)
+        for requirement in REQUIREMENTS
+        if stage in requirement.stages
+        and (requirement.when is None or _lookup(record, requirement.when) is not None)
+        and _lookup(record, requirement.source_path) is None
+    )
