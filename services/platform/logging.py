@@ -49,6 +49,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.captureWarnings(True)
+    # FastStream installs its own coloured stderr handler on "faststream": route it through ours instead.
+    faststream_logger = logging.getLogger("faststream")
+    faststream_logger.handlers.clear()
+    faststream_logger.propagate = True
     # aiokafka logs every coordinator change at INFO; keep them for ops but not the heartbeat noise.
     logging.getLogger("aiokafka").setLevel(max(logging.INFO, root.level))
     structlog.contextvars.clear_contextvars()

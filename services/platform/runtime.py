@@ -45,6 +45,7 @@ class Runtime:
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loops: list[BackgroundLoop] = []
+        self._startups: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -53,6 +54,10 @@ class Runtime:
         if self._pool is None:
             raise RuntimeError(f"{self.name}: the runtime is not started")
         return self._pool
+
+    def add_startup(self, step: BackgroundLoop) -> None:
+        """Run ``step(runtime)`` once at start, after migrations and before the broker consumes."""
+        self._startups.append(step)
 
     def add_loop(self, loop: BackgroundLoop) -> None:
         """Run ``loop(runtime)`` in the background once started."""
@@ -74,6 +79,8 @@ class Runtime:
             max_request_size=8_388_608,
         )
         await self._producer.start()
+        for step in self._startups:
+            await step(self)
         relay = OutboxRelay(
             self._pool,
             self.schema,

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 S01 = DemoInput("S-01", topics.RAW_CJ, "s01-cj-commandement-payer.json", 3)
 # Contacts of the structures S-01 is matched to, as written in deploy/referential/seed-90.yaml.
-S01_RECIPIENTS = {"ccas@ville-belfort.test", "point-justice@cdad90.test", "prevention.expulsions@cd90.test"}
+S01_RECIPIENTS = {"accueil@ccas-belfort.test", "point-justice@cdad90.test", "prevention.expulsions@cd90.test"}
 PERSONAL_DATA = ("Durand", "Léa", "Mulhouse", "2400", "2 400", "600")
 
 

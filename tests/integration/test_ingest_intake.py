@@ -16,14 +16,14 @@ from schemas import topics
 from schemas.procedure import ProcedureNotificationEvent, SourceSystem
 from services.ingest.domain.cog import CommuneDirectory, Territory
 from services.ingest.emitters import load_emitters
-from services.ingest.intake import SCHEMA, Intake, Outcome, RawInput
+from services.ingest.intake import Intake, Outcome, RawInput
 from services.platform.db import apply_migrations, connect_pool, migration_files
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(str(files("schemas.sources") / "examples"))
 CJ = "12345678900011"
-BAILLEUR = "98765432100017"
+BAILLEUR = "99990000100015"
 
 
 def _example(name: str, **changes: object) -> bytes:

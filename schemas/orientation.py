@@ -1,0 +1,130 @@
+"""What orientation decided for one procedure notification (domain.md §6a.3, §6b.2).
+
+``orientation.decided`` is the only input of the notifier's alerts, so it carries everything an alert
+shows (short reference, stage, commune name, urgency, earliest expulsion date) and nothing an alert
+must not show: no names, addresses, phone numbers. Household amounts appear only inside the
+human-readable ``explanation`` of an assignment (domain.md §6b.2 point 6: partners and ops audit the
+rules with them); rejection reasons and every structured field are amount-free.
+
+``orientation.unmatched`` tells ops and the CCAPEX secretariat that no offer matched (fallback F1) and
+why, offer by offer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from schemas.common import Contract
+from schemas.envelope import Envelope
+from schemas.procedure import Urgency
+from schemas.referential import RefId
+from schemas.stages import Stage
+
+__all__ = [
+    "EXPLANATION_MAX_LENGTH",
+    "AlsoEligibleOffer",
+    "AssignmentKind",
+    "DecidedAssignment",
+    "OfferRejection",
+    "OrientationDecided",
+    "OrientationDecidedEvent",
+    "OrientationUnmatched",
+    "OrientationUnmatchedEvent",
+]
+
+EXPLANATION_MAX_LENGTH = 4000
+"""Longer explanations are cut by the producer; the full text stays in orientation's own store."""
+
+CommuneInsee = Annotated[str, Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")]
+RuleText = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class AssignmentKind(StrEnum):
+    """``NEW``: a new assignment, alerted. ``STAGE_UPDATE``: the structure already holds an open or
+    accepted assignment on the procedure; it is told the procedure moved on (lower priority, batchable)."""
+
+    NEW = "NEW"
+    STAGE_UPDATE = "STAGE_UPDATE"
+
+
+class DecidedAssignment(Contract):
+    """One structure asked to act, with the offers it was matched on (several offers merge into one).
+
+    ``offer_ids`` is empty only for the default referent chosen by fallback F1. ``matched_rules`` are
+    ``<offer_id>.<référentiel field>`` for each passed clause (e.g. ``FSL90-MAINTIEN.debt_max``).
+    """
+
+    assignment_id: uuid.UUID
+    structure_id: RefId
+    offer_ids: list[RefId]
+    kind: AssignmentKind
+    mandatory: bool
+    priority: int
+    over_capacity: bool
+    matched_rules: list[RuleText]
+    explanation: str = Field(min_length=1, max_length=EXPLANATION_MAX_LENGTH)
+
+
+class AlsoEligibleOffer(Contract):
+    """An eligible offer that was not kept (cap reached, or its weekly capacity used up)."""
+
+    offer_id: RefId
+    structure_id: RefId
+    unknowns: list[RuleText] = Field(description="Clauses passed only because the household value is unknown")
+    over_capacity: bool = False
+
+
+class OrientationDecided(Contract):
+    """Payload of ``orientation.decided``. ``assignments`` is never empty: F1 assigns the default referent."""
+
+    procedure_id: uuid.UUID
+    procedure_short_ref: str = Field(min_length=1, max_length=32)
+    notification_id: uuid.UUID
+    stage: Stage
+    urgency: Urgency
+    commune_insee: CommuneInsee
+    commune_name: str | None = Field(default=None, max_length=100)
+    earliest_expulsion_date: date | None = None
+    is_correction: bool
+    referentiel_version: int = Field(ge=1)
+    rules_version: str = Field(min_length=1, max_length=32)
+    assignments: list[DecidedAssignment] = Field(min_length=1)
+    also_eligible: list[AlsoEligibleOffer]
+    fallback_used: bool
+
+
+class OrientationDecidedEvent(Envelope):
+    """Orientation's decision for one notification, keyed by ``procedure_id``."""
+
+    event_type: Literal["orientation.decided"] = "orientation.decided"
+    payload: OrientationDecided
+
+
+class OfferRejection(Contract):
+    """Why one offer did not match: every failed clause, amount-free (e.g. ``allocataire NON ∉ {OUI}``)."""
+
+    offer_id: RefId
+    reasons: list[RuleText] = Field(min_length=1)
+
+
+class OrientationUnmatched(Contract):
+    """Payload of ``orientation.unmatched``: no offer matched, the default referent was assigned (F1)."""
+
+    procedure_id: uuid.UUID
+    procedure_short_ref: str = Field(min_length=1, max_length=32)
+    stage: Stage
+    commune_insee: CommuneInsee
+    fallback_structure_id: RefId
+    reasons: list[OfferRejection]
+
+
+class OrientationUnmatchedEvent(Envelope):
+    """Fallback F1 was used for a notification, keyed by ``procedure_id``."""
+
+    event_type: Literal["orientation.unmatched"] = "orientation.unmatched"
+    payload: OrientationUnmatched

@@ -1,0 +1,158 @@
+"""The référentiel as other services see it: one structure per record on a compacted topic (domain.md §6b.1).
+
+``referentiel.changed`` is keyed by ``structure_id`` so that compaction keeps, for every structure, the
+last state published. A record carries what its consumers need and no more:
+
+- the notifier reads the structure's **contacts** (channels, addresses, quiet hours) and whether the
+  structure is the **default referent** (fallback F3);
+- the partner workspace and ops read the **offers** by id, name and stages.
+
+Eligibility rules stay inside orientation: no other service decides who is eligible.
+
+The value objects shared with orientation's référentiel model (``Contact``, ``Channels``, ``QuietHours``,
+``StructureTypology``, ``RecordStatus``) are defined here, once, so the notifier and orientation validate
+contacts with the same rules. Partner contacts are professional addresses, not household data.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from schemas.common import Contract
+from schemas.envelope import Envelope
+from schemas.stages import Stage
+
+__all__ = [
+    "Channels",
+    "Contact",
+    "FrenchMobile",
+    "OfferSummary",
+    "QuietHours",
+    "RecordStatus",
+    "RefId",
+    "ReferentialChangedEvent",
+    "StructureRecord",
+    "StructureTypology",
+]
+
+RefId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+"""A référentiel identifier (structure, offer or contact id), e.g. ``CD90`` or ``FSL90-MAINTIEN``."""
+
+FrenchMobile = Annotated[str, Field(pattern=r"^\+33[67]\d{8}$")]
+"""A French mobile number in E.164 (+336…, +337…): SMS are only sent to mobiles (RDV-Solidarités' check)."""
+
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+class StructureTypology(StrEnum):
+    """Kind of partner structure (Histologe ``PartnerType``-like, narrowed to eviction prevention)."""
+
+    DEPARTEMENT_SERVICE_SOCIAL = "DEPARTEMENT_SERVICE_SOCIAL"
+    FSL = "FSL"
+    CAF_MSA = "CAF_MSA"
+    BAILLEUR_SOCIAL = "BAILLEUR_SOCIAL"
+    ADIL = "ADIL"
+    CDAD_POINT_JUSTICE = "CDAD_POINT_JUSTICE"
+    CCAS = "CCAS"
+    ASSOCIATION = "ASSOCIATION"
+    BANQUE_DE_FRANCE = "BANQUE_DE_FRANCE"
+    SIAO = "SIAO"
+    PREFECTURE_CCAPEX = "PREFECTURE_CCAPEX"
+    AUTRE = "AUTRE"
+
+
+class RecordStatus(StrEnum):
+    """Life of a structure or an offer. Only ``active`` ones are matched; the others are kept for history."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    ARCHIVED = "archived"
+
+
+class Channels(Contract):
+    """Channels a contact agreed to be alerted on (RDV-Solidarités ``notify_by_*``)."""
+
+    email: bool = False
+    sms: bool = False
+
+
+class QuietHours(Contract):
+    """Local (Europe/Paris) hours during which SMS wait; ``start > end`` spans midnight (20:00–08:00)."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("quiet_hours start and end are equal")
+        return self
+
+
+class Contact(Contract):
+    """Who a structure is alerted through: a generic mailbox or a named professional contact.
+
+    An enabled channel must have its address: an ``email`` for ``channels_enabled.email``, a French
+    ``mobile`` for ``channels_enabled.sms``. An address without its channel enabled is allowed (kept,
+    not used).
+    """
+
+    id: RefId
+    label: str = Field(min_length=1, max_length=150)
+    email: Email | None = None
+    mobile: FrenchMobile | None = None
+    channels_enabled: Channels
+    is_generic_mailbox: bool = False
+    quiet_hours: QuietHours | None = None
+
+    @model_validator(mode="after")
+    def _enabled_channels_have_addresses(self) -> Self:
+        if self.channels_enabled.email and self.email is None:
+            raise ValueError("channels_enabled.email is true but email is missing")
+        if self.channels_enabled.sms and self.mobile is None:
+            raise ValueError("channels_enabled.sms is true but mobile is missing")
+        return self
+
+    @property
+    def deliverable(self) -> bool:
+        """True when at least one channel is enabled (and therefore has an address)."""
+        return self.channels_enabled.email or self.channels_enabled.sms
+
+
+class OfferSummary(Contract):
+    """An offer as partners and ops see it: what it is and at which stages it applies."""
+
+    id: RefId
+    nom: str = Field(min_length=1, max_length=150)
+    status: RecordStatus
+    stages: list[Stage] = Field(description="Stages the offer is eligible at; empty = every stage")
+    mandatory_stages: list[Stage]
+
+
+class StructureRecord(Contract):
+    """Payload of ``referentiel.changed``: one structure, its offers and contacts, in a référentiel version."""
+
+    structure_id: RefId
+    nom: str = Field(min_length=1, max_length=150)
+    typologie: StructureTypology
+    status: RecordStatus
+    referentiel_version: int = Field(ge=1)
+    default_referent: bool = Field(description="The structure that receives files no offer matched (F1, F3)")
+    contacts: list[Contact]
+    offers: list[OfferSummary]
+
+
+class ReferentialChangedEvent(Envelope):
+    """The state of one structure in a référentiel version; Kafka key = ``structure_id`` (compacted topic)."""
+
+    event_type: Literal["referentiel.changed"] = "referentiel.changed"
+    payload: StructureRecord
+
+    @property
+    def key(self) -> str:
+        """The Kafka key: compaction keeps the last record per structure."""
+        return self.payload.structure_id

@@ -1,0 +1,130 @@
+"""Event payloads built from domain results: what orientation publishes (pure mapping, no envelope).
+
+The handler wraps these payloads in envelopes (ids, clock, causation) and persists them in its outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from schemas.orientation import (
+    EXPLANATION_MAX_LENGTH,
+    AlsoEligibleOffer,
+    DecidedAssignment,
+    OfferRejection,
+    OrientationDecided,
+    OrientationUnmatched,
+)
+from schemas.procedure import ProcedureNotice
+from schemas.referential import OfferSummary, StructureRecord
+from services.orientation.domain.matching import MATCHING_RULES_VERSION, Assignment, MatchResult
+from services.orientation.domain.referential import Offer, Referential, Structure, sorted_stages
+
+__all__ = ["decided_payload", "structure_records", "unmatched_payload"]
+
+
+def decided_payload(
+    notice: ProcedureNotice,
+    result: MatchResult,
+    *,
+    referentiel_version: int,
+    assignment_ids: Mapping[str, uuid.UUID],
+    rules_version: str = MATCHING_RULES_VERSION,
+) -> OrientationDecided:
+    """The ``orientation.decided`` payload: the decision plus what an alert shows (short ref, stage,
+    commune name, urgency, earliest expulsion date). Nothing else is read from the household.
+
+    ``assignment_ids``: structure id → assignment id; for a ``STAGE_UPDATE`` the handler passes the id of
+    the open assignment, for a ``NEW`` one a fresh id. ``KeyError`` if a structure has none.
+    """
+    record = notice.notification
+    return OrientationDecided(
+        procedure_id=notice.procedure_id,
+        procedure_short_ref=notice.procedure_short_ref,
+        notification_id=record.notification_id,
+        stage=record.act.stage,
+        urgency=record.derived.urgency,
+        commune_insee=record.dwelling.address.commune_insee,
+        commune_name=record.dwelling.address.commune_name,
+        earliest_expulsion_date=record.derived.earliest_expulsion_date,
+        is_correction=notice.is_correction,
+        referentiel_version=referentiel_version,
+        rules_version=rules_version,
+        assignments=[_decided(a, assignment_ids[a.structure_id]) for a in result.assignments],
+        also_eligible=[
+            AlsoEligibleOffer(
+                offer_id=o.offer_id,
+                structure_id=o.structure_id,
+                unknowns=list(o.unknowns),
+                over_capacity=o.over_capacity,
+            )
+            for o in result.also_eligible
+        ],
+        fallback_used=result.fallback_used,
+    )
+
+
+def unmatched_payload(notice: ProcedureNotice, result: MatchResult) -> OrientationUnmatched | None:
+    """The ``orientation.unmatched`` payload when fallback F1 was used, else ``None``."""
+    if not result.fallback_used:
+        return None
+    record = notice.notification
+    return OrientationUnmatched(
+        procedure_id=notice.procedure_id,
+        procedure_short_ref=notice.procedure_short_ref,
+        stage=record.act.stage,
+        commune_insee=record.dwelling.address.commune_insee,
+        fallback_structure_id=result.assignments[0].structure_id,
+        reasons=[OfferRejection(offer_id=r.offer_id, reasons=list(r.reasons)) for r in result.rejected],
+    )
+
+
+def structure_records(referential: Referential, referentiel_version: int) -> tuple[StructureRecord, ...]:
+    """One ``referentiel.changed`` payload per structure, in file order."""
+    return tuple(_record(s, referential, referentiel_version) for s in referential.structures)
+
+
+def _decided(assignment: Assignment, assignment_id: uuid.UUID) -> DecidedAssignment:
+    return DecidedAssignment(
+        assignment_id=assignment_id,
+        structure_id=assignment.structure_id,
+        offer_ids=list(assignment.offer_ids),
+        kind=assignment.kind,
+        mandatory=assignment.mandatory,
+        priority=assignment.priority,
+        over_capacity=assignment.over_capacity,
+        matched_rules=list(assignment.matched_rules),
+        explanation=_bounded(assignment.explanation),
+    )
+
+
+def _bounded(text: str) -> str:
+    # A structure with many merged offers could exceed the contract's bound; the event must still be
+    # publishable, and the full explanation stays in orientation's assignment table.
+    if len(text) <= EXPLANATION_MAX_LENGTH:
+        return text
+    return text[: EXPLANATION_MAX_LENGTH - 1] + "…"
+
+
+def _record(structure: Structure, referential: Referential, version: int) -> StructureRecord:
+    return StructureRecord(
+        structure_id=structure.id,
+        nom=structure.nom,
+        typologie=structure.typologie,
+        status=structure.status,
+        referentiel_version=version,
+        default_referent=structure.id == referential.default_referent,
+        contacts=list(structure.contacts),
+        offers=[_summary(offer) for offer in referential.offers_of(structure.id)],
+    )
+
+
+def _summary(offer: Offer) -> OfferSummary:
+    return OfferSummary(
+        id=offer.id,
+        nom=offer.nom,
+        status=offer.status,
+        stages=sorted_stages(offer.eligibility.stages or ()),
+        mandatory_stages=sorted_stages(offer.mandatory_stages),
+    )
