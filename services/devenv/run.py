@@ -28,6 +28,9 @@ DATABASE = "prevex_dev"
 def main(argv: list[str] | None = None) -> int:
     """Run the local pipeline; ``--once`` exits after the demo's alerts arrived (or the timeout)."""
     args = _parser().parse_args(argv)
+    # SIGTERM, and SIGINT even when started in the background (where it is inherited ignored), unwind
+    # the with-blocks below so every process this runner started is stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return _run(args)
