@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--var-dir", type=Path, default=Path("var"), help="where mail, SMS and logs go")
     parser.add_argument("--once", action="store_true", help="exit once the demo alerts arrived")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the demo alerts")
+    parser.add_argument("--database", default=DATABASE, help="database created (afresh) on the server")
     return parser
 
 
@@ -52,9 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     mail_dir, sms_dir, log_dir = var / "mail", var / "sms", var / "log"
     with kafka_broker() as broker, postgres_server() as server, SmtpSink(mail_dir) as smtp:
         print(f"broker      {broker.bootstrap_servers} ({broker.kind})")
-        print(f"postgresql  {server.kind}, database {DATABASE}")
+        print(f"postgresql  {server.kind}, database {args.database}")
         print(f"smtp sink   {smtp.host}:{smtp.port}, mail stored in {mail_dir}")
-        database_url = asyncio.run(_fresh_database(server))
+        database_url = asyncio.run(_fresh_database(server, args.database))
         asyncio.run(create_topics(broker.bootstrap_servers, ALL_TOPICS))
         config = StackConfig(broker.bootstrap_servers, database_url, smtp.host, smtp.port, sms_dir)
         services = ServiceProcesses(config, log_dir)
@@ -72,18 +73,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"read them:  ls {mail_dir}  (each .eml opens in any mail client)")
             if args.once:
                 return 0
-            print("running     Ctrl-C to stop everything")
+            print("running     Ctrl-C to stop everything", flush=True)
             while True:
                 time.sleep(3600)
         finally:
             services.stop()
-            asyncio.run(drop_database(server, DATABASE))
+            asyncio.run(drop_database(server, args.database))
 
 
-async def _fresh_database(server: PostgresEndpoint) -> str:
+async def _fresh_database(server: PostgresEndpoint, name: str) -> str:
     """An empty database: the broker starts empty too, so old rows would only confuse the demo."""
-    await drop_database(server, DATABASE)
-    return await create_database(server, DATABASE)
+    await drop_database(server, name)
+    return await create_database(server, name)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 S01 = DemoInput("S-01", topics.RAW_CJ, "s01-cj-commandement-payer.json", 3)
 # Contacts of the structures S-01 is matched to, as written in deploy/referential/seed-90.yaml.
 S01_RECIPIENTS = {"accueil@ccas-belfort.test", "point-justice@cdad90.test", "prevention.expulsions@cd90.test"}
-PERSONAL_DATA = ("Durand", "Léa", "Mulhouse", "2400", "2 400", "600")
+PERSONAL_DATA = ("Durand", "Léa", "Mulhouse", "612345678", "2400", "2 400", "600")
 
 
 async def _publish(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
@@ -99,7 +99,7 @@ async def test_commandement_de_payer_alerts_each_matched_structure_once(
     for name in SERVICES:
         assert stack.running(name), f"{name} died; see {stack.log_path(name)}"
         log_text = stack.log_path(name).read_text("utf-8")
-        for personal in PERSONAL_DATA[:3]:
+        for personal in PERSONAL_DATA[:4]:
             assert personal not in log_text, f"{personal!r} leaked into the {name} log"
         for line in filter(None, log_text.splitlines()):
             json.loads(line)  # every log line is a JSON object
