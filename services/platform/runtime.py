@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import Any
 
 import asyncpg
+import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -58,6 +59,16 @@ class Runtime:
     def add_startup(self, step: BackgroundLoop) -> None:
         """Run ``step(runtime)`` once at start, after migrations and before the broker consumes."""
         self._startups.append(step)
+
+    def add_http(self, app: Any, *, host: str, port: int) -> None:
+        """Serve the ASGI ``app`` on ``host:port`` while the service runs (uvicorn, no signal handlers:
+        FastStream owns SIGINT/SIGTERM and cancels the server with the other background tasks)."""
+
+        async def serve_http(_: Runtime) -> None:
+            config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+            await _QuietServer(config).serve()
+
+        self.add_loop(serve_http)
 
     def add_loop(self, loop: BackgroundLoop) -> None:
         """Run ``loop(runtime)`` in the background once started."""
@@ -104,6 +115,14 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
         log.info("service_stopped", service=self.name)
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to FastStream (it would otherwise take SIGINT/SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def serve(runtime: Runtime) -> None:
