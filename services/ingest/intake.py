@@ -1,17 +1,32 @@
 """Ingest's application service: raw inputs in, canonical events or coded rejections out.
 
-One call handles a batch in the caller's transaction: every raw input is stored first (nothing is
-lost), validated by the pure domain, deduplicated, linked to a procedure, and its outgoing events
-are written to the outbox with the rows. The transaction commits before the Kafka offsets do.
+Every input path (Kafka raw topics, HTTP, CSV files, ops re-submissions) ends in :meth:`Intake.process`,
+which handles a batch in the caller's transaction: every raw input is stored first (nothing is lost),
+validated by the pure domain, deduplicated, linked to a procedure, and its outgoing event is written to
+the outbox with the rows. For Kafka the transaction commits before the offsets do.
+
+A batch costs a constant number of round trips whatever its size (the per-record cost is Python work):
+
+1. ``INSERT`` the raw rows (``unnest``), skipping Kafka positions already stored (redeliveries);
+2. advisory locks on the acts' idempotency keys and the households' keys (concurrent batches serialise);
+3. the latest revision of each act; 4. the candidate procedures, locked;
+5. short-reference numbers for the new procedures;
+6. ``INSERT``/``UPDATE`` procedures, ``INSERT`` stage events and rejections, ``UPSERT`` duplicate counts;
+7. ``UPDATE`` the raw rows' outcomes; 8. the outbox rows, and a ``NOTIFY`` for the relay.
+
+Within a batch, acts are decided in input order against an in-memory view of the procedures, so two
+acts of one household in the same batch link exactly as if they had come in two batches.
 """
 
 from __future__ import annotations
 
 import hashlib
-import unicodedata
+import json
+import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -19,21 +34,44 @@ from schemas import topics
 from schemas.envelope import new_envelope_fields
 from schemas.ingest import IngestDuplicate, IngestDuplicateEvent, IngestRejected, IngestRejectedEvent
 from schemas.procedure import ProcedureNotice, ProcedureNotification, ProcedureNotificationEvent, SourceSystem
-from schemas.stages import Stage, stage_rank
+from schemas.stages import Stage
 from services.ingest import repository as repo
 from services.ingest.domain.cog import CommuneDirectory, Territory
-from services.ingest.domain.normalise import Accepted, Rejected, RejectionError, normalise
+from services.ingest.domain.linking import (
+    LinkKeys,
+    Placement,
+    ProcedureState,
+    ProcedureStatus,
+    link_keys,
+    place,
+    with_saisine,
+)
+from services.ingest.domain.normalise import Accepted, Rejected, RejectionError, normalise, reject_unknown_emitter
+from services.ingest.domain.rejections import WarningCode
 from services.ingest.emitters import EmitterRegistry
 from services.platform.db import Conn
-from services.platform.logging import get_logger, log_context
+from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage, enqueue
 
-__all__ = ["Intake", "Outcome", "RawInput"]
+__all__ = [
+    "PRODUCER",
+    "SCHEMA",
+    "ConcurrentDeliveryError",
+    "Intake",
+    "IntakeResult",
+    "Outcome",
+    "RawInput",
+    "Receipt",
+    "Refusal",
+    "RejectionReceipt",
+]
 
 PRODUCER = "ingest"
 SCHEMA = "ingest"
+_MAX_EMITTER_REF = 64  # schemas.ingest.EmitterRef
 
 log = get_logger(__name__)
+_level = logging.getLogger(__name__)  # the stdlib logger behind ``log``: its level decides what is emitted
 
 
 class Outcome(StrEnum):
@@ -42,11 +80,25 @@ class Outcome(StrEnum):
     DUPLICATE_IGNORED = "DUPLICATE_IGNORED"
     REJECTED = "REJECTED"
     ALREADY_PROCESSED = "ALREADY_PROCESSED"
+    """A redelivered Kafka record whose position was already stored: nothing is done again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An adapter could not translate its input (a CSV line with too many cells, a file without header):
+    the input is still stored, and rejected with this error."""
+
+    error: RejectionError
+    external_ref: str | None = None
 
 
 @dataclass(frozen=True)
 class RawInput:
-    """One inbound payload and where it came from. ``emitter_key`` is the authenticated emitter id."""
+    """One inbound payload and where it came from. ``emitter_key`` is the authenticated emitter id.
+
+    ``payload`` is stored as received. ``document`` is what is validated when an adapter translated the
+    payload (a CSV line into a bailleur notice); ``warnings`` are the adapter's (``AMOUNT_COERCED``).
+    """
 
     payload: bytes
     source_system: SourceSystem
@@ -56,12 +108,352 @@ class RawInput:
     kafka_topic: str | None = None
     kafka_partition: int | None = None
     kafka_offset: int | None = None
+    document: bytes | None = None
+    refusal: Refusal | None = None
+    warnings: tuple[str, ...] = ()
+    corrects_rejection_id: uuid.UUID | None = None
+    source_line: int | None = None
 
 
-@dataclass(frozen=True)
-class _Link:
-    procedure: repo.ProcedureRow
-    low_confidence: bool
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the emitter is told about an accepted act; built from stored values only, so an exact re-send
+    of the act gets the very same receipt (the idempotent answer of the HTTP API)."""
+
+    outcome: Outcome
+    notification_id: uuid.UUID
+    procedure_short_ref: str
+    revision: int
+    stage: Stage
+    external_ref: str
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionReceipt:
+    """What the emitter is told about a rejected input: references and coded errors, no personal data."""
+
+    rejection_id: uuid.UUID
+    external_ref: str | None
+    errors: tuple[RejectionError, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """The outcome of one input. ``receipt`` for an accepted act, a correction, and a duplicate (the
+    receipt of the act it duplicates); ``rejection`` for a rejection; neither for ``ALREADY_PROCESSED``."""
+
+    outcome: Outcome
+    receipt: Receipt | None = None
+    rejection: RejectionReceipt | None = None
+
+
+@dataclass(slots=True)
+class _Procedure:
+    """Working copy of a procedure while a batch is decided; written back once at the end."""
+
+    procedure_id: uuid.UUID
+    correlation_id: uuid.UUID
+    departement: str
+    year: int
+    short_ref: str
+    procedure_ref: str | None
+    link_key: str | None
+    address_key: str | None
+    current_stage: str
+    current_rank: int
+    status: ProcedureStatus
+    saisine_date: date | None
+    is_new: bool
+    reopened: int = 0
+    changed: bool = False
+
+    @classmethod
+    def of(cls, row: repo.ProcedureRow) -> _Procedure:
+        return cls(
+            procedure_id=row.procedure_id,
+            correlation_id=row.correlation_id,
+            departement=row.departement,
+            year=row.created_at.year,
+            short_ref=row.short_ref,
+            procedure_ref=row.procedure_ref,
+            link_key=row.link_key,
+            address_key=row.address_key,
+            current_stage=row.current_stage,
+            current_rank=row.current_rank,
+            status=ProcedureStatus(row.status),
+            saisine_date=row.saisine_date,
+            is_new=False,
+        )
+
+    @classmethod
+    def create(cls, record: ProcedureNotification, keys: LinkKeys) -> _Procedure:
+        """A procedure for a household seen for the first time; its short reference is numbered at write."""
+        return cls(
+            procedure_id=uuid.uuid4(),
+            correlation_id=uuid.uuid4(),
+            departement=record.dwelling.address.departement,
+            year=record.act.date.year,
+            short_ref="",
+            procedure_ref=record.source.procedure_ref,
+            link_key=keys.link_key,
+            address_key=keys.address_key,
+            current_stage=record.act.stage.value,
+            current_rank=0,
+            status=ProcedureStatus.OPEN,
+            saisine_date=None,
+            is_new=True,
+        )
+
+    def apply(self, stage: Stage, placement: Placement, act_date: date) -> None:
+        """Record an act's effect: stage advance, status, reopen count, earliest CCAPEX saisine."""
+        if placement.advanced:
+            self.current_stage, self.current_rank = stage.value, placement.current_rank
+        self.status = placement.status
+        self.reopened += int(placement.reopened)
+        if stage is Stage.SAISINE_CCAPEX_BAILLEUR:
+            self.saisine_date = act_date if self.saisine_date is None else min(self.saisine_date, act_date)
+        self.changed = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    index: int
+    raw: RawInput
+    raw_id: uuid.UUID
+    accepted: Accepted
+    record: ProcedureNotification
+    procedure: _Procedure
+    revision: int
+    placement: Placement
+    link_candidate: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Duplicate:
+    index: int
+    raw_id: uuid.UUID
+    accepted: Accepted
+    original: repo.LatestRevision
+    procedure: _Procedure
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejection:
+    index: int
+    raw: RawInput
+    raw_id: uuid.UUID
+    rejected: Rejected
+    rejection_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+def _emitter_ref(key: str | None) -> str:
+    """The emitter id as a rejection can carry it, whatever the Kafka key held (NUL, overlong, empty)."""
+    cleaned = (key or "").replace("\x00", "\ufffd")[:_MAX_EMITTER_REF]
+    return cleaned or "unknown"
+
+
+class _Batch:
+    """Decides one batch of validated inputs against the procedures they touch, then writes it."""
+
+    def __init__(self, clock: date) -> None:
+        self._clock = clock
+        self._latest: dict[str, repo.LatestRevision] = {}
+        self._keys: dict[uuid.UUID, LinkKeys] = {}
+        self._procedures: dict[uuid.UUID, _Procedure] = {}
+        self._by_ref: dict[str, _Procedure] = {}
+        self._by_link: dict[str, _Procedure] = {}
+        self._open_by_address: dict[str, _Procedure] = {}
+        self.recorded: list[_Recorded] = []
+        self.duplicates: list[_Duplicate] = []
+        self.rejections: list[_Rejection] = []
+
+    def _index(self, procedure: _Procedure) -> None:
+        # Called in creation order: the most recent procedure per key wins, as in the lookup queries.
+        self._procedures[procedure.procedure_id] = procedure
+        if procedure.procedure_ref:
+            self._by_ref[procedure.procedure_ref] = procedure
+        if procedure.link_key:
+            self._by_link[procedure.link_key] = procedure
+        if procedure.address_key and procedure.status is ProcedureStatus.OPEN:
+            self._open_by_address[procedure.address_key] = procedure
+
+    async def load(self, conn: Conn, accepted: Sequence[Accepted]) -> None:
+        """Lock and read what the accepted acts may touch: their latest revisions and candidate procedures."""
+        if not accepted:
+            return
+        for item in accepted:
+            self._keys[item.notification.notification_id] = link_keys(item.notification)
+        idempotency_keys = {item.idempotency_key for item in accepted}
+        refs = {ref for item in accepted if (ref := item.notification.source.procedure_ref)}
+        household_keys = {keys.link_key for keys in self._keys.values()}
+        await repo.lock_keys(conn, [*idempotency_keys, *household_keys, *refs])
+        self._latest = await repo.latest_revisions(conn, idempotency_keys)
+        rows = await repo.find_procedures(
+            conn,
+            ids={latest.procedure_id for latest in self._latest.values()},
+            refs=refs,
+            link_keys=household_keys,
+            address_keys={keys.address_key for keys in self._keys.values()},
+        )
+        for row in rows:
+            self._index(_Procedure.of(row))
+
+    def reject(self, index: int, raw: RawInput, raw_id: uuid.UUID, rejected: Rejected) -> None:
+        self.rejections.append(_Rejection(index, raw, raw_id, rejected))
+
+    def accept(self, index: int, raw: RawInput, raw_id: uuid.UUID, accepted: Accepted) -> None:
+        """domain.md §6a.2 deduplication, then linking and placement of a new act or a correction."""
+        latest = self._latest.get(accepted.idempotency_key)
+        if latest is not None and latest.content_sha256 == accepted.content_sha256:
+            self.duplicates.append(_Duplicate(index, raw_id, accepted, latest, self._procedures[latest.procedure_id]))
+            return
+        record = accepted.notification
+        if latest is not None:
+            procedure, created, candidate = self._procedures[latest.procedure_id], False, None
+        else:
+            procedure, created, candidate = self._link(record)
+        stage = record.act.stage
+        placement = place(ProcedureState(procedure.current_rank, procedure.status, is_new=created), stage)
+        record = with_saisine(record, procedure.saisine_date, clock=self._clock)
+        procedure.apply(stage, placement, record.act.date)
+        linking = (WarningCode.LINK_LOW_CONFIDENCE.value,) if candidate else ()
+        extra = [*raw.warnings, *placement.warnings, *linking]
+        if extra:
+            record = record.model_copy(update={"warnings": [*record.warnings, *extra]})
+        revision = 1 if latest is None else latest.revision + 1
+        self.recorded.append(_Recorded(index, raw, raw_id, accepted, record, procedure, revision, placement, candidate))
+        self._latest[accepted.idempotency_key] = repo.LatestRevision(
+            procedure.procedure_id, revision, accepted.content_sha256, record.notification_id, tuple(record.warnings)
+        )
+
+    def _link(self, record: ProcedureNotification) -> tuple[_Procedure, bool, uuid.UUID | None]:
+        """domain.md §6a.2 linking: procedure_ref, then household (address + first tenant), else a new one.
+
+        A procedure at the same address under another name is never merged: the new procedure is flagged
+        ``LINK_LOW_CONFIDENCE`` and the other one recorded as the candidate, for a person to review. A
+        closed procedure of the same household is linked (and reopened by a ranked act, §6a.1).
+        """
+        keys = self._keys[record.notification_id]
+        ref = record.source.procedure_ref
+        found = (self._by_ref.get(ref) if ref else None) or self._by_link.get(keys.link_key)
+        if found is not None:
+            return found, False, None
+        neighbour = self._open_by_address.get(keys.address_key)
+        candidate = neighbour.procedure_id if neighbour and neighbour.status is ProcedureStatus.OPEN else None
+        created = _Procedure.create(record, keys)
+        self._index(created)
+        return created, True, candidate
+
+    async def number(self, conn: Conn) -> None:
+        """Give the new procedures their short references (``90-2026-000042``), in creation order.
+
+        Numbered in Python: ``lpad`` in SQL would truncate numbers beyond 6 digits into duplicates.
+        """
+        new = [p for p in self._procedures.values() if p.is_new]
+        for procedure, number in zip(new, await repo.next_short_ref_numbers(conn, len(new)), strict=True):
+            procedure.short_ref = f"{procedure.departement}-{procedure.year}-{number:06d}"
+
+    async def count_duplicates(self, conn: Conn) -> dict[int, int]:
+        """Count the batch's duplicates; the running count of each copy, in input order, by its index."""
+        increments = Counter(item.accepted.idempotency_key for item in self.duplicates)
+        totals = await repo.count_duplicates(conn, increments)
+        counts: dict[int, int] = {}
+        for item in reversed(self.duplicates):  # the last copy of an act gets the running total
+            key = item.accepted.idempotency_key
+            counts[item.index] = totals[key]
+            totals[key] -= 1
+        return counts
+
+    async def write(self, conn: Conn, stage_events: Sequence[repo.StageEventRow]) -> None:
+        """Write the procedures, stage events and rejections of the batch (after its raw rows)."""
+        await repo.insert_procedures(conn, [_new_row(p) for p in self._procedures.values() if p.is_new])
+        changed = [_update_row(p) for p in self._procedures.values() if p.changed and not p.is_new]
+        await repo.update_procedures(conn, changed)
+        await repo.insert_stage_events(conn, stage_events)
+        await repo.insert_rejections(conn, [_rejection_row(item) for item in self.rejections])
+
+
+def _new_row(procedure: _Procedure) -> repo.NewProcedure:
+    return repo.NewProcedure(
+        procedure_id=procedure.procedure_id,
+        short_ref=procedure.short_ref,
+        correlation_id=procedure.correlation_id,
+        departement=procedure.departement,
+        procedure_ref=procedure.procedure_ref,
+        link_key=procedure.link_key,
+        address_key=procedure.address_key,
+        current_stage=procedure.current_stage,
+        current_rank=procedure.current_rank,
+        status=procedure.status.value,
+        reopened_count=procedure.reopened,
+        saisine_date=procedure.saisine_date,
+    )
+
+
+def _update_row(procedure: _Procedure) -> repo.ProcedureUpdate:
+    return repo.ProcedureUpdate(
+        procedure_id=procedure.procedure_id,
+        current_stage=procedure.current_stage,
+        current_rank=procedure.current_rank,
+        status=procedure.status.value,
+        reopened=procedure.reopened,
+        saisine_date=procedure.saisine_date,
+    )
+
+
+def _stage_event_row(item: _Recorded, event_json: bytes) -> repo.StageEventRow:
+    record = item.record
+    return repo.StageEventRow(
+        notification_id=record.notification_id,
+        procedure_id=item.procedure.procedure_id,
+        idempotency_key=item.accepted.idempotency_key,
+        revision=item.revision,
+        payload_sha256=record.source.payload_sha256,
+        content_sha256=item.accepted.content_sha256,
+        stage=record.act.stage.value,
+        act_date=record.act.date,
+        is_late=item.placement.is_late,
+        is_correction=item.revision > 1,
+        event_json=event_json,
+        raw_id=item.raw_id,
+        link_candidate_procedure_id=item.link_candidate,
+    )
+
+
+def _errors(rejected: Rejected) -> list[dict[str, str | None]]:
+    return [{"code": e.code, "field": e.field, "message": e.message} for e in rejected.codes]
+
+
+def _rejection_row(item: _Rejection) -> repo.RejectionRow:
+    rejected = item.rejected
+    return repo.RejectionRow(
+        rejection_id=item.rejection_id,
+        raw_id=item.raw_id,
+        emitter_id=rejected.emitter_id,
+        external_ref=rejected.external_ref,
+        errors_json=json.dumps(_errors(rejected)),
+    )
+
+
+def _receipt(
+    outcome: Outcome,
+    record: ProcedureNotification,
+    *,
+    notification_id: uuid.UUID,
+    revision: int,
+    short_ref: str,
+    warnings: Sequence[str],
+) -> Receipt:
+    return Receipt(
+        outcome=outcome,
+        notification_id=notification_id,
+        procedure_short_ref=short_ref,
+        revision=revision,
+        stage=record.act.stage,
+        external_ref=record.source.external_ref,
+        warnings=tuple(warnings),
+    )
 
 
 class Intake:
@@ -80,54 +472,85 @@ class Intake:
         self._territory = territory
         self._max_payload_bytes = max_payload_bytes
 
-    async def process(self, conn: Conn, inputs: Sequence[RawInput], *, clock: date) -> list[Outcome]:
-        """Process ``inputs`` in order on ``conn`` (inside the caller's transaction)."""
-        outcomes = []
-        messages: list[OutboxMessage] = []
-        for raw in inputs:
-            with log_context(channel=raw.channel):
-                outcome, produced = await self._process_one(conn, raw, clock)
-            outcomes.append(outcome)
-            messages.extend(produced)
-        await enqueue(conn, SCHEMA, messages)
-        return outcomes
+    @property
+    def emitters(self) -> EmitterRegistry:
+        """The registry inputs are authenticated against (the HTTP API looks API keys up in it)."""
+        return self._emitters
 
-    async def _process_one(self, conn: Conn, raw: RawInput, clock: date) -> tuple[Outcome, list[OutboxMessage]]:
-        raw_id = uuid.uuid4()
-        sha = hashlib.sha256(raw.payload).hexdigest()
-        row = repo.RawRow(
-            raw_id=raw_id,
+    async def process(self, conn: Conn, inputs: Sequence[RawInput], *, clock: date) -> list[IntakeResult]:
+        """Process ``inputs`` in order on ``conn``, inside the caller's transaction; one result per input.
+
+        ``clock`` is the reference day (DATE_IN_FUTURE, urgency). Never raises because of an input's
+        content: any bytes end as a result. Database errors propagate, and the caller's transaction,
+        rolled back, leaves nothing behind (a Kafka batch then comes again); so does
+        :class:`ConcurrentDeliveryError`, when another consumer stored one of these Kafka records meanwhile.
+        """
+        rows = [self._raw_row(raw) for raw in inputs]
+        done = await repo.stored_positions(conn, rows)
+        verdicts = [
+            (index, raw, row, self._validate(raw, row.payload_sha256, clock))
+            for index, (raw, row) in enumerate(zip(inputs, rows, strict=True))
+            if (row.kafka_topic, row.kafka_partition, row.kafka_offset) not in done
+        ]
+        batch = _Batch(clock)
+        await batch.load(conn, [verdict for *_, verdict in verdicts if isinstance(verdict, Accepted)])
+        for index, raw, row, verdict in verdicts:
+            if isinstance(verdict, Rejected):
+                batch.reject(index, raw, row.raw_id, verdict)
+            else:
+                batch.accept(index, raw, row.raw_id, verdict)
+        await batch.number(conn)
+        duplicate_counts = await batch.count_duplicates(conn)
+        results = [IntakeResult(Outcome.ALREADY_PROCESSED)] * len(inputs)
+        messages: list[tuple[int, OutboxMessage]] = []
+        for rejection in batch.rejections:
+            results[rejection.index], message = self._rejected(rejection)
+            messages.append((rejection.index, message))
+        for duplicate in batch.duplicates:
+            results[duplicate.index], message = self._duplicate(duplicate, duplicate_counts[duplicate.index])
+            messages.append((duplicate.index, message))
+        stage_events = []
+        for recorded in batch.recorded:
+            results[recorded.index], message = self._recorded(recorded)
+            messages.append((recorded.index, message))
+            stage_events.append(_stage_event_row(recorded, message.value))
+        fresh = [row for _, _, row, _ in verdicts]
+        for index, _, row, _ in verdicts:
+            row.outcome = results[index].outcome.value
+        if await repo.insert_raw(conn, fresh) != len(fresh):
+            raise ConcurrentDeliveryError("a record of this batch was stored by another transaction meanwhile")
+        await batch.write(conn, stage_events)
+        messages.sort(key=lambda pair: pair[0])
+        await enqueue(conn, SCHEMA, [message for _, message in messages])
+        _log_batch(inputs, results)
+        return results
+
+    def _raw_row(self, raw: RawInput) -> repo.RawRow:
+        return repo.RawRow(
+            raw_id=uuid.uuid4(),
             source_system=raw.source_system.value,
             channel=raw.channel,
             kafka_topic=raw.kafka_topic,
             kafka_partition=raw.kafka_partition,
             kafka_offset=raw.kafka_offset,
-            emitter_key=raw.emitter_key,
+            emitter_key=None if raw.emitter_key is None else raw.emitter_key.replace("\x00", "\ufffd"),
             payload=raw.payload,
-            payload_sha256=sha,
+            payload_sha256=hashlib.sha256(raw.payload).hexdigest(),
             received_at=raw.received_at,
+            corrects_rejection_id=raw.corrects_rejection_id,
+            source_line=raw.source_line,
         )
-        if not await repo.insert_raw(conn, row):
-            return Outcome.ALREADY_PROCESSED, []
-        result = self._validate(raw, sha, clock)
-        if isinstance(result, Rejected):
-            messages = await self._reject(conn, raw, raw_id, result)
-            outcome = Outcome.REJECTED
-        else:
-            outcome, messages = await self._accept(conn, raw_id, result)
-        await repo.set_raw_outcome(conn, raw_id, outcome.value)
-        log.info("raw_input_processed", outcome=outcome.value, raw_id=str(raw_id), channel=raw.channel)
-        return outcome, messages
 
-    def _validate(self, raw: RawInput, sha: str, clock: date) -> Accepted | Rejected:
+    def _validate(self, raw: RawInput, payload_sha256: str, clock: date) -> Accepted | Rejected:
+        if raw.refusal is not None:
+            refusal = raw.refusal
+            return Rejected((refusal.error,), _emitter_ref(raw.emitter_key), refusal.external_ref, payload_sha256)
+        document = raw.payload if raw.document is None else raw.document
         emitter = self._emitters.get(raw.emitter_key)
         if emitter is None:
-            error = RejectionError("EMITTER_UNKNOWN", None, "the emitter is not registered with this service")
-            return Rejected(
-                codes=(error,), emitter_id=raw.emitter_key or "unknown", external_ref=None, payload_sha256=sha
-            )
+            return reject_unknown_emitter(document, _emitter_ref(raw.emitter_key), payload_sha256=payload_sha256)
         return normalise(
-            raw.payload,
+            document,
             source_system=raw.source_system,
             emitter=emitter,
             communes=self._communes,
@@ -136,177 +559,112 @@ class Intake:
             clock=clock,
             notification_id=uuid.uuid4(),
             max_bytes=self._max_payload_bytes,
+            payload_sha256=payload_sha256,
         )
 
-    async def _reject(self, conn: Conn, raw: RawInput, raw_id: uuid.UUID, rejected: Rejected) -> list[OutboxMessage]:
-        rejection_id = uuid.uuid4()
-        errors = [{"code": e.code, "field": e.field, "message": e.message} for e in rejected.codes]
-        await repo.insert_rejection(
-            conn,
-            rejection_id=rejection_id,
-            raw_id=raw_id,
-            emitter_id=rejected.emitter_id,
-            external_ref=rejected.external_ref,
-            errors=errors,
-        )
+    def _rejected(self, item: _Rejection) -> tuple[IntakeResult, OutboxMessage]:
+        rejected = item.rejected
         emitter = self._emitters.get(rejected.emitter_id)
         event = IngestRejectedEvent(
             **new_envelope_fields(PRODUCER),
             payload=IngestRejected.model_validate(
                 {
-                    "rejection_id": rejection_id,
+                    "rejection_id": item.rejection_id,
                     "emitter_id": rejected.emitter_id,
                     "emitter_type": emitter.emitter_type if emitter else None,
-                    "source_system": raw.source_system,
+                    "source_system": item.raw.source_system,
                     "external_ref": rejected.external_ref,
-                    "received_at": raw.received_at,
+                    "received_at": item.raw.received_at,
                     "payload_sha256": rejected.payload_sha256,
-                    "errors": errors,
+                    "errors": _errors(rejected),
                 }
             ),
         )
-        log.info("raw_input_rejected", codes=[e.code for e in rejected.codes], rejection_id=str(rejection_id))
-        return [OutboxMessage.of(topics.INGEST_REJECTED, rejected.emitter_id, event)]
+        log.info(
+            "raw_input_rejected",
+            codes=[e.code for e in rejected.codes],
+            rejection_id=str(item.rejection_id),
+            source_line=item.raw.source_line,
+        )
+        receipt = RejectionReceipt(item.rejection_id, rejected.external_ref, rejected.codes)
+        result = IntakeResult(Outcome.REJECTED, rejection=receipt)
+        return result, OutboxMessage.of(topics.INGEST_REJECTED, rejected.emitter_id, event)
 
-    async def _accept(self, conn: Conn, raw_id: uuid.UUID, accepted: Accepted) -> tuple[Outcome, list[OutboxMessage]]:
-        record = accepted.notification
-        latest = await repo.latest_revision(conn, accepted.idempotency_key)
-        if latest is not None and latest.payload_sha256 == record.source.payload_sha256:
-            return Outcome.DUPLICATE_IGNORED, [await self._duplicate(conn, accepted, latest)]
-        if latest is not None:
-            link = _Link(await repo.get_procedure(conn, latest.procedure_id), low_confidence=False)
-            revision = latest.revision + 1
-        else:
-            link = await self._link(conn, record)
-            revision = 1
-        message = await self._record(conn, raw_id, accepted, link, revision)
-        return (Outcome.CORRECTION if revision > 1 else Outcome.ACCEPTED), [message]
-
-    async def _duplicate(self, conn: Conn, accepted: Accepted, latest: repo.LatestRevision) -> OutboxMessage:
-        count = await repo.count_duplicate(conn, accepted.idempotency_key)
-        source = accepted.notification.source
+    def _duplicate(self, item: _Duplicate, count: int) -> tuple[IntakeResult, OutboxMessage]:
+        source = item.accepted.notification.source
         event = IngestDuplicateEvent(
-            **new_envelope_fields(PRODUCER),
+            **new_envelope_fields(PRODUCER, correlation_id=item.procedure.correlation_id),
             payload=IngestDuplicate.model_validate(
                 {
-                    "idempotency_key": accepted.idempotency_key,
+                    "idempotency_key": item.accepted.idempotency_key,
                     "emitter_id": source.emitter_id,
                     "external_ref": source.external_ref,
-                    "procedure_id": latest.procedure_id,
+                    "procedure_id": item.procedure.procedure_id,
                     "duplicate_count": count,
                 }
             ),
         )
-        return OutboxMessage.of(topics.INGEST_DUPLICATE, source.emitter_id, event)
-
-    async def _link(self, conn: Conn, record: ProcedureNotification) -> _Link:
-        """domain.md §6a.2 linking: procedure_ref, then address + first tenant, else a new procedure.
-
-        A procedure at the same address under another name is not merged: the new one is flagged
-        low-confidence for a person to review.
-        """
-        if record.source.procedure_ref:
-            found = await repo.find_procedure_by_ref(conn, record.source.procedure_ref)
-            if found is not None:
-                return _Link(found, low_confidence=False)
-        link_key, address_key = _link_keys(record)
-        found = await repo.find_open_procedure_by_link(conn, link_key)
-        if found is not None:
-            return _Link(found, low_confidence=False)
-        same_address = await repo.find_open_procedure_by_address(conn, address_key)
-        created = await repo.create_procedure(
-            conn,
-            departement=record.dwelling.address.departement,
-            year=record.act.date.year,
-            procedure_ref=record.source.procedure_ref,
-            link_key=link_key,
-            address_key=address_key,
-            stage=record.act.stage.value,
-            rank=0,
+        log.info("raw_input_duplicate", duplicate_count=count, procedure_ref=item.procedure.short_ref)
+        original = item.original
+        receipt = _receipt(
+            Outcome.ACCEPTED if original.revision == 1 else Outcome.CORRECTION,
+            item.accepted.notification,
+            notification_id=original.notification_id,
+            revision=original.revision,
+            short_ref=item.procedure.short_ref,
+            warnings=original.warnings,
         )
-        return _Link(created, low_confidence=same_address is not None)
+        result = IntakeResult(Outcome.DUPLICATE_IGNORED, receipt=receipt)
+        return result, OutboxMessage.of(topics.INGEST_DUPLICATE, source.emitter_id, event)
 
-    async def _record(
-        self, conn: Conn, raw_id: uuid.UUID, accepted: Accepted, link: _Link, revision: int
-    ) -> OutboxMessage:
-        record = accepted.notification
-        procedure = link.procedure
-        stage = record.act.stage
-        rank = stage_rank(stage)
-        reopened = procedure.status == "CLOSED" and rank is not None
-        is_late = rank is not None and rank < procedure.current_rank and not reopened
-        advanced = rank is not None and (rank > procedure.current_rank or reopened)
-        warnings = [*record.warnings]
-        if is_late:
-            warnings.append("LATE_EARLIER_STAGE")
-        if link.low_confidence:
-            warnings.append("LINK_LOW_CONFIDENCE")
-        if reopened:
-            warnings.append("REOPENED")
-        record = record.model_copy(update={"warnings": warnings})
-        status = "CLOSED" if stage is Stage.CLOTURE else "OPEN"
-        await repo.update_procedure_stage(
-            conn,
-            procedure.procedure_id,
-            stage=stage.value if advanced else None,
-            rank=rank if advanced else None,
-            status=status if (advanced or stage is Stage.CLOTURE or reopened) else procedure.status,
-            reopened=reopened,
-        )
-        await repo.insert_stage_event(
-            conn,
-            notification_id=record.notification_id,
-            procedure_id=procedure.procedure_id,
-            idempotency_key=accepted.idempotency_key,
-            revision=revision,
-            payload_sha256=record.source.payload_sha256,
-            stage=stage.value,
-            act_date=record.act.date,
-            is_late=is_late,
-            is_correction=revision > 1,
-            record=record.model_dump(mode="json"),
-            raw_id=raw_id,
-        )
+    def _recorded(self, item: _Recorded) -> tuple[IntakeResult, OutboxMessage]:
+        record, procedure, placement = item.record, item.procedure, item.placement
         notice = ProcedureNotice(
             procedure_id=procedure.procedure_id,
             procedure_short_ref=procedure.short_ref,
-            revision=revision,
-            is_late=is_late,
-            is_correction=revision > 1,
-            stage_advanced=advanced,
-            reopened=reopened,
-            link_low_confidence=link.low_confidence,
+            revision=item.revision,
+            is_late=placement.is_late,
+            is_correction=item.revision > 1,
+            stage_advanced=placement.advanced,
+            reopened=placement.reopened,
+            link_low_confidence=item.link_candidate is not None,
             notification=record,
         )
         event = ProcedureNotificationEvent(
             **new_envelope_fields(PRODUCER, correlation_id=procedure.correlation_id), payload=notice
         )
-        log.info(
-            "procedure_notification_recorded",
-            event_id=str(event.event_id),
-            correlation_id=str(event.correlation_id),
-            procedure_ref=procedure.short_ref,
-            stage=stage.value,
-            revision=revision,
-            is_late=is_late,
+        if _level.isEnabledFor(logging.DEBUG):  # skip building a line the handler would drop
+            log.debug(
+                "procedure_notification_recorded",
+                event_id=str(event.event_id),
+                correlation_id=str(event.correlation_id),
+                procedure_ref=procedure.short_ref,
+                stage=record.act.stage.value,
+                revision=item.revision,
+                is_late=placement.is_late,
+                channel=item.raw.channel,
+            )
+        outcome = Outcome.ACCEPTED if item.revision == 1 else Outcome.CORRECTION
+        receipt = _receipt(
+            outcome,
+            record,
+            notification_id=record.notification_id,
+            revision=item.revision,
+            short_ref=procedure.short_ref,
+            warnings=record.warnings,
         )
-        return OutboxMessage.of(topics.PROCEDURE_NOTIFICATION, str(procedure.procedure_id), event)
+        message = OutboxMessage.of(topics.PROCEDURE_NOTIFICATION, str(procedure.procedure_id), event)
+        return IntakeResult(outcome, receipt=receipt), message
 
 
-def _link_keys(record: ProcedureNotification) -> tuple[str, str]:
-    """Hashes used to find the household's procedure; no personal data is stored in clear for them."""
-    address = record.dwelling.address
-    tenant = record.household.tenants[0]
-    address_part = f"{address.commune_insee}|{_fold(address.line1)}"
-    person_part = f"{_fold(tenant.last_name)}|{_fold(tenant.first_name)}"
-    return (
-        hashlib.sha256(f"{address_part}|{person_part}".encode()).hexdigest(),
-        hashlib.sha256(address_part.encode()).hexdigest(),
-    )
+class ConcurrentDeliveryError(RuntimeError):
+    """Another transaction stored a Kafka record of this batch while it was processed (a consumer group
+    rebalance let two consumers read it). The batch must be rolled back; redelivered, it is skipped."""
 
 
-def _fold(text: str) -> str:
-    """Case-, accent- and punctuation-insensitive form: 'Rue de  l’Église' == 'RUE DE L EGLISE'."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    letters = "".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
-    return " ".join(letters.lower().split())
+def _log_batch(inputs: Sequence[RawInput], results: Sequence[IntakeResult]) -> None:
+    """One line per batch at INFO (a line per input would cost more than validating it); rejections and
+    duplicates have their own lines, accepted notifications theirs at DEBUG."""
+    counts = Counter(result.outcome.value.lower() for result in results)
+    channels = sorted({raw.channel for raw in inputs})
+    log.info("raw_batch_processed", inputs=len(inputs), channels=channels, **counts)

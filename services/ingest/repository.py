@@ -1,36 +1,54 @@
-"""SQL of the ingest schema. Every function runs on the caller's connection and transaction."""
+"""SQL of the ingest schema. Every function runs on the caller's connection and transaction.
+
+The intake writes a whole batch with a handful of statements whatever its size: rows travel as arrays
+(``INSERT … SELECT FROM unnest(…)``) and lookups take arrays of keys (``= ANY($1)``), so the number of
+round trips per batch is constant (``services.ingest.intake`` lists them).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
+
+import asyncpg
 
 from services.platform.db import Conn
 
 __all__ = [
     "LatestRevision",
+    "NewProcedure",
     "ProcedureRow",
+    "ProcedureUpdate",
     "RawRow",
-    "count_duplicate",
-    "create_procedure",
-    "find_open_procedure_by_address",
-    "find_open_procedure_by_link",
-    "find_procedure_by_ref",
-    "get_procedure",
+    "RejectionDetail",
+    "RejectionRow",
+    "RejectionSummary",
+    "StageEventRow",
+    "count_duplicates",
+    "find_procedures",
+    "get_rejection",
+    "insert_procedures",
     "insert_raw",
-    "insert_rejection",
-    "insert_stage_event",
-    "latest_revision",
+    "insert_rejections",
+    "insert_stage_events",
+    "latest_revisions",
+    "list_rejections",
+    "lock_keys",
+    "next_short_ref_numbers",
     "purge_raw_inbound",
-    "set_raw_outcome",
-    "update_procedure_stage",
+    "stored_positions",
+    "update_procedures",
 ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RawRow:
+    """A ``raw_inbound`` row, written once its batch decided its ``outcome`` (set in place)."""
+
     raw_id: uuid.UUID
     source_system: str
     channel: str
@@ -41,201 +59,312 @@ class RawRow:
     payload: bytes
     payload_sha256: str
     received_at: datetime
+    corrects_rejection_id: uuid.UUID | None = None
+    source_line: int | None = None
+    outcome: str = "PENDING"
 
 
 @dataclass(frozen=True)
 class ProcedureRow:
+    """A procedure as the intake needs it for linking (locked ``FOR UPDATE`` when read)."""
+
     procedure_id: uuid.UUID
     short_ref: str
     correlation_id: uuid.UUID
+    departement: str
+    procedure_ref: str | None
+    link_key: str | None
+    address_key: str | None
+    current_stage: str
     current_rank: int
     status: str
+    saisine_date: date | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class LatestRevision:
+    """The newest accepted revision of an act: what a re-sent act is compared with and answered from."""
+
     procedure_id: uuid.UUID
     revision: int
+    content_sha256: str
+    notification_id: uuid.UUID
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NewProcedure:
+    procedure_id: uuid.UUID
+    short_ref: str
+    correlation_id: uuid.UUID
+    departement: str
+    procedure_ref: str | None
+    link_key: str | None
+    address_key: str | None
+    current_stage: str
+    current_rank: int
+    status: str
+    reopened_count: int
+    saisine_date: date | None
+
+
+@dataclass(frozen=True)
+class ProcedureUpdate:
+    procedure_id: uuid.UUID
+    current_stage: str
+    current_rank: int
+    status: str
+    reopened: int
+    """How many times this batch reopened the procedure (added to ``reopened_count``)."""
+    saisine_date: date | None
+
+
+@dataclass(frozen=True)
+class StageEventRow:
+    notification_id: uuid.UUID
+    procedure_id: uuid.UUID
+    idempotency_key: str
+    revision: int
     payload_sha256: str
+    content_sha256: str
+    stage: str
+    act_date: date
+    is_late: bool
+    is_correction: bool
+    event_json: bytes
+    """The ``procedure.notification`` event, as published; its ``payload.notification`` is stored."""
+    raw_id: uuid.UUID
+    link_candidate_procedure_id: uuid.UUID | None
 
 
-_PROCEDURE_COLUMNS = "procedure_id, short_ref, correlation_id, current_rank, status"
+@dataclass(frozen=True)
+class RejectionRow:
+    rejection_id: uuid.UUID
+    raw_id: uuid.UUID
+    emitter_id: str
+    external_ref: str | None
+    errors_json: str
 
 
-async def insert_raw(conn: Conn, raw: RawRow) -> bool:
-    """Store a raw input; ``False`` if this Kafka position was already stored (a redelivery)."""
-    inserted = await conn.fetchval(
+@dataclass(frozen=True)
+class RejectionSummary:
+    """A rejection as listed for ops: references and codes only, no payload."""
+
+    rejection_id: uuid.UUID
+    created_at: datetime
+    emitter_id: str
+    external_ref: str | None
+    codes: tuple[str, ...]
+    channel: str
+    source_line: int | None
+    resolved_by: uuid.UUID | None
+    """The raw input that corrected it and was accepted, if any."""
+
+
+@dataclass(frozen=True)
+class RejectionDetail:
+    """One rejection with its errors and its raw input (``payload`` is empty once purged)."""
+
+    summary: RejectionSummary
+    errors: list[dict[str, Any]]
+    raw_id: uuid.UUID
+    source_system: str
+    received_at: datetime
+    payload_sha256: str
+    payload: bytes
+
+
+def _columns(rows: Sequence[Any], cls: type[Any]) -> list[list[Any]]:
+    """Column-wise lists of dataclass rows, in field order: the arrays ``unnest`` takes."""
+    names = [f.name for f in fields(cls)]
+    return [[getattr(row, name) for row in rows] for name in names]
+
+
+async def stored_positions(conn: Conn, rows: Sequence[RawRow]) -> set[tuple[str, int, int]]:
+    """The Kafka positions among ``rows`` already stored: redelivered records, to skip."""
+    positioned = [r for r in rows if r.kafka_topic is not None]
+    if not positioned:
+        return set()
+    found = await conn.fetch(
+        "SELECT r.kafka_topic, r.kafka_partition, r.kafka_offset FROM raw_inbound r"
+        " JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS k(topic, part, off)"
+        " ON r.kafka_topic = k.topic AND r.kafka_partition = k.part AND r.kafka_offset = k.off",
+        [r.kafka_topic for r in positioned],
+        [r.kafka_partition for r in positioned],
+        [r.kafka_offset for r in positioned],
+    )
+    return {(row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) for row in found}
+
+
+async def insert_raw(conn: Conn, rows: Sequence[RawRow]) -> int:
+    """Store raw inputs with their outcome; return how many were stored.
+
+    Fewer than ``len(rows)`` means another transaction stored one of these Kafka positions since the
+    caller checked (:func:`stored_positions`): the caller must roll back and let the batch come again.
+    """
+    if not rows:
+        return 0
+    inserted = await conn.fetch(
         "INSERT INTO raw_inbound (raw_id, source_system, channel, kafka_topic, kafka_partition, kafka_offset,"
-        " emitter_key, payload, payload_sha256, received_at, outcome)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'PENDING')"
-        " ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING RETURNING true",
-        raw.raw_id,
-        raw.source_system,
-        raw.channel,
-        raw.kafka_topic,
-        raw.kafka_partition,
-        raw.kafka_offset,
-        raw.emitter_key,
-        raw.payload,
-        raw.payload_sha256,
-        raw.received_at,
+        " emitter_key, payload, payload_sha256, received_at, corrects_rejection_id, source_line, outcome)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],"
+        " $7::text[], $8::bytea[], $9::text[], $10::timestamptz[], $11::uuid[], $12::int[], $13::text[])"
+        " ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING RETURNING raw_id",
+        *_columns(rows, RawRow),
     )
-    return bool(inserted)
+    return len(inserted)
 
 
-async def set_raw_outcome(conn: Conn, raw_id: uuid.UUID, outcome: str) -> None:
-    await conn.execute("UPDATE raw_inbound SET outcome = $2 WHERE raw_id = $1", raw_id, outcome)
+def _lock_id(key: str) -> int:
+    # A signed 64-bit advisory-lock id from the key's hash; a collision only serialises two transactions.
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
-async def insert_rejection(
+async def lock_keys(conn: Conn, keys: Iterable[str]) -> None:
+    """Take transaction-scoped advisory locks on ``keys`` (idempotency and household keys).
+
+    Two transactions handling the same act or the same household (two consumers, an HTTP request) then
+    run one after the other, so the second sees the first's procedure instead of creating another one.
+    Ids are locked in ascending order, so two batches cannot deadlock on them.
+    """
+    ids = sorted({_lock_id(key) for key in keys})
+    if ids:
+        await conn.execute("SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS id ORDER BY id", ids)
+
+
+async def latest_revisions(conn: Conn, idempotency_keys: Collection[str]) -> dict[str, LatestRevision]:
+    """The newest accepted revision of each act that has one."""
+    if not idempotency_keys:
+        return {}
+    # Joins on unnest rather than "= ANY($1)": with a large array and young statistics the planner
+    # estimates ANY to match most rows and scans the table, which made each batch cost O(table).
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (e.idempotency_key) e.idempotency_key, e.procedure_id, e.revision,"
+        " coalesce(e.content_sha256, e.payload_sha256) AS content_sha256, e.notification_id,"
+        " e.record -> 'warnings' AS warnings"
+        " FROM procedure_stage_event e JOIN unnest($1::text[]) AS k(key) ON e.idempotency_key = k.key"
+        " ORDER BY e.idempotency_key, e.revision DESC",
+        list(idempotency_keys),
+    )
+    return {
+        r["idempotency_key"]: LatestRevision(
+            r["procedure_id"], r["revision"], r["content_sha256"], r["notification_id"], tuple(r["warnings"] or ())
+        )
+        for r in rows
+    }
+
+
+_PROCEDURE_COLUMNS = ", ".join(f.name for f in fields(ProcedureRow))
+
+
+async def find_procedures(
     conn: Conn,
     *,
-    rejection_id: uuid.UUID,
-    raw_id: uuid.UUID,
-    emitter_id: str,
-    external_ref: str | None,
-    errors: list[dict[str, Any]],
-) -> None:
-    await conn.execute(
-        "INSERT INTO rejection (rejection_id, raw_id, emitter_id, external_ref, errors) VALUES ($1, $2, $3, $4, $5)",
-        rejection_id,
-        raw_id,
-        emitter_id,
-        external_ref,
-        errors,
+    ids: Collection[uuid.UUID],
+    refs: Collection[str],
+    link_keys: Collection[str],
+    address_keys: Collection[str],
+) -> list[ProcedureRow]:
+    """Every procedure one of the keys points at (any status; open ones only by address), locked for update.
+
+    Returned by ``created_at`` so the caller's maps keep the most recent procedure per key; the rows are
+    locked in ``procedure_id`` order, the same in every transaction, so concurrent batches cannot deadlock.
+    """
+    if not (ids or refs or link_keys or address_keys):
+        return []
+    rows = await conn.fetch(
+        "WITH wanted AS ("
+        " SELECT p.procedure_id FROM procedure p JOIN unnest($1::uuid[]) AS k(v) ON p.procedure_id = k.v"
+        " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($2::text[]) AS k(v) ON p.procedure_ref = k.v"
+        " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($3::text[]) AS k(v) ON p.link_key = k.v"
+        " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($4::text[]) AS k(v) ON p.address_key = k.v"
+        "  WHERE p.status = 'OPEN')"
+        f" SELECT {_PROCEDURE_COLUMNS} FROM procedure WHERE procedure_id IN (SELECT procedure_id FROM wanted)"
+        " ORDER BY procedure_id FOR UPDATE",
+        list(ids),
+        list(refs),
+        list(link_keys),
+        list(address_keys),
     )
+    return sorted((ProcedureRow(**dict(row)) for row in rows), key=lambda p: (p.created_at, p.procedure_id))
 
 
-async def latest_revision(conn: Conn, idempotency_key: str) -> LatestRevision | None:
-    """The newest accepted revision of an act, if any."""
-    row = await conn.fetchrow(
-        "SELECT procedure_id, revision, payload_sha256 FROM procedure_stage_event"
-        " WHERE idempotency_key = $1 ORDER BY revision DESC LIMIT 1",
-        idempotency_key,
+async def next_short_ref_numbers(conn: Conn, count: int) -> list[int]:
+    """``count`` fresh numbers of the short-reference sequence, in one round trip."""
+    if count <= 0:
+        return []
+    rows = await conn.fetch("SELECT nextval('procedure_short_ref_seq') AS n FROM generate_series(1, $1)", count)
+    return [row["n"] for row in rows]
+
+
+async def insert_procedures(conn: Conn, rows: Sequence[NewProcedure]) -> None:
+    if rows:
+        await conn.execute(
+            "INSERT INTO procedure (procedure_id, short_ref, correlation_id, departement, procedure_ref, link_key,"
+            " address_key, current_stage, current_rank, status, reopened_count, saisine_date)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],"
+            " $7::text[], $8::text[], $9::int[], $10::text[], $11::int[], $12::date[])",
+            *_columns(rows, NewProcedure),
+        )
+
+
+async def update_procedures(conn: Conn, rows: Sequence[ProcedureUpdate]) -> None:
+    if rows:
+        await conn.execute(
+            "UPDATE procedure AS p SET current_stage = u.current_stage, current_rank = u.current_rank,"
+            " status = u.status, reopened_count = p.reopened_count + u.reopened, saisine_date = u.saisine_date,"
+            " updated_at = now()"
+            " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::date[])"
+            " AS u(procedure_id, current_stage, current_rank, status, reopened, saisine_date)"
+            " WHERE p.procedure_id = u.procedure_id",
+            *_columns(rows, ProcedureUpdate),
+        )
+
+
+async def insert_stage_events(conn: Conn, rows: Sequence[StageEventRow]) -> None:
+    """Append accepted revisions (``procedure_stage_event`` is append-only).
+
+    ``record`` is taken from the outgoing event's JSON (``payload.notification``), which the caller has
+    serialised anyway: the record is serialised once per notification, not twice.
+    """
+    if rows:
+        await conn.execute(
+            "INSERT INTO procedure_stage_event (notification_id, procedure_id, idempotency_key, revision,"
+            " payload_sha256, content_sha256, stage, act_date, is_late, is_correction, record, raw_id,"
+            " link_candidate_procedure_id)"
+            " SELECT e.n, e.p, e.k, e.rev, e.ps, e.cs, e.st, e.ad, e.late, e.corr,"
+            " convert_from(e.ev, 'UTF8')::jsonb -> 'payload' -> 'notification', e.raw, e.cand"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],"
+            " $8::date[], $9::bool[], $10::bool[], $11::bytea[], $12::uuid[], $13::uuid[])"
+            " AS e(n, p, k, rev, ps, cs, st, ad, late, corr, ev, raw, cand)",
+            *_columns(rows, StageEventRow),
+        )
+
+
+async def insert_rejections(conn: Conn, rows: Sequence[RejectionRow]) -> None:
+    if rows:
+        await conn.execute(
+            "INSERT INTO rejection (rejection_id, raw_id, emitter_id, external_ref, errors)"
+            " SELECT r.id, r.raw, r.emitter, r.ref, r.errors::jsonb"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])"
+            " AS r(id, raw, emitter, ref, errors)",
+            *_columns(rows, RejectionRow),
+        )
+
+
+async def count_duplicates(conn: Conn, increments: Mapping[str, int]) -> dict[str, int]:
+    """Add ``increments`` to the duplicate counts of their acts; return each act's running total."""
+    if not increments:
+        return {}
+    rows = await conn.fetch(
+        "INSERT INTO duplicate_count (idempotency_key, count) SELECT * FROM unnest($1::text[], $2::int[])"
+        " ON CONFLICT (idempotency_key) DO UPDATE SET count = duplicate_count.count + excluded.count,"
+        " last_seen_at = now() RETURNING idempotency_key, count",
+        list(increments),
+        list(increments.values()),
     )
-    return LatestRevision(row["procedure_id"], row["revision"], row["payload_sha256"]) if row else None
-
-
-async def count_duplicate(conn: Conn, idempotency_key: str) -> int:
-    """Count one more duplicate of an act; return the running count."""
-    count: int = await conn.fetchval(
-        "INSERT INTO duplicate_count (idempotency_key, count) VALUES ($1, 1)"
-        " ON CONFLICT (idempotency_key) DO UPDATE SET count = duplicate_count.count + 1, last_seen_at = now()"
-        " RETURNING count",
-        idempotency_key,
-    )
-    return count
-
-
-async def get_procedure(conn: Conn, procedure_id: uuid.UUID) -> ProcedureRow:
-    row = await conn.fetchrow(
-        f"SELECT {_PROCEDURE_COLUMNS} FROM procedure WHERE procedure_id = $1 FOR UPDATE",
-        procedure_id,
-    )
-    if row is None:
-        raise LookupError(f"procedure {procedure_id} does not exist")
-    return ProcedureRow(**dict(row))
-
-
-async def find_procedure_by_ref(conn: Conn, procedure_ref: str) -> ProcedureRow | None:
-    return await _one(conn, "procedure_ref = $1 ORDER BY created_at DESC", procedure_ref)
-
-
-async def find_open_procedure_by_link(conn: Conn, link_key: str) -> ProcedureRow | None:
-    return await _one(conn, "link_key = $1 AND status = 'OPEN' ORDER BY created_at DESC", link_key)
-
-
-async def find_open_procedure_by_address(conn: Conn, address_key: str) -> ProcedureRow | None:
-    return await _one(conn, "address_key = $1 AND status = 'OPEN' ORDER BY created_at DESC", address_key)
-
-
-async def _one(conn: Conn, where: str, value: str) -> ProcedureRow | None:
-    row = await conn.fetchrow(
-        f"SELECT {_PROCEDURE_COLUMNS} FROM procedure WHERE {where} LIMIT 1 FOR UPDATE",
-        value,
-    )
-    return ProcedureRow(**dict(row)) if row else None
-
-
-async def create_procedure(
-    conn: Conn,
-    *,
-    departement: str,
-    year: int,
-    procedure_ref: str | None,
-    link_key: str,
-    address_key: str,
-    stage: str,
-    rank: int,
-) -> ProcedureRow:
-    """A new procedure with a short reference like ``90-2026-000042`` and a fresh correlation id."""
-    row = await conn.fetchrow(
-        "INSERT INTO procedure (procedure_id, short_ref, correlation_id, departement, procedure_ref, link_key,"
-        " address_key, current_stage, current_rank)"
-        " VALUES ($1, $2 || '-' || $3 || '-' || lpad(nextval('procedure_short_ref_seq')::text, 6, '0'),"
-        " $4, $2, $5, $6, $7, $8, $9)"
-        f" RETURNING {_PROCEDURE_COLUMNS}",
-        uuid.uuid4(),
-        departement,
-        str(year),
-        uuid.uuid4(),
-        procedure_ref,
-        link_key,
-        address_key,
-        stage,
-        rank,
-    )
-    assert row is not None  # INSERT … RETURNING always yields the row  # noqa: S101
-    return ProcedureRow(**dict(row))
-
-
-async def update_procedure_stage(
-    conn: Conn, procedure_id: uuid.UUID, *, stage: str | None, rank: int | None, status: str, reopened: bool
-) -> None:
-    """Advance the current stage (when ``stage`` is given) and set the status."""
-    await conn.execute(
-        "UPDATE procedure SET current_stage = coalesce($2, current_stage),"
-        " current_rank = coalesce($3, current_rank), status = $4,"
-        " reopened_count = reopened_count + $5::int, updated_at = now() WHERE procedure_id = $1",
-        procedure_id,
-        stage,
-        rank,
-        status,
-        int(reopened),
-    )
-
-
-async def insert_stage_event(
-    conn: Conn,
-    *,
-    notification_id: uuid.UUID,
-    procedure_id: uuid.UUID,
-    idempotency_key: str,
-    revision: int,
-    payload_sha256: str,
-    stage: str,
-    act_date: date,
-    is_late: bool,
-    is_correction: bool,
-    record: dict[str, Any],
-    raw_id: uuid.UUID,
-) -> None:
-    await conn.execute(
-        "INSERT INTO procedure_stage_event (notification_id, procedure_id, idempotency_key, revision,"
-        " payload_sha256, stage, act_date, is_late, is_correction, record, raw_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        notification_id,
-        procedure_id,
-        idempotency_key,
-        revision,
-        payload_sha256,
-        stage,
-        act_date,
-        is_late,
-        is_correction,
-        record,
-        raw_id,
-    )
+    return {row["idempotency_key"]: row["count"] for row in rows}
 
 
 async def purge_raw_inbound(conn: Conn, older_than: datetime) -> int:
@@ -249,3 +378,72 @@ async def purge_raw_inbound(conn: Conn, older_than: datetime) -> int:
         older_than,
     )
     return int(result.rsplit(maxsplit=1)[-1])
+
+
+# Resolved = a corrected payload re-submitted for it (``corrects_rejection_id``) was accepted.
+_REJECTION_COLUMNS = (
+    "j.rejection_id, j.created_at, j.emitter_id, j.external_ref,"
+    " ARRAY(SELECT e ->> 'code' FROM jsonb_array_elements(j.errors) AS e) AS codes,"
+    " r.channel, r.source_line,"
+    " (SELECT c.raw_id FROM raw_inbound c WHERE c.corrects_rejection_id = j.rejection_id"
+    "  AND c.outcome IN ('ACCEPTED', 'CORRECTION', 'DUPLICATE_IGNORED') ORDER BY c.received_at LIMIT 1)"
+    " AS resolved_by"
+)
+_REJECTION_FROM = "FROM rejection j JOIN raw_inbound r ON r.raw_id = j.raw_id"
+
+
+def _summary(row: asyncpg.Record) -> RejectionSummary:
+    return RejectionSummary(
+        rejection_id=row["rejection_id"],
+        created_at=row["created_at"],
+        emitter_id=row["emitter_id"],
+        external_ref=row["external_ref"],
+        codes=tuple(row["codes"]),
+        channel=row["channel"],
+        source_line=row["source_line"],
+        resolved_by=row["resolved_by"],
+    )
+
+
+async def list_rejections(
+    conn: Conn,
+    *,
+    emitter_id: str | None = None,
+    since: datetime | None = None,
+    code: str | None = None,
+    unresolved: bool = False,
+    limit: int = 100,
+) -> list[RejectionSummary]:
+    """Rejections, newest first. ``code`` matches a code or its prefix before ``:`` (``REQUIRED_FOR_STAGE_MISSING``)."""
+    rows = await conn.fetch(
+        f"SELECT * FROM (SELECT {_REJECTION_COLUMNS} {_REJECTION_FROM}"
+        " WHERE ($1::text IS NULL OR j.emitter_id = $1) AND ($2::timestamptz IS NULL OR j.created_at >= $2)"
+        " AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(j.errors) AS e"
+        "  WHERE e ->> 'code' = $3 OR e ->> 'code' LIKE $3 || ':%'))) AS found"
+        " WHERE NOT $4::bool OR resolved_by IS NULL ORDER BY created_at DESC, rejection_id LIMIT $5",
+        emitter_id,
+        since,
+        code,
+        unresolved,
+        limit,
+    )
+    return [_summary(row) for row in rows]
+
+
+async def get_rejection(conn: Conn, rejection_id: uuid.UUID) -> RejectionDetail | None:
+    row = await conn.fetchrow(
+        f"SELECT {_REJECTION_COLUMNS}, j.errors, r.raw_id, r.source_system, r.received_at, r.payload_sha256,"
+        f" r.payload {_REJECTION_FROM} WHERE j.rejection_id = $1",
+        rejection_id,
+    )
+    if row is None:
+        return None
+    return RejectionDetail(
+        summary=_summary(row),
+        errors=list(row["errors"]),
+        raw_id=row["raw_id"],
+        source_system=row["source_system"],
+        received_at=row["received_at"],
+        payload_sha256=row["payload_sha256"],
+        payload=bytes(row["payload"]),
+    )

@@ -61,6 +61,7 @@ __all__ = [
     "Emitter",
     "Rejected",
     "RejectionError",
+    "content_sha256",
     "idempotency_key",
     "normalise",
     "reject_unknown_emitter",
@@ -94,8 +95,15 @@ class Emitter:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
+    """An accepted payload: its canonical record, its act's idempotency key and its content hash.
+
+    ``content_sha256`` (see :func:`content_sha256`) is what deduplication compares: the same act re-sent
+    with the same content is a duplicate, whatever its formatting.
+    """
+
     notification: ProcedureNotification
     idempotency_key: str
+    content_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +147,17 @@ def idempotency_key(emitter_id: str, external_ref: str, stage: Stage) -> str:
     return hashlib.sha256(f"{emitter_id}|{external_ref}|{stage.value}".encode()).hexdigest()
 
 
-def reject_unknown_emitter(raw: bytes, claimed_emitter_id: str) -> Rejected:
-    """``EMITTER_UNKNOWN``, for the caller when the Kafka key or API key matches no registered emitter."""
+def reject_unknown_emitter(raw: bytes, claimed_emitter_id: str, *, payload_sha256: str | None = None) -> Rejected:
+    """``EMITTER_UNKNOWN``, for the caller when the Kafka key or API key matches no registered emitter.
+
+    ``payload_sha256`` is the hash of the input as stored, when an adapter translated it into ``raw``.
+    """
     document = decode_document(raw, DEFAULT_MAX_BYTES)
     return Rejected(
         codes=(RejectionError(RejectionCode.EMITTER_UNKNOWN.value, None, "emitter is not registered"),),
         emitter_id=claimed_emitter_id,
         external_ref=None if isinstance(document, RejectionError) else peek_external_ref(document),
-        payload_sha256=hashlib.sha256(raw).hexdigest(),
+        payload_sha256=payload_sha256 or hashlib.sha256(raw).hexdigest(),
     )
 
 
@@ -161,11 +172,14 @@ def normalise(
     clock: date,
     notification_id: uuid.UUID,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    payload_sha256: str | None = None,
 ) -> Accepted | Rejected:
     """Validate and normalise one raw payload. Never raises because of ``raw``: any bytes end as an outcome.
 
     ``received_at`` must be timezone-aware; ``clock`` is the reference day for "not in the future" and for
     urgency (processing day in production); ``notification_id`` is the id the record gets if accepted.
+    ``payload_sha256`` is the hash of the input as received when an adapter translated it into ``raw``
+    (a CSV line into a bailleur notice); by default, the hash of ``raw``.
     Rejections list every problem found, each with a JSON path and no personal data.
 
     Raises :class:`ValueError` only for a caller bug (naive ``received_at``), which no payload can cause:
@@ -173,7 +187,7 @@ def normalise(
     """
     if received_at.utcoffset() is None:
         raise ValueError("received_at must be timezone-aware")
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = payload_sha256 or hashlib.sha256(raw).hexdigest()
     document = decode_document(raw, max_bytes)
     if isinstance(document, RejectionError):
         return Rejected((document,), emitter.emitter_id, None, digest)
@@ -189,7 +203,15 @@ def normalise(
         outcome = schema_errors(error)
     if isinstance(outcome, tuple):
         return Rejected(outcome, emitter.emitter_id, external_ref, digest)
-    return Accepted(outcome, idempotency_key(emitter.emitter_id, record.external_ref, outcome.act.stage))
+    key = idempotency_key(emitter.emitter_id, record.external_ref, outcome.act.stage)
+    return Accepted(outcome, key, content_sha256(record))
+
+
+def content_sha256(record: SourceRecord) -> str:
+    """Hash of what an act says: its validated source record, serialised with the model's field order,
+    defaults filled in and plain numbers (``2400.0`` as ``2400``). Key order, whitespace and an explicit
+    default do not change it; any value does."""
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
 
 
 def _validate(document: dict[str, Any], emitter: Emitter) -> SourceRecord | tuple[RejectionError, ...]:

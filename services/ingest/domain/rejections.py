@@ -60,6 +60,10 @@ class WarningCode(StrEnum):
     # Set by procedure linking (it needs the procedure's history), never by normalisation.
     LATE_EARLIER_STAGE = "LATE_EARLIER_STAGE"
     STAGE_SKIPPED = "STAGE_SKIPPED"
+    LINK_LOW_CONFIDENCE = "LINK_LOW_CONFIDENCE"
+    REOPENED = "REOPENED"
+    # Set by the CSV adapter when it read a French-formatted amount ("1 200,50"): domain.md S-08.
+    AMOUNT_COERCED = "AMOUNT_COERCED"
 
 
 @dataclass(frozen=True, slots=True)

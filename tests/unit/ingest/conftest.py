@@ -9,23 +9,21 @@ People, places and identifiers are fictional, as in the example payloads.
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-import schemas.sources
-from schemas.procedure import EmitterType, SourceSystem
+from schemas.procedure import EmitterType, ProcedureNotification, SourceSystem
+from schemas.sources import samples
+from schemas.sources.samples import example_document
 from services.ingest.domain.cog import CommuneDirectory, Territory
 from services.ingest.domain.normalise import Accepted, Emitter, normalise
 from services.ingest.domain.rejections import Rejected
 
-EXAMPLES = Path(schemas.sources.__file__).parent / "examples"
 NOTIFICATION_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 FALLBACK_CLOCK = date(2026, 6, 30)
 CHANNELS = {
@@ -79,18 +77,13 @@ def emitters() -> dict[str, Emitter]:
 @pytest.fixture(scope="session")
 def example() -> Callable[[str], dict[str, Any]]:
     """A fresh (mutable) copy of ``schemas/sources/examples/<name>.json``."""
-    documents = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in EXAMPLES.glob("*.json")}
-
-    def _example(name: str) -> dict[str, Any]:
-        return copy.deepcopy(documents[name])
-
-    return _example
+    return example_document
 
 
 @pytest.fixture(scope="session")
 def example_bytes() -> Callable[[str], bytes]:
     """The example file's exact bytes."""
-    return lambda name: (EXAMPLES / f"{name}.json").read_bytes()
+    return samples.example_bytes
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +119,17 @@ def run(communes: CommuneDirectory, territory_90: Territory, emitters: dict[str,
         )
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def accept(
+    run: Callable[..., Outcome], example_bytes: Callable[[str], bytes]
+) -> Callable[[str], ProcedureNotification]:
+    """The canonical record of an example that must be accepted."""
+
+    def _accept(name: str) -> ProcedureNotification:
+        outcome = run(example_bytes(name))
+        assert isinstance(outcome, Accepted), outcome
+        return outcome.notification
+
+    return _accept

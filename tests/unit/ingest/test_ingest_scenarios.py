@@ -28,16 +28,6 @@ GRAND_BELFORT = "200069052"
 
 
 @pytest.fixture
-def accept(run: Run, example_bytes: Callable[[str], bytes]) -> Callable[[str], ProcedureNotification]:
-    def _accept(name: str) -> ProcedureNotification:
-        outcome = run(example_bytes(name))
-        assert isinstance(outcome, Accepted), outcome
-        return outcome.notification
-
-    return _accept
-
-
-@pytest.fixture
 def reject(run: Run, example_bytes: Callable[[str], bytes]) -> Callable[[str], Rejected]:
     def _reject(name: str) -> Rejected:
         outcome = run(example_bytes(name))
