@@ -10,9 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from services.devenv.net import free_port
 
 __all__ = ["SERVICES", "ServiceProcesses", "StackConfig", "service_environment"]
 
@@ -31,6 +34,9 @@ class StackConfig:
     sms_dir: Path
     referential_path: Path = _REPO_ROOT / "deploy" / "referential" / "seed-90.yaml"
     emitters_path: Path = _REPO_ROOT / "deploy" / "emitters" / "emitters.yaml"
+    # Free ports by default, so that several stacks (tests, a developer's `make run`) never collide.
+    ingest_http_port: int = field(default_factory=free_port)
+    orientation_http_port: int = field(default_factory=free_port)
 
 
 def service_environment(config: StackConfig) -> dict[str, str]:
@@ -52,6 +58,8 @@ def service_environment(config: StackConfig) -> dict[str, str]:
         }
     return env | {
         "INGEST_EMITTERS_PATH": str(config.emitters_path),
+        "INGEST_HTTP_PORT": str(config.ingest_http_port),
+        "ORIENTATION_HTTP_PORT": str(config.orientation_http_port),
         "ORIENTATION_REFERENTIAL_PATH": str(config.referential_path),
         "NOTIFIER_SMTP_HOST": config.smtp_host,
         "NOTIFIER_SMTP_PORT": str(config.smtp_port),
@@ -64,8 +72,8 @@ def service_environment(config: StackConfig) -> dict[str, str]:
 class ServiceProcesses:
     """Starts, kills and stops the service processes; each logs JSON lines to ``<log_dir>/<name>.log``."""
 
-    def __init__(self, config: StackConfig, log_dir: Path) -> None:
-        self._env = os.environ | service_environment(config)
+    def __init__(self, config: StackConfig, log_dir: Path, *, extra_env: Mapping[str, str] | None = None) -> None:
+        self._env = os.environ | service_environment(config) | dict(extra_env or {})
         self._log_dir = log_dir
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 

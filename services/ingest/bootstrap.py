@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -51,17 +50,6 @@ async def purge_expired_raw(pool: asyncpg.Pool, retention_days: int, *, now: dat
     return purged
 
 
-def _port_free(host: str, port: int) -> bool:
-    """Whether ``host:port`` can be bound now (with SO_REUSEADDR, as uvicorn binds)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def build(settings: IngestSettings) -> Runtime:
     """Wire ingest: one batch subscription per raw topic, the HTTP API, a raw-payload retention loop."""
     runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
@@ -78,12 +66,9 @@ def build(settings: IngestSettings) -> Runtime:
 
     if not settings.http_enabled:
         log.info("http_intake_disabled")
-    elif _port_free(settings.http_host, settings.http_port):
+    else:
         app = create_app(intake=intake, pool=lambda: runtime.pool, settings=settings)
         runtime.add_http(app, host=settings.http_host, port=settings.http_port)
-    else:
-        # uvicorn would exit the whole process on a taken port: the Kafka intake is worth keeping alone.
-        log.error("http_intake_port_unavailable", host=settings.http_host, port=settings.http_port)
 
     async def purge_raw(rt: Runtime) -> None:
         while True:

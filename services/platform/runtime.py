@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Coroutine, Iterator
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -47,6 +48,7 @@ class Runtime:
         self._producer: AIOKafkaProducer | None = None
         self._loops: list[BackgroundLoop] = []
         self._startups: list[BackgroundLoop] = []
+        self._http: list[tuple[Any, str, int]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -61,21 +63,24 @@ class Runtime:
         self._startups.append(step)
 
     def add_http(self, app: Any, *, host: str, port: int) -> None:
-        """Serve the ASGI ``app`` on ``host:port`` while the service runs (uvicorn, no signal handlers:
-        FastStream owns SIGINT/SIGTERM and cancels the server with the other background tasks)."""
+        """Serve the ASGI ``app`` on ``host:port`` while the service runs.
 
-        async def serve_http(_: Runtime) -> None:
-            config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
-            await _QuietServer(config).serve()
+        The socket is bound at start, before anything consumes: a taken port stops the service with a
+        clear error (fail fast, as an orchestrator expects) instead of a half-working process. uvicorn
+        installs no signal handler: FastStream owns SIGINT/SIGTERM and cancels the server with the
+        other background tasks.
+        """
 
-        self.add_loop(serve_http)
+        self._http.append((app, host, port))
 
     def add_loop(self, loop: BackgroundLoop) -> None:
         """Run ``loop(runtime)`` in the background once started."""
         self._loops.append(loop)
 
     async def start(self) -> None:
-        """Open the pool, migrate the schema, start the outbox producer and the background loops."""
+        """Bind the HTTP sockets, open the pool, migrate the schema, start the outbox producer, run the
+        start-up steps, then the background loops and HTTP servers."""
+        servers = [(_QuietServer(_http_config(app)), _listen(host, port)) for app, host, port in self._http]
         self._pool = await connect_pool(self.settings.database_url, schema=self.schema)
         async with self._pool.acquire() as conn:
             platform = files("services.platform") / "migrations"
@@ -101,6 +106,9 @@ class Runtime:
         )
         self._tasks = [asyncio.create_task(relay.run(), name=f"{self.name}-outbox")]
         self._tasks += [asyncio.create_task(loop(self), name=f"{self.name}-loop") for loop in self._loops]
+        self._tasks += [
+            asyncio.create_task(server.serve(sockets=[sock]), name=f"{self.name}-http") for server, sock in servers
+        ]
         log.info("service_started", service=self.name)
 
     async def stop(self) -> None:
@@ -115,6 +123,24 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
         log.info("service_stopped", service=self.name)
+
+
+def _http_config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise RuntimeError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
 
 
 class _QuietServer(uvicorn.Server):
