@@ -15,7 +15,7 @@ from pathlib import Path
 
 from schemas.topics import ALL_TOPICS
 from services.devenv.broker import create_topics, kafka_broker
-from services.devenv.demo import DEMO_INPUTS, publish_demo
+from services.devenv.demo import DEMO_INPUTS, expected_alerts, publish_demo, wait_for_http
 from services.devenv.postgres import PostgresEndpoint, create_database, drop_database, postgres_server
 from services.devenv.smtp import SmtpSink
 from services.devenv.stack import ServiceProcesses, StackConfig
@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     var: Path = args.var_dir.resolve()
     mail_dir, sms_dir, log_dir = var / "mail", var / "sms", var / "log"
+    for folder in (mail_dir, sms_dir):
+        # A fresh broker and database each run: last run's alerts would only confuse the count.
+        for old in (*folder.glob("*.eml"), *folder.glob("*.txt")):
+            old.unlink()
     with kafka_broker() as broker, postgres_server() as server, SmtpSink(mail_dir) as smtp:
         print(f"broker      {broker.bootstrap_servers} ({broker.kind})")
         print(f"postgresql  {server.kind}, database {args.database}")
@@ -63,13 +67,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"services    ingest, orientation, notifier (logs in {log_dir})")
         try:
             started = time.monotonic()
-            asyncio.run(publish_demo(broker.bootstrap_servers))
-            expected = sum(item.expected_alerts for item in DEMO_INPUTS)
-            print(f"demo        {len(DEMO_INPUTS)} input(s) published, {expected} alert(s) expected")
-            mails = asyncio.run(smtp.wait_for(expected, timeout=args.timeout))
+            ingest_url = f"http://127.0.0.1:{config.ingest_http_port}"
+            asyncio.run(wait_for_http(ingest_url))
+            for item, answer in asyncio.run(publish_demo(broker.bootstrap_servers, ingest_url)):
+                print(f"  {item.scenario:<58} {answer}")
+            emails, sms = expected_alerts()
+            print(f"demo        {len(DEMO_INPUTS)} inputs sent, {emails} email(s) and {sms} SMS expected")
+            mails = asyncio.run(smtp.wait_for(emails, timeout=args.timeout))
             print(f"delivered   {len(mails)} email(s) in {time.monotonic() - started:.1f} s:")
             for mail in mails:
                 print(f"  → {', '.join(mail.rcpt_tos)}: {mail.message['Subject']}")
+            texts = _wait_for_files(sms_dir, sms, args.timeout)
+            print(f"sms (log)   {len(texts)} in {sms_dir}")
             print(f"read them:  ls {mail_dir}  (each .eml opens in any mail client)")
             if args.once:
                 return 0
@@ -79,6 +88,14 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             services.stop()
             asyncio.run(drop_database(server, args.database))
+
+
+def _wait_for_files(folder: Path, count: int, timeout_s: float) -> list[Path]:
+    """The ``.txt`` files of the ``log`` SMS provider, once ``count`` of them exist (or the timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while len(files := sorted(folder.glob("*.txt"))) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return files
 
 
 async def _fresh_database(server: PostgresEndpoint, name: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.devenv.demo import DEMO_INPUTS
+from services.devenv.demo import expected_alerts
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +65,9 @@ def test_runner_delivers_the_demo_and_stops_everything_on_ctrl_c(tmp_path: Path)
                 break
         started = _children(runner.pid)
         mails = sorted((tmp_path / "mail").glob("*.eml"))
-        assert len(mails) == sum(item.expected_alerts for item in DEMO_INPUTS), "".join(output)
+        emails, sms = expected_alerts()
+        assert len(mails) == emails, "".join(output)
+        assert len(list((tmp_path / "sms").glob("*.txt"))) == sms, "".join(output)
         assert len(started) >= 4, f"expected broker + 3 services at least, got {started}"
 
         runner.send_signal(signal.SIGINT)

@@ -19,12 +19,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
 from services.devenv import BrokerEndpoint, SmtpSink
-from services.devenv.demo import DemoInput
+from services.devenv.demo import DEMO_INPUTS
 from services.devenv.stack import SERVICES, ServiceProcesses
 
 pytestmark = pytest.mark.e2e
 
-S01 = DemoInput("S-01", topics.RAW_CJ, "s01-cj-commandement-payer.json", 3)
+S01 = DEMO_INPUTS[0]
 # Contacts of the structures S-01 is matched to, as written in deploy/referential/seed-90.yaml.
 S01_RECIPIENTS = {"accueil@ccas-belfort.test", "point-justice@cdad90.test", "prevention.expulsions@cd90.test"}
 PERSONAL_DATA = ("Durand", "Léa", "Mulhouse", "612345678", "2400", "2 400", "600")
@@ -67,7 +67,7 @@ def _text_of(mail_message: object) -> str:
 async def test_commandement_de_payer_alerts_each_matched_structure_once(
     stack: ServiceProcesses, broker: BrokerEndpoint, smtp: SmtpSink, stack_logs: Path
 ) -> None:
-    await _publish(broker.bootstrap_servers, S01.topic, S01.payload(), S01.emitter_id().encode())
+    await _publish(broker.bootstrap_servers, topics.RAW_CJ, S01.payload(), S01.emitter_id().encode())
 
     mails = await smtp.wait_for(3, timeout=90)
     assert {rcpt for mail in mails for rcpt in mail.rcpt_tos} == S01_RECIPIENTS
@@ -85,7 +85,7 @@ async def test_commandement_de_payer_alerts_each_matched_structure_once(
             assert personal not in text, f"{personal!r} leaked into an alert"
 
     # The same act again (an emitter's retry): ingest reports a duplicate and nothing moves downstream.
-    await _publish(broker.bootstrap_servers, S01.topic, S01.payload(), S01.emitter_id().encode())
+    await _publish(broker.bootstrap_servers, topics.RAW_CJ, S01.payload(), S01.emitter_id().encode())
     [duplicate] = await _records(broker.bootstrap_servers, topics.INGEST_DUPLICATE, 1)
     assert json.loads(duplicate)["payload"]["external_ref"] == "CP-2026-0412"
     # The same decision delivered again (a consumer restarted before its commit) sends nothing either.
