@@ -1,8 +1,11 @@
 """Lifecycle of an assignment of a procedure to a partner structure (domain.md §6a.3, §6b.2 point 8).
 
 The partner workspace emits ``assignment.status`` when a partner accepts, refuses or closes an
-assignment, when an open assignment expires, and when the CCAPEX secretariat overrides orientation by
-adding or removing a structure. Orientation reads it for capacity and never overwrites an override.
+assignment, and when the CCAPEX secretariat overrides orientation by adding or removing a structure;
+orientation emits it when an open assignment expires (``by=SYSTEM``, after the configured number of
+days without an answer). Orientation keeps each assignment's status and history from these events,
+counts capacity from them, and never lets a re-run undo an override: a removed structure is not
+assigned again on that procedure until the CCAPEX adds it back.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ __all__ = [
 
 class AssignmentStatus(StrEnum):
     """An assignment opens OUVERTE, then is ACCEPTEE, REFUSEE or EXPIREE; it ends CLOTUREE when the partner
-    closes it or the CCAPEX removes it. This contract describes one change; the workspace that owns the
-    assignment checks that the transition is allowed."""
+    closes it or the CCAPEX removes it. This contract describes one change; orientation applies only the
+    allowed transitions (``services/orientation/domain/lifecycle.py``) and records the others, refused."""
 
     OUVERTE = "OUVERTE"
     ACCEPTEE = "ACCEPTEE"

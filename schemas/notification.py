@@ -9,7 +9,9 @@ Three outcomes, one topic each:
 - ``notification.sent``: the provider accepted the message;
 - ``notification.failed``: one attempt failed; ``will_retry`` says whether another attempt is scheduled;
 - ``notification.undeliverable``: the notifier gave up (retries exhausted or permanent error) and says
-  which fallback recipient, if any, it alerted instead.
+  which fallback recipient, if any, it alerted instead; or the assigned structure had no deliverable
+  contact at all (``cause`` ``NO_DELIVERABLE_CONTACT``: there was no delivery, hence no delivery id,
+  contact, channel, provider or attempt).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "NotificationSentEvent",
     "NotificationUndeliverable",
     "NotificationUndeliverableEvent",
+    "UndeliverableCause",
     "redact_contact_details",
 ]
 
@@ -78,6 +81,15 @@ class FallbackKind(StrEnum):
     GENERIC_CONTACT = "GENERIC_CONTACT"
     DEFAULT_REFERENT = "DEFAULT_REFERENT"
     NONE = "NONE"
+
+
+class UndeliverableCause(StrEnum):
+    """Why the notifier gave up on reaching a structure through its own contacts."""
+
+    DELIVERY_FAILED = "DELIVERY_FAILED"
+    """A delivery to a contact failed for good: a permanent error, or transient ones until the budget ran out."""
+    NO_DELIVERABLE_CONTACT = "NO_DELIVERABLE_CONTACT"
+    """The structure has no contact with an enabled channel, or the référentiel never named it."""
 
 
 class DeliveryError(Contract):
@@ -163,12 +175,33 @@ class NotificationFailed(DeliveryFailure):
 
 
 class NotificationUndeliverable(DeliveryFailure):
-    """Payload of ``notification.undeliverable``: the notifier gave up on this contact.
+    """Payload of ``notification.undeliverable``: the notifier gave up on this contact, or on this structure.
 
     ``error`` is the last attempt's error; ``fallback`` says who was alerted instead (domain.md §6b.2 F3).
+    With ``cause`` ``DELIVERY_FAILED`` (the default) every delivery field is given as in the other receipts.
+    With ``NO_DELIVERABLE_CONTACT`` no message was attempted: ``delivery_id``, ``contact_id``, ``channel``
+    and ``provider`` are null and ``attempt_count`` is 0; ``structure_id`` is the unreachable structure.
     """
 
+    cause: UndeliverableCause = UndeliverableCause.DELIVERY_FAILED
+    delivery_id: uuid.UUID | None  # type: ignore[assignment]
+    contact_id: RefId | None  # type: ignore[assignment]
+    channel: Channel | None  # type: ignore[assignment]
+    provider: str | None = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")  # type: ignore[assignment]
+    attempt_count: int = Field(ge=0)
     fallback: Fallback
+
+    @model_validator(mode="after")
+    def _delivery_fields_match_cause(self) -> Self:
+        delivery = (self.delivery_id, self.contact_id, self.channel, self.provider)
+        if self.cause is UndeliverableCause.DELIVERY_FAILED:
+            if any(value is None for value in delivery) or self.attempt_count < 1:
+                raise ValueError("a failed delivery names its delivery, contact, channel, provider and attempts")
+        elif any(value is not None for value in delivery) or self.attempt_count != 0:
+            raise ValueError(
+                "without a deliverable contact there is no delivery, contact, channel, provider or attempt"
+            )
+        return self
 
 
 class NotificationSentEvent(Envelope):

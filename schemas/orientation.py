@@ -30,6 +30,7 @@ __all__ = [
     "AlsoEligibleOffer",
     "AssignmentKind",
     "DecidedAssignment",
+    "DecisionTrigger",
     "OfferRejection",
     "OrientationDecided",
     "OrientationDecidedEvent",
@@ -50,6 +51,14 @@ class AssignmentKind(StrEnum):
 
     NEW = "NEW"
     STAGE_UPDATE = "STAGE_UPDATE"
+
+
+class DecisionTrigger(StrEnum):
+    """What a decision answers: a procedure notification matched against the référentiel, or the CCAPEX
+    secretariat adding a structure to the procedure by hand (an override, ``assignment.status`` ADD)."""
+
+    NOTIFICATION = "NOTIFICATION"
+    CCAPEX_OVERRIDE = "CCAPEX_OVERRIDE"
 
 
 class DecidedAssignment(Contract):
@@ -96,6 +105,10 @@ class OrientationDecided(Contract):
     assignments: list[DecidedAssignment] = Field(min_length=1)
     also_eligible: list[AlsoEligibleOffer]
     fallback_used: bool
+    trigger: DecisionTrigger = Field(
+        default=DecisionTrigger.NOTIFICATION,
+        description="CCAPEX_OVERRIDE: one NEW assignment the CCAPEX added; the rest repeats the last decision",
+    )
 
 
 class OrientationDecidedEvent(Envelope):

@@ -1,10 +1,15 @@
-"""Composition root of the notifier: contacts and decisions in, deliveries out."""
+"""Composition root of the notifier: contacts and decisions in, deliveries out.
+
+Two subscriptions (référentiel, decisions) write alerts; two background loops move them on: the
+planner expands alerts into deliveries and plans the daily digests, the sender sends what is due.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from importlib.resources import files
+from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -12,37 +17,78 @@ from schemas import topics
 from schemas.notification import Channel as ChannelCode
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import ReferentialChangedEvent
-from services.notifier.channels import LogSmsChannel, SmtpChannel
-from services.notifier.dispatch import SCHEMA, Dispatcher, RetryPolicy
-from services.notifier.intake import record_decision, record_structure
+from services.notifier.channels import Channel
+from services.notifier.dispatch import SCHEMA, DispatchConfig, Dispatcher
+from services.notifier.domain.alerts import check_templates
+from services.notifier.domain.schedule import RetryPolicy
+from services.notifier.intake import record_decisions, record_structure
 from services.notifier.settings import NotifierSettings
+from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
+from services.notifier.smtp import SmtpChannel
 from services.notifier.templates import load_templates
 from services.platform.consume import decode_or_park
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
 from services.platform.runtime import Runtime
 
-__all__ = ["build"]
+__all__ = ["build", "build_channels", "dispatch_config"]
 
 GROUP_ID = "prevex-notifier"
 
 log = get_logger(__name__)
 
 
-def build(settings: NotifierSettings) -> Runtime:
-    """Wire the notifier: two subscriptions and the dispatch loop."""
-    runtime = Runtime("notifier", settings, schema=SCHEMA, migrations=files("services.notifier") / "migrations")
-    dispatcher = Dispatcher(
-        channels={
-            ChannelCode.EMAIL.value: SmtpChannel(settings),
-            ChannelCode.SMS.value: LogSmsChannel(settings.sms_log_dir),
-        },
-        templates=load_templates(settings.alert_prefix),
+def build_channels(settings: NotifierSettings) -> dict[str, Channel]:
+    """The email channel and the configured SMS provider, keyed by channel code."""
+    sms: Channel
+    if settings.sms_provider == "ovh":
+        sms = OvhSmsChannel(
+            endpoint=settings.ovh_endpoint,
+            application_key=settings.ovh_application_key,
+            application_secret=settings.ovh_application_secret.get_secret_value(),
+            consumer_key=settings.ovh_consumer_key.get_secret_value(),
+            service_name=settings.ovh_service_name,
+            sender=settings.ovh_sender,
+            timeout_s=settings.sms_timeout_s,
+        )
+    elif settings.sms_provider == "brevo":
+        sms = BrevoSmsChannel(
+            endpoint=settings.brevo_endpoint,
+            api_key=settings.brevo_api_key.get_secret_value(),
+            sender=settings.brevo_sender,
+            timeout_s=settings.sms_timeout_s,
+        )
+    else:
+        sms = LogSmsChannel(settings.sms_log_dir)
+    return {ChannelCode.EMAIL.value: SmtpChannel(settings), ChannelCode.SMS.value: sms}
+
+
+def dispatch_config(settings: NotifierSettings) -> DispatchConfig:
+    return DispatchConfig(
         link_base_url=settings.link_base_url,
-        retry=RetryPolicy(max_attempts=settings.max_attempts, base_delay_s=settings.retry_base_delay_s),
+        retry=RetryPolicy(max_attempts=settings.max_attempts, window_s=settings.retry_window_s),
         contact_wait_s=settings.contact_wait_s,
         lease_s=settings.send_lease_s,
+        send_timeout_s=settings.send_timeout_s,
+        concurrency=settings.send_concurrency,
+        quiet_hours=settings.default_quiet_hours,
+        quiet_sundays=settings.sms_quiet_sundays,
+        zone=settings.zone,
+        digest_time=settings.digest_time,
     )
+
+
+def build(settings: NotifierSettings) -> Runtime:
+    """Wire the notifier: two subscriptions and the planner and sender loops.
+
+    The templates are loaded and every stage × urgency rendered once here: a template or an SMS budget
+    problem stops the service at start instead of failing partners' alerts one by one.
+    """
+    runtime = Runtime("notifier", settings, schema=SCHEMA, migrations=files("services.notifier") / "migrations")
+    templates = load_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
+    check_templates(templates, link_base_url=settings.link_base_url)
+    channels = build_channels(settings)
+    dispatcher = Dispatcher(channels=channels, templates=templates, config=dispatch_config(settings))
 
     async def on_referential(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
@@ -51,8 +97,8 @@ def build(settings: NotifierSettings) -> Runtime:
 
     async def on_decided(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            for event in await decode_or_park(conn, records, OrientationDecidedEvent):
-                await record_decision(conn, event, topics.ORIENTATION_DECIDED)
+            events = await decode_or_park(conn, records, OrientationDecidedEvent)
+            await record_decisions(conn, events, topics.ORIENTATION_DECIDED)
 
     subscribe_batch(
         runtime.broker, topics.REFERENTIAL_CHANGED, group_id=GROUP_ID, settings=settings, handler=on_referential
@@ -61,17 +107,47 @@ def build(settings: NotifierSettings) -> Runtime:
         runtime.broker, topics.ORIENTATION_DECIDED, group_id=GROUP_ID, settings=settings, handler=on_decided
     )
 
-    async def dispatch(rt: Runtime) -> None:
-        while True:
-            try:
-                async with rt.pool.acquire() as conn:
-                    await dispatcher.expand_alerts(conn)
-                    attempted = await dispatcher.send_due(conn)
-            except (OSError, TimeoutError) as error:
-                log.warning("dispatch_failed", error=type(error).__name__)
-                attempted = 0
-            if not attempted:
-                await asyncio.sleep(settings.dispatch_interval_s)
+    async def plan(rt: Runtime) -> int:
+        async with rt.pool.acquire() as conn:
+            return await dispatcher.expand_alerts(conn) + await dispatcher.plan_digests(conn)
 
-    runtime.add_loop(dispatch)
+    async def send(rt: Runtime) -> int:
+        return (await dispatcher.send_due(rt.pool)).claimed
+
+    runtime.add_loop(_forever("planner", plan, settings.dispatch_interval_s))
+    runtime.add_loop(_forever("sender", send, settings.dispatch_interval_s, on_stop=_closer(channels)))
     return runtime
+
+
+def _forever(
+    name: str,
+    step: Callable[[Runtime], Awaitable[int]],
+    idle_s: float,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
+    """Run ``step`` again at once while it finds work, after ``idle_s`` when it does not; an error is
+    logged (its type only: messages may echo values) and the step retried after ``idle_s``."""
+
+    async def loop(rt: Runtime) -> None:
+        try:
+            while True:
+                try:
+                    worked = await step(rt)
+                except Exception as error:  # the loop must outlive a database or broker outage
+                    log.error("loop_step_failed", loop=name, error=type(error).__name__)  # noqa: TRY400
+                    worked = 0
+                if not worked:
+                    await asyncio.sleep(idle_s)
+        finally:
+            if on_stop is not None:
+                await on_stop()
+
+    return loop
+
+
+def _closer(channels: Mapping[str, Channel]) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        for channel in channels.values():
+            await channel.close()
+
+    return close

@@ -1,17 +1,37 @@
-"""Notifier's application service: alerts → deliveries → channels, with retries and receipts.
+"""Notifier's application service: alerts → deliveries → channels, with retries, fallbacks and receipts.
 
-Exactly-once towards partners rests on the ``delivery`` table: one row per (alert, channel,
-recipient) under a unique key, moved to ``sending`` under a lease in its own committed transaction
-before the provider is called, and to ``sent`` right after. The only window where a message can go
-twice is a crash between the provider's acceptance and that second commit; the lease then expires
-and the row is claimed again (the email keeps its ``Message-ID``).
+**Exactly once towards partners** rests on the ``delivery`` table:
+
+1. one row per (alert or digest, channel, recipient) under a unique idempotency key, so a replayed
+   decision or a second expansion creates nothing new;
+2. ``pending`` → ``sending``: claimed under a lease (a token and an expiry) in its own committed
+   transaction *before* the provider is called; a send is only started if it can end (``send_timeout_s``)
+   before the lease does, so no other dispatcher can claim a row whose message may still be in flight;
+3. ``sending`` → ``sent`` | ``retrying`` | ``failed``: recorded as soon as the provider answered, guarded
+   by the lease token, outcomes committed together when several arrive at once (group commit).
+
+A partner gets a message twice only if the process dies between a provider's acceptance and the commit of
+step 3 — the row stays ``sending`` until its lease expires and is then sent again; at most the deliveries
+leased at the time, ``claim_size`` — or if a provider's answer is lost (connection cut after the data, a
+timeout after the provider took the message), which is retried. An email keeps its ``Message-ID``, derived
+from the delivery id. docs/notifier.md details both windows.
+
+**Order.** Deliveries of one procedure (one Kafka partition key) leave in creation order, one at a time;
+different procedures are sent concurrently. A retried delivery does not hold the others back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+
+import asyncpg
+import jinja2
 
 from schemas import topics
 from schemas.envelope import new_envelope_fields
@@ -19,184 +39,532 @@ from schemas.notification import (
     Channel as ChannelCode,
 )
 from schemas.notification import (
-    NotificationFailed,
+    FallbackKind,
     NotificationFailedEvent,
-    NotificationSent,
     NotificationSentEvent,
-    NotificationUndeliverable,
     NotificationUndeliverableEvent,
+    UndeliverableCause,
 )
 from schemas.procedure import Urgency
 from schemas.stages import Stage
 from services.notifier import repository as repo
 from services.notifier.channels import Channel, OutgoingMessage, SendOutcome
-from services.notifier.domain.alerts import AlertContent, AlertTemplates, render_email, render_sms
+from services.notifier.domain.alerts import (
+    AlertContent,
+    AlertTemplates,
+    DigestContent,
+    FallbackNotice,
+    SmsTooLongError,
+    render_digest_email,
+    render_digest_sms,
+    render_email,
+    render_sms,
+)
+from services.notifier.domain.routing import (
+    AlertMode,
+    FallbackChoice,
+    Recipient,
+    fallback_for,
+    no_contact_fallback,
+    recipients,
+)
+from services.notifier.domain.schedule import QuietRule, RetryPolicy, digest_cutoff, next_allowed
 from services.platform.db import Conn
 from services.platform.logging import get_logger, log_context
 from services.platform.outbox import OutboxMessage, enqueue
 
-__all__ = ["SCHEMA", "Dispatcher", "RetryPolicy", "deliveries_for"]
+__all__ = ["SCHEMA", "DispatchConfig", "Dispatcher", "SendReport"]
 
 SCHEMA = "notifier"
 PRODUCER = "notifier"
 
 log = get_logger(__name__)
 
-
-class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by a number of attempts."""
-
-    def __init__(self, *, max_attempts: int, base_delay_s: float, rng: random.Random | None = None) -> None:
-        self.max_attempts = max_attempts
-        self._base = base_delay_s
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
-
-    def delay_after(self, attempts: int) -> float:
-        """Seconds to wait after the ``attempts``-th failed attempt."""
-        return self._rng.uniform(self._base / 2, self._base * 2 ** (attempts - 1))
+Clock = Callable[[], datetime]
+Receipt = NotificationSentEvent | NotificationFailedEvent | NotificationUndeliverableEvent
 
 
-def deliveries_for(contacts: list[repo.ContactRow]) -> list[tuple[str, str, str, str]]:
-    """One delivery per enabled channel of each contact: ``(structure, contact, channel, recipient)``."""
-    rows = []
-    for contact in contacts:
-        if contact.email_enabled and contact.email:
-            rows.append((contact.structure_id, contact.contact_id, ChannelCode.EMAIL.value, contact.email))
-        if contact.sms_enabled and contact.mobile:
-            rows.append((contact.structure_id, contact.contact_id, ChannelCode.SMS.value, contact.mobile))
-    return rows
+@dataclass(frozen=True)
+class DispatchConfig:
+    """How the dispatcher schedules and sends; built from ``NotifierSettings`` by the bootstrap."""
+
+    link_base_url: str
+    retry: RetryPolicy
+    contact_wait_s: float
+    lease_s: float
+    send_timeout_s: float
+    concurrency: int
+    quiet_hours: tuple[time, time] | None
+    quiet_sundays: bool
+    zone: tzinfo
+    digest_time: time
+    expand_batch: int = 500
+
+    @property
+    def claim_size(self) -> int:
+        """Deliveries leased per claim: enough to keep every sender busy, few enough to keep the in-flight
+        window (what a crash may send twice) small."""
+        return self.concurrency * 4
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one ``send_due`` round did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+@dataclass(frozen=True)
+class _Result:
+    """A claimed delivery after its turn: an outcome, or given back unattempted (until ``defer_to``)."""
+
+    job: repo.DeliveryJob
+    outcome: SendOutcome | None
+    defer_to: datetime | None = None
 
 
 class Dispatcher:
-    """Expands alerts into deliveries and sends the due ones."""
+    """Expands alerts into deliveries and digests, and sends the due deliveries."""
 
     def __init__(
         self,
         *,
         channels: Mapping[str, Channel],
         templates: AlertTemplates,
-        link_base_url: str,
-        retry: RetryPolicy,
-        contact_wait_s: float,
-        lease_s: float,
-        batch_size: int = 50,
+        config: DispatchConfig,
+        clock: Clock = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
     ) -> None:
         self._channels = channels
         self._templates = templates
-        self._link_base_url = link_base_url.rstrip("/")
-        self._retry = retry
-        self._contact_wait_s = contact_wait_s
-        self._lease_s = lease_s
-        self._batch_size = batch_size
+        self._config = config
+        self._link_base_url = config.link_base_url.rstrip("/")
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not cryptography)
+
+    # --- alerts → deliveries ------------------------------------------------------------------------
 
     async def expand_alerts(self, conn: Conn) -> int:
-        """Turn alerts whose contacts are known into deliveries; return how many were expanded.
+        """Turn alerts whose contacts are known into deliveries (or digest items); return how many.
 
-        A structure the référentiel topic has not told us about yet is waited for during
-        ``contact_wait_s``; after that the default referent gets the alert (fallback F3).
+        A structure the référentiel topic has not named yet is waited for during ``contact_wait_s``.
+        A structure without any deliverable contact (or still unknown after the wait) falls back to the
+        default referent (F3) and a ``notification.undeliverable`` receipt says so; while the default
+        referent itself is unknown, the alert waits.
         """
-        expanded = 0
+        now = self._clock()
         async with conn.transaction():
-            for alert, age_s in await repo.awaiting_alerts(conn, self._batch_size):
-                contacts = await repo.contacts_of(conn, alert.structure_id)
-                rows = deliveries_for(contacts or [])
-                if not rows and (contacts is not None or age_s >= self._contact_wait_s):
-                    rows = deliveries_for(await repo.default_referent_contacts(conn))
-                    log.warning("alert_without_contact", alert_id=str(alert.alert_id), structure=alert.structure_id)
-                if not rows:
+            batch = await repo.awaiting_alerts(
+                conn, self._config.expand_batch, contact_wait_s=self._config.contact_wait_s
+            )
+            if not batch:
+                return 0
+            known = await repo.structures(conn, {alert.structure_id for alert in batch})
+            referent = await repo.default_referent(conn)
+            deliveries: list[repo.NewDelivery] = []
+            items: list[repo.DigestItemRow] = []
+            receipts: list[OutboxMessage] = []
+            expanded: list[uuid.UUID] = []
+            for alert in batch:
+                structure = known.get(alert.structure_id)  # None: still unknown after the wait
+                found = recipients(structure.contacts) if structure else ()
+                choice: FallbackChoice | None = None
+                if not found:
+                    if referent is None:
+                        continue
+                    choice = no_contact_fallback(alert.structure_id, referent)
+                    found = choice.recipients
+                    receipts.append(_no_contact_receipt(alert, choice))
+                    log.warning(
+                        "alert_without_contact",
+                        alert_id=str(alert.alert_id),
+                        structure=alert.structure_id,
+                        fallback=choice.kind.value,
+                    )
+                for recipient in found:
+                    if alert.mode == AlertMode.DIGEST:
+                        items.append(_digest_item(alert, recipient, choice, now))
+                    else:
+                        deliveries.append(self._alert_delivery(alert, recipient, choice, now))
+                expanded.append(alert.alert_id)
+            await repo.insert_deliveries(conn, deliveries)
+            await repo.insert_digest_items(conn, items)
+            await repo.mark_alerts_expanded(conn, expanded)
+            await enqueue(conn, SCHEMA, receipts)
+        return len(expanded)
+
+    async def plan_digests(self, conn: Conn) -> int:
+        """Once today's digest time has passed, bundle each recipient's earlier stage updates into one
+        digest delivery; return how many digests were planned. Idempotent per recipient and day."""
+        now = self._clock()
+        cutoff = digest_cutoff(now, self._config.digest_time, self._config.zone)
+        if cutoff is None:
+            return 0
+        day = cutoff.astimezone(self._config.zone).date()
+        planned: list[repo.NewDelivery] = []
+        async with conn.transaction():
+            for group in await repo.digest_groups(conn, cutoff):
+                key = ":".join(
+                    ("digest", day.isoformat(), group.structure_id, group.contact_id, group.channel, group.recipient)
+                )
+                digest_id = await repo.insert_digest(
+                    conn, digest_key=key, structure_id=group.structure_id, day=day, group=group
+                )
+                if digest_id is None:
                     continue
-                await repo.insert_deliveries(conn, alert.alert_id, rows)
-                await repo.mark_alert_expanded(conn, alert.alert_id)
-                expanded += 1
-        return expanded
+                recipient = Recipient(group.contact_id, ChannelCode(group.channel), group.recipient, group.quiet_hours)
+                planned.append(
+                    repo.NewDelivery(
+                        idempotency_key=key,
+                        structure_id=group.structure_id,
+                        contact_id=group.contact_id,
+                        channel=group.channel,
+                        recipient=group.recipient,
+                        next_attempt_at=self._not_before(now, recipient, urgent=False),
+                        digest_id=digest_id,
+                        quiet_hours=group.quiet_hours,
+                    )
+                )
+            await repo.insert_deliveries(conn, planned)
+        return len(planned)
 
-    async def send_due(self, conn: Conn, *, now: datetime | None = None) -> int:
-        """Claim due deliveries, send them, record each outcome; return how many were attempted."""
-        async with conn.transaction():
-            jobs = await repo.claim_due_deliveries(conn, limit=self._batch_size, lease_s=self._lease_s)
-        for job in jobs:
-            with log_context(correlation_id=str(job.alert.correlation_id), delivery_id=str(job.delivery_id)):
-                outcome = await self._send(job)
-                async with conn.transaction():
-                    await self._record(conn, job, outcome, now or datetime.now(UTC))
-        return len(jobs)
+    # --- sending ------------------------------------------------------------------------------------
 
-    async def _send(self, job: repo.DeliveryJob) -> SendOutcome:
-        content = AlertContent(
-            procedure_short_ref=job.alert.procedure_short_ref,
-            stage=Stage(job.alert.stage),
-            commune=job.alert.commune,
-            urgency=Urgency(job.alert.urgency),
-            earliest_expulsion_date=job.alert.earliest_expulsion_date,
-            link=f"{self._link_base_url}/{job.alert.procedure_short_ref}",
-            manual_orientation=job.alert.manual_orientation,
+    async def send_due(self, pool: asyncpg.Pool) -> SendReport:
+        """Claim due deliveries, send them (procedures concurrently, each procedure's in order), record
+        each outcome as soon as possible; return what happened.
+
+        Cancelled (the service stops), it starts no new send, lets the ones under way finish (each bounded
+        by ``send_timeout_s``), records them and gives the unstarted ones back: a clean stop sends nothing twice.
+        """
+        async with pool.acquire() as conn, conn.transaction():
+            jobs = await repo.claim_deliveries(
+                conn, limit=self._config.claim_size, lease_s=self._config.lease_s, now=self._clock()
+            )
+        if not jobs:
+            return SendReport()
+        results: asyncio.Queue[_Result | None] = asyncio.Queue()
+        recorder = asyncio.create_task(self._record_results(pool, results))
+        slots = asyncio.Semaphore(self._config.concurrency)
+        stopping = False
+
+        async def run(group: Sequence[repo.DeliveryJob]) -> None:
+            for job in group:
+                async with slots:
+                    if recorder.done():
+                        # Outcomes can no longer be recorded (the database went away): sending more would
+                        # only widen what a retry sends twice. The leases expire and the rows come back.
+                        return
+                    await results.put(_Result(job, None) if stopping else await self._attempt(job))
+
+        sending = asyncio.gather(*(run(group) for group in _by_procedure(jobs)))
+        try:
+            await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            stopping = True
+            await sending
+            raise
+        finally:
+            await results.put(None)
+            report = await recorder
+        return report
+
+    async def _attempt(self, job: repo.DeliveryJob) -> _Result:
+        with log_context(delivery_id=str(job.delivery_id), **_correlation(job)):
+            now = self._clock()
+            if now + timedelta(seconds=self._config.send_timeout_s) >= job.lease_until:
+                # Too late to start: the lease could expire mid-send and another dispatcher send it too.
+                return _Result(job, None)
+            if job.channel == ChannelCode.SMS.value and not _urgent(job):
+                allowed = next_allowed(now, self._quiet_rule(job.quiet_hours))
+                if allowed > now:
+                    return _Result(job, None, defer_to=allowed)
+            channel = self._channels[job.channel]
+            try:
+                message = self._message(job)
+            except (SmsTooLongError, jinja2.TemplateError) as error:
+                # Permanent: the same content would fail again; the fallback (email) may still carry it.
+                log.error("alert_render_failed", error=type(error).__name__)  # noqa: TRY400 (no traceback: values)
+                failure = SendOutcome.failure(channel.provider, "RENDER_ERROR", transient=False, message=str(error))
+                return _Result(job, failure)
+            try:
+                async with asyncio.timeout(self._config.send_timeout_s):
+                    return _Result(job, await channel.send(message))
+            except TimeoutError:
+                return _Result(job, SendOutcome.failure(channel.provider, "TIMEOUT", transient=True))
+
+    async def _record_results(self, pool: asyncpg.Pool, results: asyncio.Queue[_Result | None]) -> SendReport:
+        """Record outcomes as they come; whatever arrived meanwhile is committed in one transaction."""
+        counts = {"claimed": 0, "sent": 0, "retrying": 0, "failed": 0, "released": 0}
+        done = False
+        while not done:
+            batch: list[_Result] = []
+            item = await results.get()
+            while True:
+                if item is None:
+                    done = True
+                    break
+                batch.append(item)
+                try:
+                    item = results.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            if batch:
+                async with pool.acquire() as conn, conn.transaction():
+                    for key, count in (await self._record(conn, batch)).items():
+                        counts[key] += count
+        return SendReport(**counts)
+
+    async def _record(self, conn: Conn, batch: Sequence[_Result]) -> dict[str, int]:
+        now = self._clock()
+        counts = {"claimed": len(batch), "sent": 0, "retrying": 0, "failed": 0, "released": 0}
+        messages: list[OutboxMessage] = []
+        sent = [r for r in batch if r.outcome is not None and r.outcome.ok]
+        recorded = await repo.mark_sent(
+            conn,
+            [
+                repo.SentRow(r.job.delivery_id, r.job.lease_token, r.outcome.provider, r.outcome.provider_message_id)
+                for r in sent
+                if r.outcome is not None
+            ],
+            now,
         )
-        if job.channel == ChannelCode.EMAIL.value:
-            message = OutgoingMessage(job.delivery_id, job.recipient, email=render_email(content, self._templates))
-        else:
-            message = OutgoingMessage(job.delivery_id, job.recipient, sms=render_sms(content, self._templates))
-        return await self._channels[job.channel].send(message)
+        for result in sent:
+            if result.job.delivery_id in recorded and result.outcome is not None:
+                counts["sent"] += 1
+                messages += _receipts(result.job, result.outcome, NotificationSentEvent, {})
+        for result in batch:
+            job, outcome = result.job, result.outcome
+            if outcome is None:
+                await repo.release(conn, job, next_attempt_at=result.defer_to)
+                counts["released"] += 1
+            elif not outcome.ok:
+                key, receipts = await self._record_failure(conn, job, outcome, now)
+                counts[key] += 1
+                messages += receipts
+        await enqueue(conn, SCHEMA, messages)
+        return counts
 
-    async def _record(self, conn: Conn, job: repo.DeliveryJob, outcome: SendOutcome, now: datetime) -> None:
-        common = {
-            "delivery_id": job.delivery_id,
-            "assignment_id": job.alert.assignment_id,
-            "procedure_id": job.alert.procedure_id,
-            "procedure_short_ref": job.alert.procedure_short_ref,
-            "structure_id": job.alert.structure_id,
-            "contact_id": job.contact_id,
-            "channel": ChannelCode(job.channel),
-            "provider": outcome.provider,
-            "attempt_count": job.attempts,
-            "provider_message_id": outcome.provider_message_id,
-        }
-        envelope = new_envelope_fields(PRODUCER, correlation_id=job.alert.correlation_id)
-        event: NotificationSentEvent | NotificationFailedEvent | NotificationUndeliverableEvent
-        if outcome.ok:
-            await repo.mark_delivery(
-                conn,
-                job.delivery_id,
-                state="sent",
-                provider=outcome.provider,
-                provider_message_id=outcome.provider_message_id,
-            )
-            event = NotificationSentEvent(**envelope, payload=NotificationSent.model_validate(common))
-            topic = topics.NOTIFICATION_SENT
-            log.info("alert_sent", channel=job.channel, attempts=job.attempts, structure=job.alert.structure_id)
-        elif outcome.transient and job.attempts < self._retry.max_attempts:
-            delay = self._retry.delay_after(job.attempts)
-            error = _error(outcome)
-            await repo.mark_delivery(
-                conn,
-                job.delivery_id,
-                state="retrying",
-                provider=outcome.provider,
-                error=error["code"],
-                retry_in_s=delay,
-            )
-            next_at = now + timedelta(seconds=delay)
-            failed = {**common, "error": error, "will_retry": True, "next_attempt_at": next_at}
-            event = NotificationFailedEvent(**envelope, payload=NotificationFailed.model_validate(failed))
-            topic = topics.NOTIFICATION_FAILED
-            log.warning("alert_retry_scheduled", error=error["code"], attempts=job.attempts, delay_s=round(delay, 1))
-        else:
-            error = _error(outcome)
-            await repo.mark_delivery(
-                conn, job.delivery_id, state="failed", provider=outcome.provider, error=error["code"]
-            )
-            undeliverable = {**common, "error": error, "fallback": {"kind": "NONE"}}
-            event = NotificationUndeliverableEvent(
-                **envelope, payload=NotificationUndeliverable.model_validate(undeliverable)
-            )
-            topic = topics.NOTIFICATION_UNDELIVERABLE
-            log.error(
-                "alert_undeliverable", error=error["code"], attempts=job.attempts, structure=job.alert.structure_id
-            )
-        await enqueue(conn, SCHEMA, [OutboxMessage.of(topic, str(job.alert.procedure_id), event)])
+    async def _record_failure(
+        self, conn: Conn, job: repo.DeliveryJob, outcome: SendOutcome, now: datetime
+    ) -> tuple[str, list[OutboxMessage]]:
+        error = {"code": outcome.error_code or "UNKNOWN", "message": outcome.error_message or outcome.error_code or "?"}
+        retry = self._config.retry
+        logged = {"error": error["code"], "attempts": job.attempts, "structure": job.structure_id}
+        with log_context(delivery_id=str(job.delivery_id), **_correlation(job)):
+            if outcome.transient and retry.can_retry(job.attempts):
+                delay = max(retry.delay_after(job.attempts, self._rng), outcome.retry_after_s or 0.0)
+                recipient = Recipient(job.contact_id, ChannelCode(job.channel), job.recipient, job.quiet_hours)
+                next_at = self._not_before(now + timedelta(seconds=delay), recipient, urgent=_urgent(job))
+                if not await repo.mark_retrying(
+                    conn, job, provider=outcome.provider, error=error["code"], next_attempt_at=next_at
+                ):
+                    return "released", []
+                log.warning("alert_retry_scheduled", **logged, delay_s=round((next_at - now).total_seconds(), 1))
+                failed = {"error": error, "will_retry": True, "next_attempt_at": next_at}
+                return "retrying", _receipts(job, outcome, NotificationFailedEvent, failed)
+            if not await repo.mark_failed(conn, job, provider=outcome.provider, error=error["code"]):
+                return "released", []
+            choice = await self._fall_back(conn, job, now)
+            log.error("alert_undeliverable", **logged, fallback=choice.kind.value)
+            failed = {"error": error, "will_retry": False}
+            fallback = {"kind": choice.kind, "structure_id": choice.structure_id}
+            undeliverable = {"error": error, "fallback": fallback}
+            return "failed", [
+                *_receipts(job, outcome, NotificationFailedEvent, failed),
+                *_receipts(job, outcome, NotificationUndeliverableEvent, undeliverable),
+            ]
+
+    async def _fall_back(self, conn: Conn, job: repo.DeliveryJob, now: datetime) -> FallbackChoice:
+        """Fallback F3 for a delivery that failed for good: create the fallback deliveries, if any."""
+        subject = job.subject_structure_id
+        choice = fallback_for(
+            failed_level=job.fallback_kind,
+            failed_contact_id=job.contact_id,
+            structure=(await repo.structures(conn, [subject])).get(subject),
+            default_referent=await repo.default_referent(conn),
+        )
+        key = job.alert.alert_key if job.alert is not None else f"digest:{job.digest_id}"
+        await repo.insert_deliveries(
+            conn,
+            [
+                repo.NewDelivery(
+                    # One fallback message per alert and address, however many of its deliveries failed.
+                    idempotency_key=f"{key}|fallback|{r.channel.value}|{r.address}",
+                    structure_id=choice.structure_id or subject,
+                    contact_id=r.contact_id,
+                    channel=r.channel.value,
+                    recipient=r.address,
+                    next_attempt_at=self._not_before(now, r, urgent=_urgent(job)),
+                    alert_id=job.alert.alert_id if job.alert is not None else None,
+                    digest_id=job.digest_id,
+                    procedure_id=job.procedure_id,
+                    fallback_kind=choice.kind,
+                    fallback_of=job.delivery_id,
+                    quiet_hours=r.quiet_hours,
+                )
+                for r in choice.recipients
+            ],
+        )
+        return choice
+
+    # --- rendering and scheduling -------------------------------------------------------------------
+
+    def _message(self, job: repo.DeliveryJob) -> OutgoingMessage:
+        notice = _notice(job.fallback_kind, job.names.get(job.subject_structure_id, job.subject_structure_id))
+        sms = job.channel == ChannelCode.SMS.value
+        if job.alert is not None:
+            content = self._content(job.alert, notice)
+            if sms:
+                return OutgoingMessage(job.delivery_id, job.recipient, sms=render_sms(content, self._templates))
+            return OutgoingMessage(job.delivery_id, job.recipient, email=render_email(content, self._templates))
+        if job.digest_day is None:
+            raise ValueError(f"delivery {job.delivery_id} has neither an alert nor a digest")
+        items = tuple(
+            self._content(line.alert, _notice(line.fallback_kind, job.names.get(line.alert.structure_id)))
+            for line in job.digest_lines
+        )
+        digest = DigestContent(job.digest_day, items, self._link_base_url, notice)
+        if sms:
+            return OutgoingMessage(job.delivery_id, job.recipient, sms=render_digest_sms(digest, self._templates))
+        return OutgoingMessage(job.delivery_id, job.recipient, email=render_digest_email(digest, self._templates))
+
+    def _content(self, alert: repo.AlertRow, notice: FallbackNotice | None) -> AlertContent:
+        return AlertContent(
+            procedure_short_ref=alert.procedure_short_ref,
+            stage=Stage(alert.stage),
+            commune=alert.commune,
+            urgency=Urgency(alert.urgency),
+            earliest_expulsion_date=alert.earliest_expulsion_date,
+            link=f"{self._link_base_url}/{alert.procedure_short_ref}",
+            manual_orientation=alert.manual_orientation,
+            stage_update=alert.stage_update,
+            fallback=notice,
+        )
+
+    def _alert_delivery(
+        self, alert: repo.AlertRow, recipient: Recipient, choice: FallbackChoice | None, now: datetime
+    ) -> repo.NewDelivery:
+        marker = "|fallback" if choice is not None else ""
+        return repo.NewDelivery(
+            idempotency_key=f"{alert.alert_key}{marker}|{recipient.channel.value}|{recipient.address}",
+            structure_id=_recipient_structure(alert, choice),
+            contact_id=recipient.contact_id,
+            channel=recipient.channel.value,
+            recipient=recipient.address,
+            next_attempt_at=self._not_before(now, recipient, urgent=alert.urgency == Urgency.CRITICAL.value),
+            alert_id=alert.alert_id,
+            procedure_id=alert.procedure_id,
+            fallback_kind=choice.kind if choice else None,
+            quiet_hours=recipient.quiet_hours,
+        )
+
+    def _not_before(self, at: datetime, recipient: Recipient, *, urgent: bool) -> datetime:
+        """When a message to ``recipient`` may go: SMS wait for the end of quiet hours unless urgent."""
+        if recipient.channel is not ChannelCode.SMS or urgent:
+            return at
+        return next_allowed(at, self._quiet_rule(recipient.quiet_hours))
+
+    def _quiet_rule(self, contact_window: tuple[time, time] | None) -> QuietRule:
+        return QuietRule(contact_window or self._config.quiet_hours, self._config.quiet_sundays, self._config.zone)
 
 
-def _error(outcome: SendOutcome) -> dict[str, str]:
-    return {
-        "code": outcome.error_code or "UNKNOWN",
-        "message": outcome.error_message or outcome.error_code or "unknown",
+def _by_procedure(jobs: Iterable[repo.DeliveryJob]) -> list[list[repo.DeliveryJob]]:
+    """Jobs grouped per procedure in creation order; digests (no procedure) each on their own."""
+    groups: dict[object, list[repo.DeliveryJob]] = {}
+    for job in sorted(jobs, key=lambda j: j.seq):
+        groups.setdefault(job.procedure_id or job.delivery_id, []).append(job)
+    return list(groups.values())
+
+
+def _urgent(job: repo.DeliveryJob) -> bool:
+    # Quiet hours give way only to CRITICAL alerts (an expulsion within days); digests are never urgent.
+    return job.alert is not None and job.alert.urgency == Urgency.CRITICAL.value
+
+
+def _notice(kind: FallbackKind | None, unreachable: str | None) -> FallbackNotice | None:
+    if kind is None or kind is FallbackKind.NONE:
+        return None
+    return FallbackNotice(kind, unreachable if kind is FallbackKind.DEFAULT_REFERENT else None)
+
+
+def _correlation(job: repo.DeliveryJob) -> dict[str, str]:
+    return {"correlation_id": str(job.alert.correlation_id)} if job.alert is not None else {}
+
+
+def _recipient_structure(alert: repo.AlertRow, choice: FallbackChoice | None) -> str:
+    """The structure a recipient belongs to: the alert's own, or the fallback's."""
+    if choice is not None and choice.structure_id is not None:
+        return choice.structure_id
+    return alert.structure_id
+
+
+def _digest_item(
+    alert: repo.AlertRow, recipient: Recipient, choice: FallbackChoice | None, now: datetime
+) -> repo.DigestItemRow:
+    return repo.DigestItemRow(
+        alert_id=alert.alert_id,
+        structure_id=_recipient_structure(alert, choice),
+        contact_id=recipient.contact_id,
+        channel=recipient.channel.value,
+        recipient=recipient.address,
+        quiet_hours=recipient.quiet_hours,
+        fallback_kind=choice.kind if choice else None,
+        created_at=now,
+    )
+
+
+def _receipts(
+    job: repo.DeliveryJob, outcome: SendOutcome, event_type: type[Receipt], extra: Mapping[str, Any]
+) -> list[OutboxMessage]:
+    """One receipt per alert the delivery carried (a digest carries several)."""
+    alerts = [job.alert] if job.alert is not None else [line.alert for line in job.digest_lines]
+    fields = {
+        "delivery_id": job.delivery_id,
+        "structure_id": job.structure_id,
+        "contact_id": job.contact_id,
+        "channel": ChannelCode(job.channel),
+        "provider": outcome.provider,
+        "attempt_count": job.attempts,
+        "provider_message_id": outcome.provider_message_id if outcome.ok else None,
     }
+    return [_receipt(event_type, alert, {**fields, **extra}) for alert in alerts]
+
+
+def _no_contact_receipt(alert: repo.AlertRow, choice: FallbackChoice) -> OutboxMessage:
+    fields = {
+        "cause": UndeliverableCause.NO_DELIVERABLE_CONTACT,
+        "delivery_id": None,
+        "structure_id": alert.structure_id,
+        "contact_id": None,
+        "channel": None,
+        "provider": None,
+        "attempt_count": 0,
+        "error": {"code": "NO_DELIVERABLE_CONTACT", "message": "no contact with an enabled channel"},
+        "fallback": {"kind": choice.kind, "structure_id": choice.structure_id},
+    }
+    return _receipt(NotificationUndeliverableEvent, alert, fields)
+
+
+_TOPICS: Mapping[type[Receipt], str] = {
+    NotificationSentEvent: topics.NOTIFICATION_SENT,
+    NotificationFailedEvent: topics.NOTIFICATION_FAILED,
+    NotificationUndeliverableEvent: topics.NOTIFICATION_UNDELIVERABLE,
+}
+
+
+def _receipt(event_type: type[Receipt], alert: repo.AlertRow, fields: Mapping[str, Any]) -> OutboxMessage:
+    """A receipt about ``alert``: same correlation as its decision, keyed by procedure (partition order)."""
+    payload = {
+        "assignment_id": alert.assignment_id,
+        "procedure_id": alert.procedure_id,
+        "procedure_short_ref": alert.procedure_short_ref,
+        **fields,
+    }
+    envelope = new_envelope_fields(PRODUCER, correlation_id=alert.correlation_id)
+    event = event_type.model_validate({**envelope, "payload": payload})
+    return OutboxMessage.of(_TOPICS[event_type], str(alert.procedure_id), event)

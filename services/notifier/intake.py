@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from schemas.orientation import AssignmentKind, OrientationDecidedEvent
+from schemas.orientation import AssignmentKind, DecisionTrigger, OrientationDecidedEvent
 from schemas.referential import ReferentialChangedEvent
 from services.notifier import repository as repo
+from services.notifier.domain.routing import alert_mode
 from services.platform.db import Conn
 from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
 
-__all__ = ["record_decision", "record_structure"]
+__all__ = ["record_decisions", "record_structure"]
 
 log = get_logger(__name__)
 
 
 async def record_structure(conn: Conn, event: ReferentialChangedEvent) -> None:
-    """Replace the structure's contacts with the ones of this référentiel version."""
+    """Replace the structure's contacts with the ones of this référentiel version (older versions ignored)."""
     record = event.payload
     contacts = [
         repo.ContactRow(
@@ -29,6 +31,8 @@ async def record_structure(conn: Conn, event: ReferentialChangedEvent) -> None:
             email_enabled=c.channels_enabled.email,
             sms_enabled=c.channels_enabled.sms,
             is_generic=c.is_generic_mailbox,
+            quiet_start=c.quiet_hours.start if c.quiet_hours else None,
+            quiet_end=c.quiet_hours.end if c.quiet_hours else None,
         )
         for c in record.contacts
     ]
@@ -42,24 +46,52 @@ async def record_structure(conn: Conn, event: ReferentialChangedEvent) -> None:
     )
 
 
-async def record_decision(conn: Conn, event: OrientationDecidedEvent, topic: str) -> int:
-    """Create one alert per new assignment of the decision; return how many were created.
+async def record_decisions(conn: Conn, events: Sequence[OrientationDecidedEvent], topic: str) -> int:
+    """Create the alerts of a batch of decisions, in order; return how many were created.
 
-    Stage updates of structures already alerted create nothing here: they belong to the daily
-    digest. The inbox makes a redelivered decision a no-op, and the alert key (one per assignment)
-    protects against a re-published decision under a new event id.
+    ``domain.routing.alert_mode`` decides per assignment: a new assignment is alerted at once; a stage
+    update goes to the daily digest (LOW/NORMAL), at once (HIGH/CRITICAL), or nowhere when the decision
+    is a correction (S-03) or a CCAPEX override (only the structure it added is new).
+
+    The inbox makes a redelivered decision a no-op, and the alert key protects against a decision
+    re-published under a new event id: ``new:<assignment>`` for a new assignment,
+    ``update:<assignment>:<notification>`` for a stage update (one per notice). The alerts of the whole
+    batch are inserted at once, in consumption order (their ``seq`` is the per-procedure sending order).
     """
-    if not await claim_event(conn, event.event_id, topic):
-        return 0
+    alerts: list[repo.AlertRow] = []
+    for event in events:
+        if not await claim_event(conn, event.event_id, topic):
+            continue
+        decision = event.payload
+        with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
+            found = _alerts(event)
+            log.info("decision_recorded", procedure_ref=decision.procedure_short_ref, alerts=len(found))
+        alerts += found
+    return await repo.insert_alerts(conn, alerts)
+
+
+def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
     decision = event.payload
-    created = 0
-    with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
-        for assignment in decision.assignments:
-            if assignment.kind is not AssignmentKind.NEW:
-                continue
-            alert = repo.AlertRow(
+    alerts = []
+    for assignment in decision.assignments:
+        mode = alert_mode(
+            assignment.kind,
+            is_correction=decision.is_correction,
+            urgency=decision.urgency,
+            override=decision.trigger is DecisionTrigger.CCAPEX_OVERRIDE,
+        )
+        if mode is None:
+            continue
+        update = assignment.kind is AssignmentKind.STAGE_UPDATE
+        key = (
+            f"update:{assignment.assignment_id}:{decision.notification_id}"
+            if update
+            else f"new:{assignment.assignment_id}"
+        )
+        alerts.append(
+            repo.AlertRow(
                 alert_id=uuid.uuid4(),
-                alert_key=f"new:{assignment.assignment_id}",
+                alert_key=key,
                 correlation_id=event.correlation_id,
                 procedure_id=decision.procedure_id,
                 procedure_short_ref=decision.procedure_short_ref,
@@ -70,7 +102,8 @@ async def record_decision(conn: Conn, event: OrientationDecidedEvent, topic: str
                 commune=decision.commune_name or decision.commune_insee,
                 earliest_expulsion_date=decision.earliest_expulsion_date,
                 manual_orientation=decision.fallback_used,
+                mode=mode.value,
+                stage_update=update,
             )
-            created += await repo.insert_alert(conn, alert)
-        log.info("decision_recorded", procedure_ref=decision.procedure_short_ref, alerts=created)
-    return created
+        )
+    return alerts

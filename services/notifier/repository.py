@@ -1,26 +1,46 @@
-"""SQL of the notifier schema: contacts, alerts and deliveries."""
+"""SQL of the notifier schema: contacts, alerts, digests and deliveries.
+
+Every function runs in the caller's connection (and transaction, when it opened one). Instants that
+decide what is due are passed in (``now``), so that one clock — the dispatcher's — rules scheduling.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, time, timedelta
 
+import asyncpg
+
+from schemas.notification import FallbackKind
+from services.notifier.domain.routing import ContactInfo, StructureContacts
 from services.platform.db import Conn
 
 __all__ = [
     "AlertRow",
     "ContactRow",
     "DeliveryJob",
+    "DigestGroup",
+    "DigestItemRow",
+    "DigestLine",
+    "NewDelivery",
+    "SentRow",
     "awaiting_alerts",
-    "claim_due_deliveries",
-    "contacts_of",
-    "default_referent_contacts",
-    "insert_alert",
+    "claim_deliveries",
+    "default_referent",
+    "digest_groups",
+    "insert_alerts",
     "insert_deliveries",
-    "mark_alert_expanded",
-    "mark_delivery",
+    "insert_digest",
+    "insert_digest_items",
+    "mark_alerts_expanded",
+    "mark_failed",
+    "mark_retrying",
+    "mark_sent",
+    "release",
     "replace_structure",
+    "structures",
 ]
 
 
@@ -34,6 +54,8 @@ class ContactRow:
     email_enabled: bool
     sms_enabled: bool
     is_generic: bool
+    quiet_start: time | None = None
+    quiet_end: time | None = None
 
 
 @dataclass(frozen=True)
@@ -50,25 +72,135 @@ class AlertRow:
     commune: str
     earliest_expulsion_date: date | None
     manual_orientation: bool
+    mode: str = "IMMEDIATE"
+    stage_update: bool = False
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery to create; ``idempotency_key`` makes creating it twice a no-op."""
+
+    idempotency_key: str
+    structure_id: str
+    contact_id: str
+    channel: str
+    recipient: str
+    next_attempt_at: datetime
+    alert_id: uuid.UUID | None = None
+    digest_id: uuid.UUID | None = None
+    procedure_id: uuid.UUID | None = None
+    fallback_kind: FallbackKind | None = None
+    fallback_of: uuid.UUID | None = None
+    quiet_hours: tuple[time, time] | None = None
+    delivery_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class DigestItemRow:
+    alert_id: uuid.UUID
+    structure_id: str
+    contact_id: str
+    channel: str
+    recipient: str
+    quiet_hours: tuple[time, time] | None
+    fallback_kind: FallbackKind | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DigestGroup:
+    """Unplanned digest items of one recipient, due for one digest."""
+
+    structure_id: str
+    contact_id: str
+    channel: str
+    recipient: str
+    quiet_hours: tuple[time, time] | None
+    alert_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    """One alert of a digest, with the fallback kind it reached this recipient through, if any."""
+
+    alert: AlertRow
+    fallback_kind: FallbackKind | None
 
 
 @dataclass(frozen=True)
 class DeliveryJob:
-    """A claimed delivery with what is needed to render and send it."""
+    """A claimed delivery with what is needed to render and send it, and the lease that owns it.
+
+    Exactly one of ``alert`` (an immediate alert) and ``digest_id`` (a digest, with its ``digest_day``,
+    ``digest_lines`` and ``digest_structure_id``) is set. ``names`` maps the structure ids involved to
+    their names, for the fallback notice of a default referent.
+    """
 
     delivery_id: uuid.UUID
+    structure_id: str
+    contact_id: str
     channel: str
     recipient: str
-    contact_id: str
     attempts: int
-    alert: AlertRow
+    lease_token: uuid.UUID
+    lease_until: datetime
+    procedure_id: uuid.UUID | None
+    seq: int
+    fallback_kind: FallbackKind | None
+    quiet_hours: tuple[time, time] | None
+    alert: AlertRow | None
+    digest_id: uuid.UUID | None
+    digest_day: date | None
+    digest_lines: tuple[DigestLine, ...]
+    digest_structure_id: str | None
+    names: dict[str, str]
+
+    @property
+    def subject_structure_id(self) -> str:
+        """The structure the alert or digest is for (a fallback delivery goes to another one)."""
+        if self.alert is not None:
+            return self.alert.structure_id
+        return self.digest_structure_id or self.structure_id
 
 
-_ALERT_COLUMNS = (
-    "alert_id, alert_key, correlation_id, procedure_id, procedure_short_ref, assignment_id, structure_id,"
-    " stage, urgency, commune, earliest_expulsion_date, manual_orientation"
+@dataclass(frozen=True)
+class SentRow:
+    delivery_id: uuid.UUID
+    lease_token: uuid.UUID
+    provider: str
+    provider_message_id: str | None
+
+
+_ALERT_FIELDS = tuple(f.name for f in fields(AlertRow))
+_ALERT_TYPES = {
+    "alert_id": "uuid",
+    "alert_key": "text",
+    "correlation_id": "uuid",
+    "procedure_id": "uuid",
+    "procedure_short_ref": "text",
+    "assignment_id": "uuid",
+    "structure_id": "text",
+    "stage": "text",
+    "urgency": "text",
+    "commune": "text",
+    "earliest_expulsion_date": "date",
+    "manual_orientation": "bool",
+    "mode": "text",
+    "stage_update": "bool",
+}
+_ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
+_CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))
+_CONTACT_COLUMNS = ", ".join(_CONTACT_FIELDS)
+# One claimer at a time across replicas, so that "no other delivery of this procedure is being sent"
+# (the per-procedure ordering check below) cannot be raced by a second notifier.
+_CLAIM_LOCK_ID = 0x6E6F7469  # "noti"
+_JOB_COLUMNS = (
+    "d.delivery_id, d.structure_id, d.contact_id, d.channel, d.recipient, d.attempts, d.lease_token,"
+    " d.lease_until, d.procedure_id, d.seq, d.fallback_kind, d.quiet_start, d.quiet_end, d.alert_id, d.digest_id"
 )
-_CONTACT_COLUMNS = "structure_id, contact_id, label, email, mobile, email_enabled, sms_enabled, is_generic"
+
+
+# --- contacts ---------------------------------------------------------------------------------------
 
 
 async def replace_structure(
@@ -93,142 +225,383 @@ async def replace_structure(
         version,
     )
     await conn.execute("DELETE FROM contact WHERE structure_id = $1", structure_id)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(_CONTACT_FIELDS) + 1))
     await conn.executemany(
-        f"INSERT INTO contact ({_CONTACT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [
-            (
-                c.structure_id,
-                c.contact_id,
-                c.label,
-                c.email,
-                c.mobile,
-                c.email_enabled,
-                c.sms_enabled,
-                c.is_generic,
-            )
-            for c in contacts
-        ],
+        f"INSERT INTO contact ({_CONTACT_COLUMNS}) VALUES ({placeholders})",
+        [tuple(getattr(c, name) for name in _CONTACT_FIELDS) for c in contacts],
     )
     return True
 
 
-async def insert_alert(conn: Conn, alert: AlertRow) -> bool:
-    """Store an alert; ``False`` if one with the same key exists (a replayed decision)."""
-    inserted = await conn.fetchval(
-        f"INSERT INTO alert ({_ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        " ON CONFLICT (alert_key) DO NOTHING RETURNING true",
-        alert.alert_id,
-        alert.alert_key,
-        alert.correlation_id,
-        alert.procedure_id,
-        alert.procedure_short_ref,
-        alert.assignment_id,
-        alert.structure_id,
-        alert.stage,
-        alert.urgency,
-        alert.commune,
-        alert.earliest_expulsion_date,
-        alert.manual_orientation,
-    )
-    return bool(inserted)
-
-
-async def awaiting_alerts(conn: Conn, limit: int) -> list[tuple[AlertRow, float]]:
-    """Alerts not yet expanded into deliveries, with their age in seconds, oldest first, locked."""
+async def structures(conn: Conn, structure_ids: Iterable[str]) -> dict[str, StructureContacts]:
+    """The known structures among ``structure_ids``, with their contacts (absent ones are unknown)."""
+    ids = sorted(set(structure_ids))
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS}, extract(epoch FROM now() - created_at)::float8 AS age FROM alert"
-        " WHERE state = 'AWAITING_CONTACTS' ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-        limit,
+        "SELECT structure_id, nom FROM structure_directory WHERE structure_id = ANY($1::text[])", ids
     )
-    return [(AlertRow(**{k: v for k, v in dict(r).items() if k != "age"}), r["age"]) for r in rows]
+    contacts = await conn.fetch(
+        f"SELECT {_CONTACT_COLUMNS} FROM contact WHERE structure_id = ANY($1::text[]) ORDER BY contact_id", ids
+    )
+    return _structures(rows, contacts)
 
 
-async def contacts_of(conn: Conn, structure_id: str) -> list[ContactRow] | None:
-    """The structure's contacts; ``None`` when the structure itself is not known yet."""
-    known = await conn.fetchval("SELECT true FROM structure_directory WHERE structure_id = $1", structure_id)
-    if not known:
+async def default_referent(conn: Conn) -> StructureContacts | None:
+    """The default referent (fallback F1/F3) with its contacts; ``None`` until the référentiel named it."""
+    rows = await conn.fetch("SELECT structure_id, nom FROM structure_directory WHERE is_default_referent LIMIT 1")
+    if not rows:
         return None
-    rows = await conn.fetch(
-        f"SELECT {_CONTACT_COLUMNS} FROM contact WHERE structure_id = $1 ORDER BY contact_id", structure_id
+    contacts = await conn.fetch(
+        f"SELECT {_CONTACT_COLUMNS} FROM contact WHERE structure_id = $1 ORDER BY contact_id", rows[0]["structure_id"]
     )
-    return [ContactRow(**dict(r)) for r in rows]
+    return _structures(rows, contacts)[rows[0]["structure_id"]]
 
 
-async def default_referent_contacts(conn: Conn) -> list[ContactRow]:
-    rows = await conn.fetch(
-        f"SELECT {', '.join('c.' + c.strip() for c in _CONTACT_COLUMNS.split(','))} FROM contact c"
-        " JOIN structure_directory s USING (structure_id) WHERE s.is_default_referent ORDER BY c.contact_id"
+def _structures(rows: Sequence[asyncpg.Record], contacts: Sequence[asyncpg.Record]) -> dict[str, StructureContacts]:
+    by_structure: dict[str, list[ContactInfo]] = {}
+    for row in contacts:
+        contact = ContactRow(**dict(row))
+        window = (
+            (contact.quiet_start, contact.quiet_end)
+            if contact.quiet_start is not None and contact.quiet_end is not None
+            else None
+        )
+        by_structure.setdefault(contact.structure_id, []).append(
+            ContactInfo(
+                contact.contact_id,
+                contact.email,
+                contact.mobile,
+                contact.email_enabled,
+                contact.sms_enabled,
+                contact.is_generic,
+                window,
+            )
+        )
+    return {
+        r["structure_id"]: StructureContacts(
+            r["structure_id"],
+            r["nom"],
+            tuple(by_structure.get(r["structure_id"], ())),
+        )
+        for r in rows
+    }
+
+
+# --- alerts -----------------------------------------------------------------------------------------
+
+
+async def insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> int:
+    """Store alerts in the given order (their ``seq`` follows it); an existing key is kept, not duplicated
+    (a replayed decision). Returns how many were stored."""
+    if not alerts:
+        return 0
+    columns = [[getattr(alert, name) for alert in alerts] for name in _ALERT_FIELDS]
+    types = [_ALERT_TYPES[name] for name in _ALERT_FIELDS]
+    inserted = await conn.fetch(
+        f"INSERT INTO alert ({_ALERT_COLUMNS}) SELECT {_ALERT_COLUMNS} FROM unnest("
+        + ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(types, start=1))
+        + f") WITH ORDINALITY AS u({_ALERT_COLUMNS}, n) ORDER BY n"
+        " ON CONFLICT (alert_key) DO NOTHING RETURNING alert_id",
+        *columns,
     )
-    return [ContactRow(**dict(r)) for r in rows]
+    return len(inserted)
 
 
-async def insert_deliveries(conn: Conn, alert_id: uuid.UUID, rows: list[tuple[str, str, str, str]]) -> None:
-    """Create deliveries ``(structure_id, contact_id, channel, recipient)``; existing keys are kept."""
-    await conn.executemany(
-        "INSERT INTO delivery (delivery_id, idempotency_key, alert_id, structure_id, contact_id, channel, recipient)"
-        " SELECT $1, a.alert_key || '|' || $5 || '|' || $6, a.alert_id, $3, $4, $5, $6 FROM alert a"
-        " WHERE a.alert_id = $2 ON CONFLICT (idempotency_key) DO NOTHING",
-        [(uuid.uuid4(), alert_id, s, c, ch, r) for s, c, ch, r in rows],
-    )
+async def awaiting_alerts(conn: Conn, limit: int, *, contact_wait_s: float) -> list[AlertRow]:
+    """Alerts ready to expand, in the order they were recorded, locked: their structure is known, or has
+    been waited for ``contact_wait_s`` (measured with the database clock, which stamped them at intake).
 
-
-async def mark_alert_expanded(conn: Conn, alert_id: uuid.UUID) -> None:
-    await conn.execute("UPDATE alert SET state = 'EXPANDED' WHERE alert_id = $1", alert_id)
-
-
-async def claim_due_deliveries(conn: Conn, *, limit: int, lease_s: float) -> list[DeliveryJob]:
-    """Move due deliveries to ``sending`` under a lease and return them.
-
-    A ``sending`` row whose lease expired belongs to a process that died mid-send: it is claimed
-    again, which is the documented in-flight window (the provider may have accepted it already).
+    Alerts still waiting for their structure are left out, so that they never hold the others back.
     """
     rows = await conn.fetch(
-        "WITH due AS (SELECT delivery_id FROM delivery"
-        "  WHERE (state IN ('pending', 'retrying') AND next_attempt_at <= now())"
-        "     OR (state = 'sending' AND lease_until < now())"
-        "  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        " UPDATE delivery d SET state = 'sending', attempts = d.attempts + 1,"
-        "  lease_until = now() + make_interval(secs => $2)"
-        " FROM due WHERE d.delivery_id = due.delivery_id"
-        " RETURNING d.delivery_id, d.channel, d.recipient, d.contact_id, d.attempts, d.alert_id",
+        f"SELECT {_ALERT_COLUMNS} FROM alert a WHERE state = 'AWAITING_CONTACTS'"
+        " AND (EXISTS (SELECT 1 FROM structure_directory s WHERE s.structure_id = a.structure_id)"
+        "      OR created_at <= now() - make_interval(secs => $2))"
+        " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit,
-        lease_s,
+        contact_wait_s,
     )
+    return [AlertRow(**dict(r)) for r in rows]
+
+
+async def mark_alerts_expanded(conn: Conn, alert_ids: Sequence[uuid.UUID]) -> None:
+    await conn.execute("UPDATE alert SET state = 'EXPANDED' WHERE alert_id = ANY($1::uuid[])", list(alert_ids))
+
+
+# --- digests ----------------------------------------------------------------------------------------
+
+
+async def insert_digest_items(conn: Conn, items: Sequence[DigestItemRow]) -> None:
+    """Store digest items; an item already stored (same alert, channel, recipient) is kept as is."""
+    await conn.executemany(
+        "INSERT INTO digest_item (alert_id, structure_id, contact_id, channel, recipient, quiet_start, quiet_end,"
+        " fallback_kind, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        [
+            (
+                i.alert_id,
+                i.structure_id,
+                i.contact_id,
+                i.channel,
+                i.recipient,
+                *(i.quiet_hours or (None, None)),
+                i.fallback_kind,
+                i.created_at,
+            )
+            for i in items
+        ],
+    )
+
+
+async def digest_groups(conn: Conn, cutoff: datetime) -> list[DigestGroup]:
+    """Unplanned digest items recorded before ``cutoff``, one group per recipient, locked."""
+    rows = await conn.fetch(
+        "SELECT structure_id, contact_id, channel, recipient, quiet_start, quiet_end, alert_id FROM digest_item"
+        " WHERE digest_id IS NULL AND created_at < $1"
+        " ORDER BY structure_id, contact_id, channel, recipient, created_at FOR UPDATE SKIP LOCKED",
+        cutoff,
+    )
+    groups: dict[tuple[str, str, str, str], list[asyncpg.Record]] = {}
+    for r in rows:
+        groups.setdefault((r["structure_id"], r["contact_id"], r["channel"], r["recipient"]), []).append(r)
+    return [
+        DigestGroup(
+            *key,
+            quiet_hours=_window(members[0]["quiet_start"], members[0]["quiet_end"]),
+            alert_ids=tuple(m["alert_id"] for m in members),
+        )
+        for key, members in groups.items()
+    ]
+
+
+async def insert_digest(
+    conn: Conn, *, digest_key: str, structure_id: str, day: date, group: DigestGroup
+) -> uuid.UUID | None:
+    """Create a digest and attach the group's items; ``None`` when that digest exists already.
+
+    An item that arrives after its day's digest was planned waits for the next day's (its key differs).
+    """
+    digest_id: uuid.UUID | None = await conn.fetchval(
+        "INSERT INTO digest (digest_id, digest_key, structure_id, day) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (digest_key) DO NOTHING RETURNING digest_id",
+        uuid.uuid4(),
+        digest_key,
+        structure_id,
+        day,
+    )
+    if digest_id is not None:
+        await conn.execute(
+            "UPDATE digest_item SET digest_id = $1 WHERE alert_id = ANY($2::uuid[]) AND channel = $3"
+            " AND recipient = $4 AND digest_id IS NULL",
+            digest_id,
+            list(group.alert_ids),
+            group.channel,
+            group.recipient,
+        )
+    return digest_id
+
+
+# --- deliveries -------------------------------------------------------------------------------------
+
+
+async def insert_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> int:
+    """Create deliveries; one whose idempotency key exists already is not created again. Returns how many were."""
+    if not deliveries:
+        return 0
+    created = await conn.fetch(
+        "INSERT INTO delivery (delivery_id, idempotency_key, alert_id, digest_id, procedure_id, structure_id,"
+        " contact_id, channel, recipient, next_attempt_at, fallback_kind, fallback_of, quiet_start, quiet_end)"
+        # In the given order: seq (the sending order of one procedure's deliveries) follows it.
+        " SELECT d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14 FROM unnest($1::uuid[], $2::text[],"
+        " $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],"
+        " $11::text[], $12::uuid[], $13::time[], $14::time[])"
+        " WITH ORDINALITY AS u(d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, n) ORDER BY n"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING delivery_id",
+        *map(list, zip(*(_delivery_values(d) for d in deliveries), strict=True)),
+    )
+    return len(created)
+
+
+def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
+    quiet_start, quiet_end = d.quiet_hours or (None, None)
+    return (
+        d.delivery_id,
+        d.idempotency_key,
+        d.alert_id,
+        d.digest_id,
+        d.procedure_id,
+        d.structure_id,
+        d.contact_id,
+        d.channel,
+        d.recipient,
+        d.next_attempt_at,
+        d.fallback_kind.value if d.fallback_kind else None,
+        d.fallback_of,
+        quiet_start,
+        quiet_end,
+    )
+
+
+async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float, now: datetime) -> list[DeliveryJob]:
+    """Move up to ``limit`` due deliveries to ``sending`` under a fresh lease and return them.
+
+    Due: ``pending``/``retrying`` with ``next_attempt_at`` reached, oldest first (then creation order),
+    and ``sending`` rows whose lease expired — a process died mid-send: that is the documented
+    in-flight window, the provider may have accepted the message already. A delivery is not claimed
+    while another delivery of the same procedure is being sent under a live lease: one procedure's
+    messages leave in order (the Kafka partition's order), different procedures' in parallel.
+    Must run inside a transaction.
+    """
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK_ID)
+    token = uuid.uuid4()
+    lease_until = now + timedelta(seconds=lease_s)
+    not_busy = (
+        " AND NOT EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
+        " AND s.state = 'sending' AND s.lease_until >= $2)"
+    )
+    rows: list[asyncpg.Record] = []
+    for due in (
+        "d.state = 'sending' AND d.lease_until < $2",
+        f"d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2{not_busy}",
+    ):
+        rows += await conn.fetch(
+            f"WITH due AS (SELECT d.delivery_id FROM delivery d WHERE {due}"
+            "  ORDER BY d.next_attempt_at, d.seq LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            " UPDATE delivery d SET state = 'sending', attempts = d.attempts + 1, lease_until = $3, lease_token = $4"
+            f" FROM due WHERE d.delivery_id = due.delivery_id RETURNING {_JOB_COLUMNS}",
+            limit - len(rows),
+            now,
+            lease_until,
+            token,
+        )
+        if len(rows) >= limit:
+            break
+    return await _jobs(conn, rows)
+
+
+async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]:
     if not rows:
         return []
+    alert_ids = [r["alert_id"] for r in rows if r["alert_id"] is not None]
+    digest_ids = [r["digest_id"] for r in rows if r["digest_id"] is not None]
     alerts = {
-        r["alert_id"]: AlertRow(**dict(r))
+        a["alert_id"]: AlertRow(**dict(a))
+        for a in await conn.fetch(f"SELECT {_ALERT_COLUMNS} FROM alert WHERE alert_id = ANY($1::uuid[])", alert_ids)
+    }
+    lines: dict[uuid.UUID, list[DigestLine]] = {}
+    days: dict[uuid.UUID, tuple[date, str]] = {}
+    if digest_ids:
         for r in await conn.fetch(
-            f"SELECT {_ALERT_COLUMNS} FROM alert WHERE alert_id = ANY($1::uuid[])", [r["alert_id"] for r in rows]
+            f"SELECT i.digest_id, i.fallback_kind AS item_fallback, g.day, g.structure_id AS digest_structure,"
+            f" {_prefixed('a', _ALERT_FIELDS)}"
+            " FROM digest_item i JOIN alert a USING (alert_id) JOIN digest g ON g.digest_id = i.digest_id"
+            " WHERE i.digest_id = ANY($1::uuid[]) ORDER BY a.seq",
+            digest_ids,
+        ):
+            alert = AlertRow(**{name: r[name] for name in _ALERT_FIELDS})
+            lines.setdefault(r["digest_id"], []).append(DigestLine(alert, _fallback_kind(r["item_fallback"])))
+            days[r["digest_id"]] = (r["day"], r["digest_structure"])
+    structure_ids = {r["structure_id"] for r in rows}
+    structure_ids |= {a.structure_id for a in alerts.values()}
+    structure_ids |= {line.alert.structure_id for group in lines.values() for line in group}
+    structure_ids |= {structure for _, structure in days.values()}
+    names = {
+        r["structure_id"]: r["nom"]
+        for r in await conn.fetch(
+            "SELECT structure_id, nom FROM structure_directory WHERE structure_id = ANY($1::text[])",
+            sorted(structure_ids),
         )
     }
     return [
         DeliveryJob(
-            r["delivery_id"], r["channel"], r["recipient"], r["contact_id"], r["attempts"], alerts[r["alert_id"]]
+            delivery_id=r["delivery_id"],
+            structure_id=r["structure_id"],
+            contact_id=r["contact_id"],
+            channel=r["channel"],
+            recipient=r["recipient"],
+            attempts=r["attempts"],
+            lease_token=r["lease_token"],
+            lease_until=r["lease_until"],
+            procedure_id=r["procedure_id"],
+            seq=r["seq"],
+            fallback_kind=_fallback_kind(r["fallback_kind"]),
+            quiet_hours=_window(r["quiet_start"], r["quiet_end"]),
+            alert=alerts.get(r["alert_id"]),
+            digest_id=r["digest_id"],
+            digest_day=days[r["digest_id"]][0] if r["digest_id"] in days else None,
+            digest_structure_id=days[r["digest_id"]][1] if r["digest_id"] in days else None,
+            digest_lines=tuple(lines.get(r["digest_id"], ())),
+            names=names,
         )
         for r in rows
     ]
 
 
-async def mark_delivery(
-    conn: Conn,
-    delivery_id: uuid.UUID,
-    *,
-    state: str,
-    provider: str,
-    provider_message_id: str | None = None,
-    error: str | None = None,
-    retry_in_s: float | None = None,
-) -> None:
-    """Record a send attempt's outcome: ``sent``, ``retrying`` (with ``retry_in_s``) or ``failed``."""
+async def release(conn: Conn, job: DeliveryJob, *, next_attempt_at: datetime | None = None) -> None:
+    """Give a claimed delivery back unattempted: state and attempt count restored, due again at once or at
+    ``next_attempt_at`` (the end of an SMS quiet period)."""
     await conn.execute(
-        "UPDATE delivery SET state = $2, provider = $3, provider_message_id = $4, last_error = $5,"
-        " lease_until = NULL, next_attempt_at = now() + make_interval(secs => coalesce($6, 0)),"
-        " sent_at = CASE WHEN $2 = 'sent' THEN now() END WHERE delivery_id = $1",
-        delivery_id,
-        state,
-        provider,
-        provider_message_id,
-        error,
-        retry_in_s,
+        "UPDATE delivery SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,"
+        " attempts = attempts - 1, lease_until = NULL, lease_token = NULL,"
+        " next_attempt_at = coalesce($3, next_attempt_at)"
+        " WHERE delivery_id = $1 AND state = 'sending' AND lease_token = $2",
+        job.delivery_id,
+        job.lease_token,
+        next_attempt_at,
     )
+
+
+async def mark_sent(conn: Conn, rows: Sequence[SentRow], now: datetime) -> set[uuid.UUID]:
+    """Record accepted deliveries as ``sent``; returns the ids whose lease was still ours (all, normally)."""
+    if not rows:
+        return set()
+    updated = await conn.fetch(
+        "UPDATE delivery d SET state = 'sent', provider = u.provider, provider_message_id = u.message_id,"
+        " last_error = NULL, lease_until = NULL, lease_token = NULL, sent_at = $5"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(delivery_id, token, provider, message_id)"
+        " WHERE d.delivery_id = u.delivery_id AND d.state = 'sending' AND d.lease_token = u.token"
+        " RETURNING d.delivery_id",
+        [r.delivery_id for r in rows],
+        [r.lease_token for r in rows],
+        [r.provider for r in rows],
+        [r.provider_message_id for r in rows],
+        now,
+    )
+    return {r["delivery_id"] for r in updated}
+
+
+async def mark_retrying(conn: Conn, job: DeliveryJob, *, provider: str, error: str, next_attempt_at: datetime) -> bool:
+    """Schedule the next attempt of a delivery that failed transiently; ``False`` if the lease was lost."""
+    status: str = await conn.execute(
+        "UPDATE delivery SET state = 'retrying', provider = $3, last_error = $4, next_attempt_at = $5,"
+        " lease_until = NULL, lease_token = NULL WHERE delivery_id = $1 AND state = 'sending' AND lease_token = $2",
+        job.delivery_id,
+        job.lease_token,
+        provider,
+        error,
+        next_attempt_at,
+    )
+    return status.endswith(" 1")
+
+
+async def mark_failed(conn: Conn, job: DeliveryJob, *, provider: str, error: str) -> bool:
+    """Record a delivery abandoned for good; ``False`` if the lease was lost."""
+    status: str = await conn.execute(
+        "UPDATE delivery SET state = 'failed', provider = $3, last_error = $4, lease_until = NULL, lease_token = NULL"
+        " WHERE delivery_id = $1 AND state = 'sending' AND lease_token = $2",
+        job.delivery_id,
+        job.lease_token,
+        provider,
+        error,
+    )
+    return status.endswith(" 1")
+
+
+def _window(start: time | None, end: time | None) -> tuple[time, time] | None:
+    return (start, end) if start is not None and end is not None else None
+
+
+def _fallback_kind(value: str | None) -> FallbackKind | None:
+    return None if value is None else FallbackKind(value)
+
+
+def _prefixed(alias: str, names: Iterable[str]) -> str:
+    return ", ".join(f"{alias}.{name}" for name in names)

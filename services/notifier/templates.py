@@ -1,21 +1,19 @@
-"""Loads the alert templates shipped in ``services/notifier/templates/``."""
+"""Loads the alert templates shipped in ``services/notifier/templates/`` (the only file reads of rendering)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
-from services.notifier.domain.alerts import AlertTemplates
+from services.notifier.domain.alerts import TEMPLATE_NAMES, AlertTemplates
 
 __all__ = ["load_templates"]
 
 
-def load_templates(prefix: str) -> AlertTemplates:
-    """The packaged French templates, with ``prefix`` as the alerts' heading (e.g. the département)."""
+def load_templates(*, prefix: str, sms_prefix: str) -> AlertTemplates:
+    """The packaged French templates; ``prefix`` heads emails, ``sms_prefix`` SMS (e.g. the département).
+
+    Raises ``AlertTemplateError`` when a template is missing, does not parse or reads a forbidden variable.
+    """
     folder = files("services.notifier") / "templates"
-    return AlertTemplates(
-        prefix=prefix,
-        subject=(folder / "email_subject.txt").read_text("utf-8"),
-        text=(folder / "email.txt").read_text("utf-8"),
-        html=(folder / "email.html").read_text("utf-8"),
-        sms=(folder / "sms.txt").read_text("utf-8"),
-    )
+    sources = {name: (folder / name).read_text("utf-8") for name in TEMPLATE_NAMES}
+    return AlertTemplates(sources, prefix=prefix, sms_prefix=sms_prefix)

@@ -1,55 +1,111 @@
-"""Composition root of orientation: référentiel file → database → matching on each notice."""
+"""Composition root of orientation: référentiel in PostgreSQL, matching of notices, assignment lifecycle,
+expiry, admin API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.resources import files
 
+import asyncpg
 from aiokafka import ConsumerRecord
 
 from schemas import topics
+from schemas.assignment import AssignmentStatusEvent
 from schemas.procedure import ProcedureNotificationEvent
+from services.orientation import referential_repository as ref_repo
+from services.orientation.auth import load_tokens
 from services.orientation.domain.referential_yaml import load_referential
-from services.orientation.orient import SCHEMA, Orientation, activate_referential
-from services.orientation.settings import OrientationSettings
+from services.orientation.http import AdminServices, create_app
+from services.orientation.lifecycle import StatusHandler, expire_assignments
+from services.orientation.orient import Orientation
+from services.orientation.referential_store import SCHEMA, ReferentialHolder, commit_referential, publish_current
+from services.orientation.settings import OrientationSettings, ReferentialImport
 from services.platform.consume import decode_or_park
+from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
+from services.platform.logging import get_logger
 from services.platform.runtime import Runtime
 
-__all__ = ["build"]
+__all__ = ["GROUP_ID", "STATUS_GROUP_ID", "build", "import_at_start"]
 
 GROUP_ID = "prevex-orientation"
+# Its own group: a second subscriber in the same group would make every start rebalance it twice.
+STATUS_GROUP_ID = "prevex-orientation-status"
+EXPIRY_BATCH = 500
 
-
-class _Started:
-    """Holds the orientation service built at start-up, once the référentiel is loaded."""
-
-    orientation: Orientation | None = None
+log = get_logger(__name__)
 
 
 def build(settings: OrientationSettings) -> Runtime:
-    """Wire orientation: load the référentiel at start, then orient every procedure notice."""
+    """Wire orientation: référentiel at start, notices and assignment statuses consumed, expiry, admin API."""
     runtime = Runtime("orientation", settings, schema=SCHEMA, migrations=files("services.orientation") / "migrations")
-    started = _Started()
-    # Read and validated before anything starts: a broken référentiel file stops the service at once.
-    referential = load_referential(settings.referential_path.read_text("utf-8"))
+    holder = ReferentialHolder()
+    orientation = Orientation(holder, max_structures=settings.max_structures)
+    statuses = StatusHandler(holder)
+    # Read before anything starts: a broken tokens file stops the service at once.
+    tokens = load_tokens(settings.admin_tokens_path)
 
     async def load(rt: Runtime) -> None:
-        async with rt.pool.acquire() as conn:
-            active = await activate_referential(conn, referential, source=settings.referential_path.name)
-        started.orientation = Orientation(active, max_structures=settings.max_structures)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            imported = await import_at_start(conn, settings)
+            active = await holder.refresh(conn)
+            # A new version was published by its import; otherwise republish: it heals a lost topic.
+            published = 0 if imported is not None else await publish_current(conn, active)
+        log.info("referential_ready", version=active.version, imported=imported is not None, republished=published)
 
     async def on_notice(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        if started.orientation is None:
-            raise RuntimeError("référentiel not loaded yet")  # the batch is redelivered
         today = datetime.now(UTC).date()
         async with runtime.pool.acquire() as conn, conn.transaction():
-            for event in await decode_or_park(conn, records, ProcedureNotificationEvent):
-                await started.orientation.handle(conn, event, today=today)
+            events = await decode_or_park(conn, records, ProcedureNotificationEvent)
+            await orientation.handle_batch(conn, events, today=today)
+
+    async def on_status(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await statuses.handle_batch(conn, await decode_or_park(conn, records, AssignmentStatusEvent))
+
+    async def expire(rt: Runtime) -> None:
+        while True:
+            try:
+                while await _expire_batch(rt.pool, settings.assignment_expiry_days) == EXPIRY_BATCH:
+                    pass
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("assignment_expiry_failed", error=type(error).__name__)
+            await asyncio.sleep(settings.assignment_expiry_interval_s)
 
     runtime.add_startup(load)
+    runtime.add_loop(expire)
     subscribe_batch(
         runtime.broker, topics.PROCEDURE_NOTIFICATION, group_id=GROUP_ID, settings=settings, handler=on_notice
     )
+    subscribe_batch(
+        runtime.broker, topics.ASSIGNMENT_STATUS, group_id=STATUS_GROUP_ID, settings=settings, handler=on_status
+    )
+    if settings.http_enabled:
+        # Bound at start by the runtime: a taken port stops the service with a clear error.
+        services = AdminServices(
+            pool=lambda: runtime.pool, holder=holder, tokens=tokens, max_structures=settings.max_structures
+        )
+        runtime.add_http(create_app(services), host=settings.http_host, port=settings.http_port)
     return runtime
+
+
+async def import_at_start(conn: Conn, settings: OrientationSettings) -> int | None:
+    """Import ``settings.referential_path`` as ``settings.referential_import`` says; return the new version
+    or ``None`` when nothing was imported. In the caller's transaction, under the référentiel lock, so
+    replicas starting together import once."""
+    await ref_repo.lock_referential(conn)
+    if settings.referential_import is ReferentialImport.IF_EMPTY and await ref_repo.latest_version(conn) is not None:
+        return None
+    # Read and validated only when needed: a broken file then stops the service at once.
+    referential = load_referential(settings.referential_path.read_text("utf-8"))
+    commit = await commit_referential(
+        conn, lambda _: referential, source=f"start {settings.referential_path.name}", author="orientation"
+    )
+    return commit.active.version if commit.created else None
+
+
+async def _expire_batch(pool: asyncpg.Pool, days: int) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return await expire_assignments(conn, days=days, limit=EXPIRY_BATCH)

@@ -1,150 +1,173 @@
-"""Orientation's application service: a procedure notice in, assignments and a decision out.
+"""Orientation's application service: procedure notices in, assignments and decisions out.
 
-Runs in the caller's transaction: the inbox row, the assignments, the decision and its outbox events
-commit together, so a redelivered notice changes nothing and a crash leaves nothing half-done.
+Runs in the caller's transaction: the inbox rows, the assignments, the decisions and their outbox
+events commit together, so a redelivered notice changes nothing and a crash leaves nothing half-done.
+A batch is matched against one référentiel version (the latest when the batch starts), with the
+procedures it touches locked; it reads their state and this week's capacity once and writes its
+results in a few statements at the end: a batch of 500 notices costs about ten round trips to
+PostgreSQL, not ten per notice.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 from schemas import topics
-from schemas.envelope import new_envelope_fields
 from schemas.orientation import AssignmentKind, OrientationDecidedEvent, OrientationUnmatchedEvent
 from schemas.procedure import ProcedureNotificationEvent
-from schemas.referential import ReferentialChangedEvent
 from services.orientation import repository as repo
-from services.orientation.domain.events import decided_payload, structure_records, unmatched_payload
+from services.orientation.domain.events import decided_payload, unmatched_payload
 from services.orientation.domain.facts import facts_from_notice, should_orient
-from services.orientation.domain.matching import decide
-from services.orientation.domain.referential import Referential
-from services.orientation.domain.referential_yaml import content_hash
+from services.orientation.referential_store import PRODUCER, SCHEMA, ActiveReferential, ReferentialHolder
 from services.platform.db import Conn
-from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
 from services.platform.outbox import OutboxMessage, enqueue
 
-__all__ = ["SCHEMA", "ActiveReferential", "Orientation", "activate_referential"]
-
-SCHEMA = "orientation"
-PRODUCER = "orientation"
+__all__ = ["CapacityLedger", "Orientation"]
 
 log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class ActiveReferential:
-    version: int
-    referential: Referential
+class CapacityLedger:
+    """This week's use of the offers that have a weekly capacity, for one batch.
+
+    Read once when the batch starts and updated as the batch creates assignments, so a batch of 500
+    notices makes one capacity query instead of 500 and still never overbooks an offer.
+    """
+
+    def __init__(self, active: ActiveReferential, used: dict[str, int]) -> None:
+        self._capacity = {
+            offer.id: offer.max_new_assignments_per_week
+            for offer in active.matcher.offers
+            if offer.id in active.matcher.capped_offers
+        }
+        self._used = used
+
+    @classmethod
+    async def load(cls, conn: Conn, active: ActiveReferential) -> CapacityLedger:
+        return cls(active, await repo.weekly_assignment_counts(conn, active.matcher.capped_offers))
+
+    def remaining(self) -> dict[str, int | None]:
+        """Offer id → new assignments still possible this week, for the capped offers."""
+        return {
+            offer_id: cap - self._used.get(offer_id, 0) for offer_id, cap in self._capacity.items() if cap is not None
+        }
+
+    def record(self, offer_ids: Iterable[str]) -> None:
+        """Count one new assignment against each of ``offer_ids``."""
+        for offer_id in offer_ids:
+            if offer_id in self._capacity:
+                self._used[offer_id] = self._used.get(offer_id, 0) + 1
 
 
-async def activate_referential(conn: Conn, referential: Referential, *, source: str) -> ActiveReferential:
-    """Store ``referential`` as a new version if its content changed, and publish every structure on the
-    compacted référentiel topic (again at each start: it heals a topic the broker lost)."""
-    async with conn.transaction():
-        version = await repo.store_referential(
-            conn,
-            content_hash=content_hash(referential),
-            document=json.loads(referential.model_dump_json()),
-            source=source,
-        )
-        messages = [
-            OutboxMessage.of(
-                topics.REFERENTIAL_CHANGED,
-                record.structure_id,
-                ReferentialChangedEvent(**new_envelope_fields(PRODUCER), payload=record),
-            )
-            for record in structure_records(referential, version)
-        ]
-        await enqueue(conn, SCHEMA, messages)
-    log.info("referential_loaded", version=version, structures=len(referential.structures))
-    return ActiveReferential(version, referential)
+@dataclass
+class _Batch:
+    """One batch: the référentiel version and capacity it decides with, and what it writes, flushed in a
+    few statements at its end (one round trip per table)."""
+
+    active: ActiveReferential
+    ledger: CapacityLedger
+    today: date
+    assignments: list[repo.NewAssignment] = field(default_factory=list)
+    decisions: list[repo.DecisionRow] = field(default_factory=list)
+    messages: list[OutboxMessage] = field(default_factory=list)
+
+    async def flush(self, conn: Conn) -> None:
+        await repo.insert_assignments(conn, self.assignments)
+        await repo.insert_decisions(conn, self.decisions)
+        await enqueue(conn, SCHEMA, self.messages)
 
 
 class Orientation:
-    """Matches notices against the active référentiel and records the outcome."""
+    """Matches procedure notices against the latest référentiel and records the outcome."""
 
-    def __init__(self, active: ActiveReferential, *, max_structures: int) -> None:
-        self._active = active
+    def __init__(self, holder: ReferentialHolder, *, max_structures: int) -> None:
+        self._holder = holder
         self._k = max_structures
 
-    async def handle(self, conn: Conn, event: ProcedureNotificationEvent, *, today: date) -> None:
-        """Orient one notice (no-op when already seen, late, or a clôture)."""
-        with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
-            if not await claim_event(conn, event.event_id, topics.PROCEDURE_NOTIFICATION):
-                log.info("notice_already_oriented")
-                return
-            notice = event.payload
-            if not should_orient(notice):
-                log.info("notice_not_oriented", is_late=notice.is_late, stage=notice.notification.act.stage.value)
-                return
-            open_ids = await repo.open_assignments(conn, notice.procedure_id)
-            referential = self._active.referential
-            result = decide(
-                facts_from_notice(notice),
-                referential,
-                open_structures=frozenset(open_ids),
-                remaining_capacity=_remaining_capacity(referential, await repo.weekly_assignment_counts(conn)),
-                k=self._k,
-                on=today,
-            )
-            ids = {a.structure_id: open_ids.get(a.structure_id) or uuid.uuid4() for a in result.assignments}
-            await repo.insert_assignments(
-                conn,
-                [
-                    (
-                        ids[a.structure_id],
-                        notice.procedure_id,
-                        a.structure_id,
-                        list(a.offer_ids),
-                        a.mandatory,
-                        a.priority,
-                        a.over_capacity,
-                        a.explanation,
-                        self._active.version,
-                        notice.notification.notification_id,
-                    )
-                    for a in result.assignments
-                    if a.kind is AssignmentKind.NEW
-                ],
-            )
-            payload = decided_payload(notice, result, referentiel_version=self._active.version, assignment_ids=ids)
-            decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
-            messages = [OutboxMessage.of(topics.ORIENTATION_DECIDED, str(notice.procedure_id), decided)]
-            unmatched = unmatched_payload(notice, result)
-            if unmatched is not None:
-                unmatched_event = OrientationUnmatchedEvent.caused_by(event, producer=PRODUCER, payload=unmatched)
-                messages.append(
-                    OutboxMessage.of(topics.ORIENTATION_UNMATCHED, str(notice.procedure_id), unmatched_event)
+    async def handle_batch(self, conn: Conn, events: Sequence[ProcedureNotificationEvent], *, today: date) -> None:
+        """Orient a batch of notices in the caller's transaction.
+
+        Notices already seen (inbox), late ones and clôtures are skipped. The batch reads the procedures'
+        state and this week's capacity once, keeps both current as it decides (a procedure twice in a
+        batch sees its first notice's assignments), and writes everything at the end.
+        """
+        if not events:
+            return
+        active = await self._holder.refresh(conn)
+        await repo.lock_procedures(conn, (event.payload.procedure_id for event in events))
+        fresh = await repo.claim_events(conn, [event.event_id for event in events], topics.PROCEDURE_NOTIFICATION)
+        to_orient = []
+        for event in events:
+            with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
+                if event.event_id not in fresh:
+                    log.info("notice_already_oriented")
+                elif not should_orient(event.payload):
+                    notice = event.payload
+                    log.info("notice_not_oriented", is_late=notice.is_late, stage=notice.notification.act.stage.value)
+                else:
+                    to_orient.append(event)
+            fresh.discard(event.event_id)  # the same event twice in one batch is oriented once
+        if not to_orient:
+            return
+        states = await repo.procedure_states(conn, (event.payload.procedure_id for event in to_orient))
+        batch = _Batch(active, await CapacityLedger.load(conn, active), today)
+        for event in to_orient:
+            with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
+                self._orient(event, states[event.payload.procedure_id], batch)
+        await batch.flush(conn)
+
+    def _orient(self, event: ProcedureNotificationEvent, state: repo.ProcedureState, batch: _Batch) -> None:
+        notice = event.payload
+        active, ledger = batch.active, batch.ledger
+        result = active.matcher.decide(
+            facts_from_notice(notice),
+            open_structures=frozenset(state.open_assignments),
+            excluded_structures=state.removed_structures,
+            remaining_capacity=ledger.remaining(),
+            k=self._k,
+            on=batch.today,
+        )
+        ids = {a.structure_id: state.open_assignments.get(a.structure_id) or uuid.uuid4() for a in result.assignments}
+        payload = decided_payload(notice, result, referentiel_version=active.version, assignment_ids=ids)
+        decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
+        new = [a for a in result.assignments if a.kind is AssignmentKind.NEW]
+        for assignment in new:
+            batch.assignments.append(
+                repo.NewAssignment(
+                    assignment_id=ids[assignment.structure_id],
+                    procedure_id=notice.procedure_id,
+                    structure_id=assignment.structure_id,
+                    offer_ids=list(assignment.offer_ids),
+                    mandatory=assignment.mandatory,
+                    priority=assignment.priority,
+                    over_capacity=assignment.over_capacity,
+                    explanation=assignment.explanation,
+                    referentiel_version=active.version,
+                    notification_id=notice.notification.notification_id,
+                    correlation_id=event.correlation_id,
+                    event_id=decided.event_id,
                 )
-            await repo.insert_decision(
-                conn,
-                decision_id=decided.event_id,
-                procedure_id=notice.procedure_id,
-                notification_id=notice.notification.notification_id,
-                stage=payload.stage.value,
-                referentiel_version=self._active.version,
-                rules_version=payload.rules_version,
-                fallback_used=result.fallback_used,
-                result=payload.model_dump(mode="json"),
             )
-            await enqueue(conn, SCHEMA, messages)
-            log.info(
-                "notice_oriented",
-                procedure_ref=notice.procedure_short_ref,
-                structures=[a.structure_id for a in result.assignments],
-                fallback_used=result.fallback_used,
+            state.open_assignments[assignment.structure_id] = ids[assignment.structure_id]
+            ledger.record(assignment.offer_ids)
+        batch.decisions.append(repo.DecisionRow.of(decided))
+        batch.messages.append(OutboxMessage.of(topics.ORIENTATION_DECIDED, str(notice.procedure_id), decided))
+        unmatched = unmatched_payload(notice, result)
+        if unmatched is not None:
+            unmatched_event = OrientationUnmatchedEvent.caused_by(event, producer=PRODUCER, payload=unmatched)
+            batch.messages.append(
+                OutboxMessage.of(topics.ORIENTATION_UNMATCHED, str(notice.procedure_id), unmatched_event)
             )
-
-
-def _remaining_capacity(referential: Referential, used: dict[str, int]) -> dict[str, int | None]:
-    """Offer id → new assignments still possible this week (``None`` = no weekly cap)."""
-    return {
-        offer.id: None
-        if offer.max_new_assignments_per_week is None
-        else offer.max_new_assignments_per_week - used.get(offer.id, 0)
-        for offer in referential.offers
-    }
+        log.info(
+            "notice_oriented",
+            procedure_ref=notice.procedure_short_ref,
+            referentiel_version=active.version,
+            structures=[a.structure_id for a in result.assignments],
+            new=len(new),
+            fallback_used=result.fallback_used,
+            over_capacity=result.over_capacity,
+        )

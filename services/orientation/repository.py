@@ -1,97 +1,405 @@
-"""SQL of the orientation schema: référentiel versions, assignments, decisions."""
+"""SQL of orientation's assignments, decisions, status history and CCAPEX overrides.
+
+The référentiel's own tables are in ``referential_repository``.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from schemas.orientation import OrientationDecidedEvent
 from services.platform.db import Conn
 
 __all__ = [
+    "AssignmentRow",
+    "DecisionRow",
+    "NewAssignment",
+    "ProcedureState",
+    "RefusedStatus",
+    "StatusChange",
+    "assignment_for_update",
+    "claim_events",
+    "expire_due",
+    "history",
     "insert_assignments",
-    "insert_decision",
-    "latest_referential",
-    "open_assignments",
-    "store_referential",
+    "insert_decisions",
+    "insert_history",
+    "last_decision",
+    "lock_procedures",
+    "procedure_assignments",
+    "procedure_state",
+    "procedure_states",
+    "record_refused",
+    "set_override",
+    "set_status",
     "weekly_assignment_counts",
 ]
 
-
-async def latest_referential(conn: Conn) -> tuple[int, str, dict[str, Any]] | None:
-    """``(version, content_hash, document)`` of the newest référentiel, if any was loaded."""
-    row = await conn.fetchrow(
-        "SELECT version, content_hash, document FROM referential_version ORDER BY version DESC LIMIT 1"
-    )
-    return (row["version"], row["content_hash"], row["document"]) if row else None
-
-
-async def store_referential(conn: Conn, *, content_hash: str, document: dict[str, Any], source: str) -> int:
-    """Store a référentiel under the next version number unless identical content exists; return its version."""
-    existing = await conn.fetchval("SELECT version FROM referential_version WHERE content_hash = $1", content_hash)
-    if existing is not None:
-        return int(existing)
-    version: int = await conn.fetchval(
-        "INSERT INTO referential_version (version, content_hash, document, source)"
-        " SELECT coalesce(max(version), 0) + 1, $1, $2, $3 FROM referential_version RETURNING version",
-        content_hash,
-        document,
-        source,
-    )
-    return version
+# Two-key advisory lock class of procedures (see referential_repository.REFERENTIAL_LOCK_CLASS).
+PROCEDURE_LOCK_CLASS = 0x4F52_0002
+_ASSIGNMENT_COLUMNS = (
+    "assignment_id, procedure_id, structure_id, offer_ids, status, origin, mandatory, explanation,"
+    " referentiel_version, correlation_id, status_reason, status_by, created_at, status_changed_at"
+)
 
 
-async def open_assignments(conn: Conn, procedure_id: uuid.UUID) -> dict[str, uuid.UUID]:
-    """Structure id → assignment id of the procedure's OUVERTE/ACCEPTEE assignments, locked."""
+@dataclass(frozen=True)
+class ProcedureState:
+    """What matching must know of a procedure: its open assignments and the structures the CCAPEX removed.
+
+    ``open_assignments`` is updated in place by a batch that opens assignments, so a later notice of the
+    same procedure in the batch sees them.
+    """
+
+    open_assignments: dict[str, uuid.UUID]
+    removed_structures: frozenset[str]
+
+
+@dataclass(frozen=True)
+class NewAssignment:
+    assignment_id: uuid.UUID
+    procedure_id: uuid.UUID
+    structure_id: str
+    offer_ids: list[str]
+    mandatory: bool
+    priority: int
+    over_capacity: bool
+    explanation: str
+    referentiel_version: int
+    notification_id: uuid.UUID | None
+    correlation_id: uuid.UUID
+    event_id: uuid.UUID | None
+    """The decision (or override) event that opened it, recorded in its history."""
+    origin: str = "MATCHING"
+
+
+@dataclass(frozen=True)
+class AssignmentRow:
+    assignment_id: uuid.UUID
+    procedure_id: uuid.UUID
+    structure_id: str
+    offer_ids: list[str]
+    status: str
+    origin: str
+    mandatory: bool
+    explanation: str
+    referentiel_version: int
+    correlation_id: uuid.UUID | None
+    status_reason: str | None
+    status_by: str | None
+    created_at: datetime
+    status_changed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One line of an assignment's history."""
+
+    assignment_id: uuid.UUID
+    from_status: str | None
+    to_status: str
+    actor: str
+    reason: str | None = None
+    override: str | None = None
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class RefusedStatus:
+    event_id: uuid.UUID
+    procedure_id: uuid.UUID
+    assignment_id: uuid.UUID | None
+    structure_id: str
+    requested_status: str
+    actor: str
+    override: str | None
+    current_status: str | None
+    refusal: str
+    detail: str
+
+
+async def lock_procedures(conn: Conn, procedure_ids: Iterable[uuid.UUID]) -> None:
+    """Serialise work on these procedures until the transaction ends (notices, status events, expiry).
+
+    Locks are taken in one sorted pass so two batches sharing procedures never wait on each other in
+    opposite orders (no deadlock).
+    """
+    keys = sorted({int.from_bytes(p.bytes[:4], "big", signed=True) for p in procedure_ids})
+    if keys:
+        await conn.execute(
+            # A function scan of unnest yields the array in order: the locks are taken sorted.
+            "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k",
+            PROCEDURE_LOCK_CLASS,
+            keys,
+        )
+
+
+async def claim_events(conn: Conn, event_ids: Sequence[uuid.UUID], topic: str) -> set[uuid.UUID]:
+    """Record ``event_ids`` as consumed in the caller's transaction; return those not seen before.
+
+    ``services.platform.inbox.claim_event`` for a whole batch in one statement (same table, same rule:
+    the rows commit with the batch's effects).
+    """
     rows = await conn.fetch(
-        "SELECT structure_id, assignment_id FROM assignment"
-        " WHERE procedure_id = $1 AND status IN ('OUVERTE', 'ACCEPTEE') FOR UPDATE",
-        procedure_id,
+        "INSERT INTO inbox (event_id, topic) SELECT DISTINCT unnest($1::uuid[]), $2"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+        topic,
     )
-    return {r["structure_id"]: r["assignment_id"] for r in rows}
+    return {row["event_id"] for row in rows}
 
 
-async def weekly_assignment_counts(conn: Conn) -> dict[str, int]:
-    """Offer id → assignments created since the start of the current ISO week (capacity accounting)."""
+async def procedure_states(
+    conn: Conn, procedure_ids: Iterable[uuid.UUID], *, lock: bool = True
+) -> dict[uuid.UUID, ProcedureState]:
+    """For each procedure: its open (OUVERTE/ACCEPTEE) assignments by structure, locked unless
+    ``lock=False`` (readers), and the structures the CCAPEX removed."""
+    wanted = list(set(procedure_ids))
+    rows = await conn.fetch(
+        "SELECT procedure_id, structure_id, assignment_id FROM assignment"
+        " WHERE procedure_id = ANY($1::uuid[]) AND status IN ('OUVERTE', 'ACCEPTEE')" + (" FOR UPDATE" if lock else ""),
+        wanted,
+    )
+    removed = await conn.fetch(
+        "SELECT procedure_id, structure_id FROM structure_override"
+        " WHERE procedure_id = ANY($1::uuid[]) AND override = 'REMOVE'",
+        wanted,
+    )
+    states = {procedure_id: ProcedureState({}, frozenset()) for procedure_id in wanted}
+    for row in rows:
+        states[row["procedure_id"]].open_assignments[row["structure_id"]] = row["assignment_id"]
+    for procedure_id in {row["procedure_id"] for row in removed}:
+        ids = frozenset(r["structure_id"] for r in removed if r["procedure_id"] == procedure_id)
+        states[procedure_id] = ProcedureState(states[procedure_id].open_assignments, ids)
+    return states
+
+
+async def procedure_state(conn: Conn, procedure_id: uuid.UUID, *, lock: bool = True) -> ProcedureState:
+    """``procedure_states`` of one procedure."""
+    return (await procedure_states(conn, [procedure_id], lock=lock))[procedure_id]
+
+
+async def weekly_assignment_counts(conn: Conn, offer_ids: Iterable[str]) -> dict[str, int]:
+    """Offer id → assignments created this week (Monday 00:00, Paris time) that carry the offer.
+
+    An assignment merging several offers of a structure counts against each of them. Refused ones and
+    those the CCAPEX removed do not count: the partner did not take the household on.
+    """
+    wanted = sorted(set(offer_ids))
+    if not wanted:
+        return {}
     rows = await conn.fetch(
         "SELECT offer_id, count(*) AS n FROM assignment, unnest(offer_ids) AS offer_id"
-        " WHERE created_at >= date_trunc('week', now()) GROUP BY offer_id"
+        " WHERE created_at >= date_trunc('week', now() AT TIME ZONE 'Europe/Paris') AT TIME ZONE 'Europe/Paris'"
+        " AND status <> 'REFUSEE' AND NOT removed_by_ccapex AND offer_id = ANY($1::text[])"
+        " GROUP BY offer_id",
+        wanted,
     )
     return {r["offer_id"]: r["n"] for r in rows}
 
 
-async def insert_assignments(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert new assignments: ``(assignment_id, procedure_id, structure_id, offer_ids, mandatory,
-    priority, over_capacity, explanation, referentiel_version, notification_id)``."""
+async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment]) -> None:
+    """Insert new OUVERTE assignments and the first line of their history."""
+    if not rows:
+        return
     await conn.executemany(
         "INSERT INTO assignment (assignment_id, procedure_id, structure_id, offer_ids, mandatory, priority,"
-        " over_capacity, explanation, referentiel_version, notification_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        rows,
+        " over_capacity, explanation, referentiel_version, notification_id, correlation_id, origin)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        [
+            (
+                a.assignment_id,
+                a.procedure_id,
+                a.structure_id,
+                a.offer_ids,
+                a.mandatory,
+                a.priority,
+                a.over_capacity,
+                a.explanation,
+                a.referentiel_version,
+                a.notification_id,
+                a.correlation_id,
+                a.origin,
+            )
+            for a in rows
+        ],
+    )
+    override = [a.origin == "OVERRIDE" for a in rows]
+    await insert_history(
+        conn,
+        [
+            StatusChange(
+                a.assignment_id,
+                None,
+                "OUVERTE",
+                "CCAPEX" if by_ccapex else "ORIENTATION",
+                override="ADD" if by_ccapex else None,
+                event_id=a.event_id,
+            )
+            for a, by_ccapex in zip(rows, override, strict=True)
+        ],
     )
 
 
-async def insert_decision(
-    conn: Conn,
-    *,
-    decision_id: uuid.UUID,
-    procedure_id: uuid.UUID,
-    notification_id: uuid.UUID,
-    stage: str,
-    referentiel_version: int,
-    rules_version: str,
-    fallback_used: bool,
-    result: dict[str, Any],
-) -> None:
+async def insert_history(conn: Conn, changes: Sequence[StatusChange]) -> None:
+    await conn.executemany(
+        "INSERT INTO assignment_status_history (assignment_id, from_status, to_status, reason, actor, override,"
+        " event_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(c.assignment_id, c.from_status, c.to_status, c.reason, c.actor, c.override, c.event_id) for c in changes],
+    )
+
+
+async def assignment_for_update(conn: Conn, assignment_id: uuid.UUID) -> AssignmentRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_ASSIGNMENT_COLUMNS} FROM assignment WHERE assignment_id = $1 FOR UPDATE", assignment_id
+    )
+    return AssignmentRow(**dict(row)) if row else None
+
+
+async def procedure_assignments(conn: Conn, procedure_id: uuid.UUID) -> list[AssignmentRow]:
+    """Every assignment of a procedure, oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {_ASSIGNMENT_COLUMNS} FROM assignment WHERE procedure_id = $1 ORDER BY created_at, structure_id",
+        procedure_id,
+    )
+    return [AssignmentRow(**dict(row)) for row in rows]
+
+
+async def history(conn: Conn, assignment_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT assignment_id, from_status, to_status, reason, actor, override, event_id, changed_at"
+        " FROM assignment_status_history WHERE assignment_id = ANY($1::uuid[]) ORDER BY id",
+        list(assignment_ids),
+    )
+    return [dict(row) for row in rows]
+
+
+async def set_status(conn: Conn, change: StatusChange, *, removed_by_ccapex: bool = False) -> None:
+    """Move an assignment to ``change.to_status`` and append the change to its history."""
     await conn.execute(
+        "UPDATE assignment SET status = $2, status_reason = $3, status_by = $4, status_changed_at = now(),"
+        " updated_at = now(), removed_by_ccapex = removed_by_ccapex OR $5 WHERE assignment_id = $1",
+        change.assignment_id,
+        change.to_status,
+        change.reason,
+        change.actor,
+        removed_by_ccapex,
+    )
+    await insert_history(conn, [change])
+
+
+async def set_override(
+    conn: Conn, procedure_id: uuid.UUID, structure_id: str, override: str, event_id: uuid.UUID
+) -> None:
+    """Record the CCAPEX's last word on (procedure, structure): ``ADD`` or ``REMOVE``."""
+    await conn.execute(
+        "INSERT INTO structure_override (procedure_id, structure_id, override, event_id) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (procedure_id, structure_id) DO UPDATE SET override = $3, event_id = $4, changed_at = now()",
+        procedure_id,
+        structure_id,
+        override,
+        event_id,
+    )
+
+
+async def record_refused(conn: Conn, refused: RefusedStatus) -> None:
+    await conn.execute(
+        "INSERT INTO assignment_status_refused (event_id, procedure_id, assignment_id, structure_id,"
+        " requested_status, actor, override, current_status, refusal, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+        refused.event_id,
+        refused.procedure_id,
+        refused.assignment_id,
+        refused.structure_id,
+        refused.requested_status,
+        refused.actor,
+        refused.override,
+        refused.current_status,
+        refused.refusal,
+        refused.detail,
+    )
+
+
+async def last_decision(conn: Conn, procedure_id: uuid.UUID) -> dict[str, Any] | None:
+    """The payload of the procedure's latest decision (what its alerts showed), if any."""
+    result: dict[str, Any] | None = await conn.fetchval(
+        "SELECT result FROM decision WHERE procedure_id = $1 ORDER BY created_at DESC LIMIT 1", procedure_id
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """A published decision: the ``orientation.decided`` event id and payload, and what it was based on."""
+
+    decision_id: uuid.UUID
+    procedure_id: uuid.UUID
+    notification_id: uuid.UUID
+    stage: str
+    referentiel_version: int
+    rules_version: str
+    fallback_used: bool
+    result: dict[str, Any]
+
+    @classmethod
+    def of(cls, decided: OrientationDecidedEvent) -> DecisionRow:
+        """The row of a decided event about to be published (its payload is stored whole)."""
+        payload = decided.payload
+        return cls(
+            decision_id=decided.event_id,
+            procedure_id=payload.procedure_id,
+            notification_id=payload.notification_id,
+            stage=payload.stage.value,
+            referentiel_version=payload.referentiel_version,
+            rules_version=payload.rules_version,
+            fallback_used=payload.fallback_used,
+            result=payload.model_dump(mode="json"),
+        )
+
+
+async def insert_decisions(conn: Conn, rows: Sequence[DecisionRow]) -> None:
+    if not rows:
+        return
+    await conn.executemany(
         "INSERT INTO decision (decision_id, procedure_id, notification_id, stage, referentiel_version,"
         " rules_version, fallback_used, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        decision_id,
-        procedure_id,
-        notification_id,
-        stage,
-        referentiel_version,
-        rules_version,
-        fallback_used,
-        result,
+        [
+            (
+                d.decision_id,
+                d.procedure_id,
+                d.notification_id,
+                d.stage,
+                d.referentiel_version,
+                d.rules_version,
+                d.fallback_used,
+                d.result,
+            )
+            for d in rows
+        ],
     )
+
+
+async def expire_due(conn: Conn, *, days: int, limit: int) -> list[AssignmentRow]:
+    """Move up to ``limit`` OUVERTE assignments older than ``days`` to EXPIREE; return them, expired.
+
+    ``SKIP LOCKED``: a replica running the same sweep, or a status event being applied, keeps its rows.
+    """
+    rows = await conn.fetch(
+        f"WITH due AS (SELECT assignment_id FROM assignment WHERE status = 'OUVERTE'"
+        f" AND created_at < now() - make_interval(days => $1) ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        f" UPDATE assignment a SET status = 'EXPIREE', status_reason = $3, status_by = 'SYSTEM',"
+        f" status_changed_at = now(), updated_at = now() FROM due WHERE a.assignment_id = due.assignment_id"
+        f" RETURNING {', '.join('a.' + c.strip() for c in _ASSIGNMENT_COLUMNS.split(','))}",
+        days,
+        limit,
+        EXPIRY_REASON,
+    )
+    return [AssignmentRow(**dict(row)) for row in rows]
+
+
+EXPIRY_REASON = "SANS_REPONSE"
+"""Reason code of an expiry: no answer from the partner within the configured number of days."""

@@ -1,51 +1,145 @@
-"""What an alert says, rendered from templates. Pure: the template texts are given by the caller.
+"""What an alert says, rendered from Jinja2 templates. Pure: the template texts are given by the caller.
 
 domain.md §5.9 and §6c: an alert carries a reference, the stage, the commune, the urgency, the
 earliest expulsion date when relevant, and a link to the authenticated space — never a name, an
-address, an amount or court details. ``AlertContent`` has no field that could hold them.
+address, an amount or court details. ``AlertContent`` has no field that could hold them, and the
+templates only see the variables ``ALLOWED_VARIABLES`` lists (checked when ``AlertTemplates`` is built).
+
+Three renderings per alert: the email (subject, plain text, HTML with autoescape) and the SMS (GSM-7,
+at most 160 characters, one segment). A daily digest groups the low-urgency stage updates of one
+contact (``DigestContent``).
+
+**SMS budget.** The heading, stage, urgency, markers and link are kept whole, and the reference
+travels in the link (``<base>/<reference>``); the commune is the one elastic value: when the text
+exceeds 160 characters it is cut, down to ``SMS_MIN_COMMUNE`` characters. If even that does not fit,
+``SmsTooLongError`` says by how much — a configuration problem (heading or link base too long), which
+``check_templates`` reveals at start-up.
 """
 
 from __future__ import annotations
 
-import html
+import itertools
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date
-from string import Template
+from typing import Any, Final
 
+import jinja2
+import jinja2.meta
+
+from schemas.notification import FallbackKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage, stage_label
 
 __all__ = [
+    "ALLOWED_VARIABLES",
+    "MANUAL_ORIENTATION_TAG",
+    "SMS_MAX_CHARS",
+    "TEMPLATE_NAMES",
     "AlertContent",
+    "AlertTemplateError",
     "AlertTemplates",
+    "DigestContent",
+    "FallbackNotice",
     "RenderedEmail",
     "SmsTooLongError",
+    "check_templates",
+    "render_digest_email",
+    "render_digest_sms",
     "render_email",
     "render_sms",
+    "sms_stage_label",
+    "sms_urgency_label",
     "to_gsm7",
+    "urgency_label",
 ]
 
-URGENCY_LABELS = {
+MANUAL_ORIENTATION_TAG: Final = "Aucune offre – orientation manuelle requise"
+SMS_MAX_CHARS: Final = 160
+SMS_MIN_COMMUNE: Final = 4
+"""Characters of the commune an SMS keeps at least."""
+TEMPLATE_NAMES: Final = (
+    "email_subject.txt",
+    "email.txt",
+    "email.html",
+    "sms.txt",
+    "digest_subject.txt",
+    "digest.txt",
+    "digest.html",
+    "digest_sms.txt",
+)
+
+# Every value a template may read. A template naming anything else is refused when loaded, so no
+# template change can start printing a field this module does not hand out.
+_ALERT_VARIABLES = frozenset(
+    {"prefix", "ref", "stage", "commune", "urgency", "earliest", "link", "manual_tag", "update", "fallback"}
+)
+_DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
+ALLOWED_VARIABLES: Final[Mapping[str, frozenset[str]]] = {
+    name: _DIGEST_VARIABLES if name.startswith("digest") else _ALERT_VARIABLES for name in TEMPLATE_NAMES
+}
+
+_URGENCY_LABELS = {
     Urgency.LOW: "Urgence faible",
     Urgency.NORMAL: "Urgence normale",
     Urgency.HIGH: "Urgence haute",
     Urgency.CRITICAL: "URGENCE CRITIQUE",
 }
-MANUAL_ORIENTATION_TAG = "Aucune offre – orientation manuelle requise"
-SMS_MAX_CHARS = 160
+_SMS_URGENCY_LABELS = {
+    Urgency.LOW: "Urg. faible",
+    Urgency.NORMAL: "Urg. normale",
+    Urgency.HIGH: "Urg. haute",
+    Urgency.CRITICAL: "TRES URGENT",
+}
+# Stage labels that fit an SMS; "Cdt" is the usual abbreviation of "commandement" among commissaires de justice.
+_SMS_STAGE_LABELS = {
+    Stage.IMPAYE_CONSTATE: "Impayé constaté",
+    Stage.SIGNALEMENT_CAF: "Signalement CAF",
+    Stage.SAISINE_CCAPEX_BAILLEUR: "Saisine CCAPEX",
+    Stage.COMMANDEMENT_PAYER: "Cdt de payer",
+    Stage.ASSIGNATION: "Assignation",
+    Stage.DSF_TRANSMIS: "DSF transmis",
+    Stage.AUDIENCE: "Audience",
+    Stage.DECISION: "Jugement",
+    Stage.SIGNIFICATION_DECISION: "Signif. décision",
+    Stage.COMMANDEMENT_QUITTER: "Cdt de quitter",
+    Stage.DEMANDE_CFP: "Réquisition CFP",
+    Stage.DECISION_CFP: "Décision CFP",
+    Stage.EXPULSION_REALISEE: "Expulsion faite",
+    Stage.PROTOCOLE_COHESION_SOCIALE: "Protocole signé",
+    Stage.SURENDETTEMENT_RECEVABLE: "Surendettement",
+    Stage.PLAN_APUREMENT: "Plan d'apurement",
+    Stage.CLOTURE: "Clôture",
+}
 
 # GSM 03.38 basic character set (without the escape table): what one SMS segment carries as is.
-_GSM7 = set(
+_GSM7 = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-_TRANSLITERATIONS = {"’": "'", "–": "-", "—": "-", "«": '"', "»": '"', "œ": "oe", "Œ": "OE", "\u00a0": " "}
+_TRANSLITERATIONS = {"’": "'", "–": "-", "—": "-", "«": '"', "»": '"', "œ": "oe", "Œ": "OE", "\u00a0": " ", "…": "."}
+
+
+@dataclass(frozen=True)
+class FallbackNotice:
+    """Why this recipient gets the alert instead of the usual one (fallback F3, domain.md §6b.2).
+
+    ``unreachable`` is the name of the structure none of whose contacts could be reached: shown to the
+    default referent, which must pass the file on; a structure's own generic contact needs no name.
+    """
+
+    kind: FallbackKind
+    unreachable: str | None = None
 
 
 @dataclass(frozen=True)
 class AlertContent:
-    """Everything an alert may show. Adding a field here is a data-protection decision."""
+    """Everything an alert may show. Adding a field here is a data-protection decision.
+
+    ``stage_update``: the structure already holds the file and is told it moved on (domain.md §6b.2
+    point 4). ``manual_orientation``: fallback F1, no offer matched.
+    """
 
     procedure_short_ref: str
     stage: Stage
@@ -54,15 +148,18 @@ class AlertContent:
     earliest_expulsion_date: date | None
     link: str
     manual_orientation: bool = False
+    stage_update: bool = False
+    fallback: FallbackNotice | None = None
 
 
 @dataclass(frozen=True)
-class AlertTemplates:
-    prefix: str
-    subject: str
-    text: str
-    html: str
-    sms: str
+class DigestContent:
+    """One contact's low-urgency stage updates of one day; ``link`` opens the list of its files."""
+
+    day: date
+    items: tuple[AlertContent, ...]
+    link: str
+    fallback: FallbackNotice | None = None
 
 
 @dataclass(frozen=True)
@@ -73,33 +170,121 @@ class RenderedEmail:
 
 
 class SmsTooLongError(ValueError):
-    """The rendered SMS does not fit one GSM-7 segment."""
+    """The rendered SMS does not fit one GSM-7 segment, even with the commune shortened."""
+
+
+class AlertTemplateError(ValueError):
+    """A template is missing, does not parse, or reads a variable it is not allowed to."""
+
+
+class AlertTemplates:
+    """The French alert templates, compiled once: text ones plain, ``.html`` ones with autoescape.
+
+    ``sources`` maps each of ``TEMPLATE_NAMES`` to its Jinja2 text. Raises ``AlertTemplateError`` when one
+    is missing, does not parse, or uses a variable outside ``ALLOWED_VARIABLES``.
+    """
+
+    def __init__(self, sources: Mapping[str, str], *, prefix: str, sms_prefix: str) -> None:
+        self.prefix = prefix
+        self.sms_prefix = sms_prefix
+        self._env = jinja2.Environment(
+            loader=jinja2.DictLoader(dict(sources)),
+            # HTML is escaped (a commune or a structure name may hold "<" or "&"); text is not.
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        for name in TEMPLATE_NAMES:
+            if name not in sources:
+                raise AlertTemplateError(f"template {name} is missing")
+            try:
+                used = jinja2.meta.find_undeclared_variables(self._env.parse(sources[name]))
+            except jinja2.TemplateSyntaxError as error:
+                raise AlertTemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
+            if extra := used - ALLOWED_VARIABLES[name]:
+                raise AlertTemplateError(f"template {name} reads variables that alerts must not carry: {sorted(extra)}")
+
+    def render(self, name: str, values: Mapping[str, Any]) -> str:
+        """Render template ``name`` with ``values``, surrounding whitespace stripped."""
+        return self._env.get_template(name).render(values).strip()
+
+
+def urgency_label(urgency: Urgency) -> str:
+    """French urgency label shown in emails."""
+    return _URGENCY_LABELS[urgency]
+
+
+def sms_stage_label(stage: Stage) -> str:
+    """Short French stage label for SMS."""
+    return _SMS_STAGE_LABELS[stage]
+
+
+def sms_urgency_label(urgency: Urgency) -> str:
+    """Short French urgency label for SMS."""
+    return _SMS_URGENCY_LABELS[urgency]
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How one medium names stages and urgencies, and which heading it carries."""
+
+    stage: Callable[[Stage], str]
+    urgency: Callable[[Urgency], str]
+    sms: bool
+
+
+_EMAIL = _Style(stage_label, urgency_label, sms=False)
+_SMS = _Style(sms_stage_label, sms_urgency_label, sms=True)
 
 
 def render_email(content: AlertContent, templates: AlertTemplates) -> RenderedEmail:
-    """Subject, plain text and HTML of the email alert; values are HTML-escaped in the HTML part."""
-    values = _values(content, templates.prefix)
-    expulsion = _expulsion_text(content.earliest_expulsion_date)
-    tag = MANUAL_ORIENTATION_TAG if content.manual_orientation else ""
-    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
-    return RenderedEmail(
-        subject=Template(templates.subject).substitute(values).strip(),
-        text=Template(templates.text).substitute(
-            values, expulsion_line=f"{expulsion}\n" if expulsion else "", tag_line=f"{tag}\n" if tag else ""
-        ),
-        html=Template(templates.html).substitute(
-            escaped,
-            expulsion_item=f"<li>{html.escape(expulsion)}</li>" if expulsion else "",
-            tag_block=f"<p><strong>{html.escape(tag)}</strong></p>" if tag else "",
-        ),
-    )
+    """Subject, plain text and HTML of the email alert."""
+    return _email(templates, "email", _alert_values(content, templates, _EMAIL))
 
 
 def render_sms(content: AlertContent, templates: AlertTemplates) -> str:
-    """The SMS text in GSM-7, accents transliterated; raises ``SmsTooLongError`` past 160 characters."""
-    text = to_gsm7(Template(templates.sms).substitute(_values(content, templates.prefix)).strip())
+    """The SMS text in GSM-7, at most 160 characters; raises ``SmsTooLongError`` when it cannot fit.
+
+    The reference is carried by the link (``<base>/<reference>``); the commune is shortened if needed.
+    """
+    commune = to_gsm7(content.commune)
+    while True:
+        values = _alert_values(replace(content, commune=commune), templates, _SMS)
+        text = to_gsm7(_one_line(templates.render("sms.txt", values)))
+        excess = len(text) - SMS_MAX_CHARS
+        if excess <= 0:
+            return text
+        # Shorten the commune by what is missing (the template's "." follows the cut), never below
+        # SMS_MIN_COMMUNE characters.
+        keep = len(commune) - excess
+        if keep < SMS_MIN_COMMUNE:
+            raise SmsTooLongError(
+                f"SMS of {len(text)} characters exceeds {SMS_MAX_CHARS} even with the commune shortened to"
+                f" {SMS_MIN_COMMUNE} characters: shorten the SMS heading or the link base URL"
+            )
+        commune = commune[:keep].rstrip()
+
+
+def render_digest_email(content: DigestContent, templates: AlertTemplates) -> RenderedEmail:
+    """Subject, plain text and HTML of a daily digest of stage updates."""
+    return _email(templates, "digest", _digest_values(content, templates, _EMAIL))
+
+
+def _email(templates: AlertTemplates, kind: str, values: Mapping[str, Any]) -> RenderedEmail:
+    return RenderedEmail(
+        subject=_one_line(templates.render(f"{kind}_subject.txt", values)),
+        text=templates.render(f"{kind}.txt", values) + "\n",
+        html=templates.render(f"{kind}.html", values) + "\n",
+    )
+
+
+def render_digest_sms(content: DigestContent, templates: AlertTemplates) -> str:
+    """The digest as one SMS: how many files moved on, and the link to the list."""
+    text = to_gsm7(_one_line(templates.render("digest_sms.txt", _digest_values(content, templates, _SMS))))
     if len(text) > SMS_MAX_CHARS:
-        raise SmsTooLongError(f"SMS of {len(text)} characters exceeds {SMS_MAX_CHARS}")
+        raise SmsTooLongError(f"digest SMS of {len(text)} characters exceeds {SMS_MAX_CHARS}")
     return text
 
 
@@ -117,16 +302,62 @@ def to_gsm7(text: str) -> str:
     return "".join(out)
 
 
-def _values(content: AlertContent, prefix: str) -> dict[str, str]:
+def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref: str = "90-2026-000001") -> None:
+    """Render every stage × urgency × marker combination once; raise what would fail at send time.
+
+    Run at start-up so that a heading or link base too long for an SMS stops the service with a clear
+    message instead of failing partners' SMS one by one.
+    """
+    link = f"{link_base_url.rstrip('/')}/{sample_ref}"
+    fallbacks = (None, FallbackNotice(FallbackKind.DEFAULT_REFERENT, "Structure injoignable"))
+    for stage, urgency, earliest, manual, update, fallback in itertools.product(
+        Stage, Urgency, (None, date(2026, 4, 1)), (False, True), (False, True), fallbacks
+    ):
+        content = AlertContent(sample_ref, stage, "Saint-Germain-le-Châtelet", urgency, earliest, link, manual, update)
+        content = replace(content, fallback=fallback)
+        render_email(content, templates)
+        render_sms(content, templates)
+    digest = DigestContent(date(2026, 3, 2), (content,), link_base_url)
+    render_digest_email(digest, templates)
+    render_digest_sms(digest, templates)
+
+
+def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Style) -> dict[str, Any]:
     return {
-        "prefix": prefix,
+        "prefix": templates.sms_prefix if style.sms else templates.prefix,
         "ref": content.procedure_short_ref,
-        "stage": stage_label(content.stage),
+        "stage": style.stage(content.stage),
         "commune": content.commune,
-        "urgency": URGENCY_LABELS[content.urgency],
+        "urgency": style.urgency(content.urgency),
+        "earliest": _day(content.earliest_expulsion_date),
         "link": content.link,
+        "manual_tag": MANUAL_ORIENTATION_TAG if content.manual_orientation else None,
+        "update": content.stage_update,
+        "fallback": _fallback_values(content.fallback),
     }
 
 
-def _expulsion_text(earliest: date | None) -> str:
-    return f"Expulsion impossible avant le {earliest:%d/%m/%Y}" if earliest else ""
+def _digest_values(content: DigestContent, templates: AlertTemplates, style: _Style) -> dict[str, Any]:
+    return {
+        "prefix": templates.sms_prefix if style.sms else templates.prefix,
+        "day": _day(content.day),
+        "count": len(content.items),
+        "items": [_alert_values(item, templates, style) for item in content.items],
+        "link": content.link,
+        "fallback": _fallback_values(content.fallback),
+    }
+
+
+def _fallback_values(fallback: FallbackNotice | None) -> dict[str, Any] | None:
+    if fallback is None:
+        return None
+    return {"default_referent": fallback.kind is FallbackKind.DEFAULT_REFERENT, "unreachable": fallback.unreachable}
+
+
+def _day(value: date | None) -> str | None:
+    return None if value is None else f"{value:%d/%m/%Y}"
+
+
+def _one_line(text: str) -> str:
+    # Subjects and SMS are single lines: a value holding a line break must not start a new header line.
+    return " ".join(text.split())

@@ -6,22 +6,34 @@ The handler wraps these payloads in envelopes (ids, clock, causation) and persis
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from schemas.orientation import (
     EXPLANATION_MAX_LENGTH,
     AlsoEligibleOffer,
+    AssignmentKind,
     DecidedAssignment,
+    DecisionTrigger,
     OfferRejection,
     OrientationDecided,
     OrientationUnmatched,
 )
 from schemas.procedure import ProcedureNotice
-from schemas.referential import OfferSummary, StructureRecord
+from schemas.referential import OfferSummary, RecordStatus, StructureRecord
 from services.orientation.domain.matching import MATCHING_RULES_VERSION, Assignment, MatchResult
 from services.orientation.domain.referential import Offer, Referential, Structure, sorted_stages
 
-__all__ = ["decided_payload", "structure_records", "unmatched_payload"]
+__all__ = [
+    "OVERRIDE_EXPLANATION",
+    "also_eligible_offers",
+    "decided_payload",
+    "override_payload",
+    "removed_structure_record",
+    "structure_records",
+    "unmatched_payload",
+]
+
+OVERRIDE_EXPLANATION = "added by the CCAPEX secretariat (override ADD): no matching rule chose this structure"
 
 
 def decided_payload(
@@ -52,17 +64,21 @@ def decided_payload(
         referentiel_version=referentiel_version,
         rules_version=rules_version,
         assignments=[_decided(a, assignment_ids[a.structure_id]) for a in result.assignments],
-        also_eligible=[
-            AlsoEligibleOffer(
-                offer_id=o.offer_id,
-                structure_id=o.structure_id,
-                unknowns=list(o.unknowns),
-                over_capacity=o.over_capacity,
-            )
-            for o in result.also_eligible
-        ],
+        also_eligible=also_eligible_offers(result),
         fallback_used=result.fallback_used,
     )
+
+
+def also_eligible_offers(result: MatchResult) -> list[AlsoEligibleOffer]:
+    """The eligible offers a decision did not keep, as the decided event lists them."""
+    # Not validated again: ids and subjects come from the validated référentiel and the clause table, and
+    # a household eligible for hundreds of offers would pay a validation per entry.
+    return [
+        AlsoEligibleOffer.model_construct(
+            offer_id=o.offer_id, structure_id=o.structure_id, unknowns=list(o.unknowns), over_capacity=o.over_capacity
+        )
+        for o in result.also_eligible
+    ]
 
 
 def unmatched_payload(notice: ProcedureNotice, result: MatchResult) -> OrientationUnmatched | None:
@@ -80,9 +96,67 @@ def unmatched_payload(notice: ProcedureNotice, result: MatchResult) -> Orientati
     )
 
 
-def structure_records(referential: Referential, referentiel_version: int) -> tuple[StructureRecord, ...]:
-    """One ``referentiel.changed`` payload per structure, in file order."""
-    return tuple(_record(s, referential, referentiel_version) for s in referential.structures)
+def structure_records(
+    referential: Referential, referentiel_version: int, *, only: Collection[str] | None = None
+) -> tuple[StructureRecord, ...]:
+    """One ``referentiel.changed`` payload per structure (``only`` these, when given), in file order."""
+    offers: dict[str, list[Offer]] = {}
+    for offer in referential.offers:
+        offers.setdefault(offer.structure_id, []).append(offer)
+    return tuple(
+        _record(structure, offers.get(structure.id, []), referential.default_referent, referentiel_version)
+        for structure in referential.structures
+        if only is None or structure.id in only
+    )
+
+
+def removed_structure_record(structure: Structure, referentiel_version: int) -> StructureRecord:
+    """The last record of a structure taken out of the référentiel: ``archived``, without offers.
+
+    Never a tombstone: the compacted topic keeps, for every structure ever published, its last state,
+    and consumers learn it is gone from its status (a null value would be parked as undecodable).
+    """
+    archived = structure.model_copy(update={"status": RecordStatus.ARCHIVED})
+    return _record(archived, [], default_referent="", version=referentiel_version)
+
+
+def override_payload(
+    previous: OrientationDecided, *, structure_id: str, assignment_id: uuid.UUID, referentiel_version: int
+) -> OrientationDecided:
+    """The ``orientation.decided`` payload announcing a structure the CCAPEX added to a procedure.
+
+    It repeats what the procedure's last decision showed (reference, stage, urgency, commune, earliest
+    expulsion date) with one NEW assignment and no offer, so the notifier alerts the added structure
+    like any other; ``trigger`` tells consumers no matching rule chose it.
+    """
+    added = DecidedAssignment(
+        assignment_id=assignment_id,
+        structure_id=structure_id,
+        offer_ids=[],
+        kind=AssignmentKind.NEW,
+        mandatory=False,
+        priority=0,
+        over_capacity=False,
+        matched_rules=[],
+        explanation=OVERRIDE_EXPLANATION,
+    )
+    return OrientationDecided(
+        procedure_id=previous.procedure_id,
+        procedure_short_ref=previous.procedure_short_ref,
+        notification_id=previous.notification_id,
+        stage=previous.stage,
+        urgency=previous.urgency,
+        commune_insee=previous.commune_insee,
+        commune_name=previous.commune_name,
+        earliest_expulsion_date=previous.earliest_expulsion_date,
+        is_correction=False,
+        referentiel_version=referentiel_version,
+        rules_version=previous.rules_version,
+        assignments=[added],
+        also_eligible=[],
+        fallback_used=False,
+        trigger=DecisionTrigger.CCAPEX_OVERRIDE,
+    )
 
 
 def _decided(assignment: Assignment, assignment_id: uuid.UUID) -> DecidedAssignment:
@@ -107,16 +181,16 @@ def _bounded(text: str) -> str:
     return text[: EXPLANATION_MAX_LENGTH - 1] + "…"
 
 
-def _record(structure: Structure, referential: Referential, version: int) -> StructureRecord:
+def _record(structure: Structure, offers: list[Offer], default_referent: str, version: int) -> StructureRecord:
     return StructureRecord(
         structure_id=structure.id,
         nom=structure.nom,
         typologie=structure.typologie,
         status=structure.status,
         referentiel_version=version,
-        default_referent=structure.id == referential.default_referent,
+        default_referent=structure.id == default_referent,
         contacts=list(structure.contacts),
-        offers=[_summary(offer) for offer in referential.offers_of(structure.id)],
+        offers=[_summary(offer) for offer in offers],
     )
 
 

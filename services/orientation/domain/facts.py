@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from schemas.procedure import Allocataire, Composition, LandlordType, Parc, ProcedureNotice
+from schemas.procedure import Allocataire, Composition, LandlordType, Parc, ProcedureNotice, ProcedureNotification
 from schemas.stages import Stage
 
-__all__ = ["MatchFacts", "facts_from_notice", "should_orient"]
+__all__ = ["MatchFacts", "facts_from_notice", "facts_from_notification", "should_orient", "skip_reason"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,25 @@ class MatchFacts:
 def should_orient(notice: ProcedureNotice) -> bool:
     """Whether a notice is matched at all: not a late event (domain.md §6a.1: a stage older than the
     procedure's current one enriches history but triggers no orientation), and not a closure."""
-    return not notice.is_late and notice.notification.act.stage is not Stage.CLOTURE
+    return skip_reason(notice.notification, is_late=notice.is_late) is None
+
+
+def skip_reason(record: ProcedureNotification, *, is_late: bool) -> str | None:
+    """Why a notification is not matched (see ``should_orient``), or ``None`` when it is."""
+    if is_late:
+        return "late notice (an earlier stage received after a later one): stored, never oriented"
+    if record.act.stage is Stage.CLOTURE:
+        return "a clôture is never oriented"
+    return None
 
 
 def facts_from_notice(notice: ProcedureNotice) -> MatchFacts:
     """The matching facts of a notice. Pure projection; callers check ``should_orient`` first."""
-    record = notice.notification
+    return facts_from_notification(notice.notification)
+
+
+def facts_from_notification(record: ProcedureNotification) -> MatchFacts:
+    """The matching facts of a canonical record (what ``facts_from_notice`` reads of a notice)."""
     address = record.dwelling.address
     household = record.household
     return MatchFacts(

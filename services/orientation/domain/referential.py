@@ -12,6 +12,7 @@ sets that can match, one default referent).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import date
@@ -44,16 +45,23 @@ __all__ = [
 ]
 
 
+# Sort key of every stage, computed once: matching sorts stage sets for every explanation it writes.
+_STAGE_ORDER: dict[Stage, tuple[int, int]] = {
+    stage: (stage_rank(stage) or 1000, position) for position, stage in enumerate(Stage)
+}
+
+
 def sorted_stages(stages: Iterable[Stage]) -> list[Stage]:
     """Stages in procedure order (by rank), side events (no rank) last in enum order."""
-    order = list(Stage)
-    return sorted(stages, key=lambda stage: (stage_rank(stage) or 1000, order.index(stage)))
+    return sorted(stages, key=_STAGE_ORDER.__getitem__)
 
 
+@functools.lru_cache(maxsize=1024)
 def as_stage_range(stages: frozenset[Stage]) -> tuple[Stage, Stage] | None:
     """``(first, last)`` when ``stages`` is exactly ``stages_between(first, last)`` with 3 stages or more.
 
-    Shorter runs read better as a list; a set with a gap or a side event is not a range.
+    Shorter runs read better as a list; a set with a gap or a side event is not a range. Cached: a
+    référentiel has few distinct stage sets and matching formats them for every evaluated offer.
     """
     ordered = sorted_stages(stages)
     if len(ordered) < 3 or any(stage_rank(stage) is None for stage in ordered):

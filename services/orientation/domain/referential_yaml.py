@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -21,9 +22,22 @@ import yaml
 from pydantic import ValidationError
 
 from schemas.stages import Stage, stage_rank, stages_between
-from services.orientation.domain.referential import Referential, as_stage_range, sorted_stages
+from services.orientation.domain.referential import (
+    Offer,
+    Referential,
+    Structure,
+    as_stage_range,
+    sorted_stages,
+)
 
-__all__ = ["RANGE_SEPARATOR", "ReferentialError", "content_hash", "dump_referential", "load_referential"]
+__all__ = [
+    "RANGE_SEPARATOR",
+    "ReferentialError",
+    "assemble_referential",
+    "content_hash",
+    "dump_referential",
+    "load_referential",
+]
 
 RANGE_SEPARATOR = ".."
 _STAGE_FIELDS = (("eligibility", "stages"), ("mandatory_stages",))
@@ -51,6 +65,20 @@ def load_referential(text: str) -> Referential:
         return Referential.model_validate_json(json.dumps(data, default=_json_default), strict=True)
     except ValidationError as error:
         raise ReferentialError(_validation_problems(error, data)) from None
+
+
+def assemble_referential(
+    default_referent: str, structures: Sequence[Structure], offers: Sequence[Offer]
+) -> Referential:
+    """A référentiel from already validated parts, checked as a whole (ids, references, default referent).
+
+    What an edit of one structure or offer goes through. Raises ``ReferentialError`` with the same
+    paths as a file would get (``offers[3](id=PJ90-INFO).structure_id``).
+    """
+    try:
+        return Referential(default_referent=default_referent, structures=tuple(structures), offers=tuple(offers))
+    except ValidationError as error:
+        raise ReferentialError(_validation_problems(error, {})) from None
 
 
 def dump_referential(referential: Referential) -> str:

@@ -148,12 +148,11 @@ def ingest_service(
     ingest_broker: BrokerEndpoint, ingest_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IngestService]:
     logs = tmp_path_factory.mktemp("ingest-logs")
-    config = StackConfig(ingest_broker.bootstrap_servers, ingest_database, "127.0.0.1", 1, logs / "sms")
     port = free_port()
-    # ServiceProcesses passes this process's environment on: the HTTP port goes in for its construction only.
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("INGEST_HTTP_PORT", str(port))
-        processes = ServiceProcesses(config, logs)
+    config = StackConfig(
+        ingest_broker.bootstrap_servers, ingest_database, "127.0.0.1", 1, logs / "sms", ingest_http_port=port
+    )
+    processes = ServiceProcesses(config, logs)
     service = IngestService(processes, port, processes.log_path("ingest"))
     service.start()
     yield service

@@ -1,0 +1,244 @@
+"""Notifier throughput: alerts/s delivered to a local SMTP server from a backlog of decisions (not a test).
+
+    .venv/bin/python benchmarks/notifier/bench_notifier.py [-n 10000] [--concurrency 1,8,16] [--per-procedure 4]
+
+For each concurrency setting, on a fresh broker and database (``services.devenv``, as the tests do):
+
+1. Publishes a référentiel of ``--structures`` structures (one email contact each) and N
+   ``orientation.decided`` events: N / per-procedure procedures, each with ``--per-procedure`` successive
+   decisions (stages in order) assigning one new structure → N alerts. Keyed by procedure as orientation does.
+2. Starts the real notifier process (``python -m services.notifier``) on that backlog, with
+   ``NOTIFIER_SEND_CONCURRENCY`` (and the SMTP pool) set to the concurrency under test.
+3. Waits until the SMTP server (aiosmtpd, same machine) accepted all N messages; prints the rate from the
+   first message to the last (steady state) and from the process start (including start-up, consumption
+   and expansion), and checks the per-procedure order: each procedure's alerts arrive in stage order.
+
+``--sink devenv`` uses the project's ``SmtpSink`` (parses every message: about one core at ~250 msgs/s on
+our 2-core machine, which then caps the measure); ``--sink light`` (default) an aiosmtpd server that
+only keeps the raw bytes, parsed after the clock stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaProducer
+from aiosmtpd.controller import Controller
+
+from schemas import topics
+from schemas.orientation import OrientationDecidedEvent
+from schemas.referential import Channels, Contact, ReferentialChangedEvent
+from schemas.stages import Stage, stage_label
+from services.devenv import (
+    SmtpSink,
+    create_database,
+    create_topics,
+    drop_database,
+    free_port,
+    kafka_broker,
+    postgres_server,
+)
+from services.devenv.stack import ServiceProcesses, StackConfig
+from services.notifier.emulator import decided_event, structure_event
+
+STAGES = (Stage.COMMANDEMENT_PAYER, Stage.ASSIGNATION, Stage.AUDIENCE, Stage.DECISION, Stage.COMMANDEMENT_QUITTER)
+TIMEOUT_S = 900.0
+
+
+class LightSink:
+    """An aiosmtpd server that accepts and keeps raw messages, nothing else (parsing costs the server's CPU)."""
+
+    def __init__(self) -> None:
+        self.host, self.port = "127.0.0.1", free_port("127.0.0.1")
+        self._raw: list[bytes] = []
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook)
+        with self._lock:
+            self._raw.append(envelope.original_content or envelope.content)
+        return "250 OK"
+
+    def count(self) -> int:
+        return len(self._raw)
+
+    def subjects(self) -> list[str]:
+        return [str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"]) for raw in self._raw]
+
+    def __enter__(self) -> Self:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+        self._controller.stop()
+
+
+class DevenvSink(SmtpSink):
+    def count(self) -> int:
+        return len(self.messages)
+
+    def subjects(self) -> list[str]:
+        return [str(mail.message["Subject"]) for mail in self.messages]
+
+
+def referential(count: int) -> list[ReferentialChangedEvent]:
+    """``count`` structures with one generic email contact each; the first is the default referent."""
+    return [
+        structure_event(
+            f"BENCH-{i:03d}",
+            [
+                Contact(
+                    id=f"BENCH-{i:03d}-MAIL",
+                    label="Boîte générique",
+                    email=f"structure{i}@bench.test",
+                    channels_enabled=Channels(email=True),
+                    is_generic_mailbox=True,
+                )
+            ],
+            default_referent=i == 0,
+        )
+        for i in range(count)
+    ]
+
+
+def decisions(count: int, per_procedure: int, structures: int) -> list[OrientationDecidedEvent]:
+    """``count`` decisions; procedure p gets ``per_procedure`` of them, stage after stage (publish order)."""
+    events = []
+    for p in range(count // per_procedure):
+        procedure_id = uuid.uuid4()
+        events += [
+            decided_event(
+                f"90-2026-{p:06d}",
+                [f"BENCH-{(p * per_procedure + step) % structures:03d}"],
+                stage=STAGES[step],
+                procedure_id=procedure_id,
+            )
+            for step in range(per_procedure)
+        ]
+    return events
+
+
+async def publish(bootstrap: str, structures: int, backlog: list[OrientationDecidedEvent]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1_048_576, max_request_size=8_388_608
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topics.REFERENTIAL_CHANGED, e.model_dump_json().encode(), key=e.key.encode())
+            for e in referential(structures)
+        ]
+        futures += [
+            await producer.send(
+                topics.ORIENTATION_DECIDED, e.model_dump_json().encode(), key=str(e.payload.procedure_id).encode()
+            )
+            for e in backlog
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def order_violations(subjects: list[str], per_procedure: int) -> int:
+    """Procedures whose alerts did not arrive in stage order."""
+    labels = {stage_label(stage): rank for rank, stage in enumerate(STAGES[:per_procedure])}
+    seen: dict[str, list[int]] = defaultdict(list)
+    for subject in subjects:
+        ref = subject.split("Dossier ", 1)[1].split(" ", 1)[0]
+        seen[ref].append(next(rank for label, rank in labels.items() if f"– {label} –" in subject))
+    return sum(1 for ranks in seen.values() if ranks != sorted(ranks))
+
+
+def run_once(
+    n: int, *, per_procedure: int, structures: int, concurrency: int, workdir: Path, sink_kind: str
+) -> dict[str, float]:
+    backlog = decisions(n, per_procedure, structures)
+    expected = len(backlog)
+    name = f"prevex_bench_notifier_{uuid.uuid4().hex[:8]}"
+    with (
+        kafka_broker() as broker,
+        postgres_server() as server,
+        LightSink() if sink_kind == "light" else DevenvSink() as sink,
+    ):
+        database_url = asyncio.run(create_database(server, name))
+        asyncio.run(create_topics(broker.bootstrap_servers, topics.ALL_TOPICS))
+        asyncio.run(publish(broker.bootstrap_servers, structures, backlog))
+        os.environ |= {
+            "NOTIFIER_SEND_CONCURRENCY": str(concurrency),
+            "NOTIFIER_SMTP_POOL_SIZE": str(concurrency),
+            "NOTIFIER_LOG_LEVEL": "WARNING",
+        }
+        config = StackConfig(broker.bootstrap_servers, database_url, sink.host, sink.port, workdir / "sms")
+        services = ServiceProcesses(config, workdir / f"logs-{concurrency}")
+        started = time.perf_counter()
+        services.start("notifier")
+        try:
+            first = None
+            deadline = started + TIMEOUT_S
+            while (count := sink.count()) < expected:
+                if first is None and count:
+                    first = time.perf_counter()
+                if time.perf_counter() > deadline or not services.running("notifier"):
+                    raise RuntimeError(f"{count}/{expected} alerts after {time.perf_counter() - started:.0f} s")
+                time.sleep(0.01)
+            done = time.perf_counter()
+        finally:
+            services.stop()
+            asyncio.run(drop_database(server, name))
+        first = first or done
+        return {
+            "alerts": expected,
+            "first_s": first - started,
+            "total_s": done - started,
+            "steady_rate": expected / max(done - first, 1e-9),
+            "overall_rate": expected / (done - started),
+            "order_violations": order_violations(sink.subjects(), per_procedure),
+            "duplicates": sink.count() - expected,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=10_000, help="decisions in the backlog (one alert each)")
+    parser.add_argument("--per-procedure", type=int, default=4, choices=range(1, len(STAGES) + 1))
+    parser.add_argument("--structures", type=int, default=50)
+    parser.add_argument("--concurrency", default="1,8,16", help="comma-separated NOTIFIER_SEND_CONCURRENCY values")
+    parser.add_argument("--sink", choices=("light", "devenv"), default="light", help="SMTP server (see above)")
+    args = parser.parse_args()
+    print(
+        f"backlog: {args.n} decisions, {args.per_procedure} per procedure, {args.structures} structures;"
+        f" SMTP server: {args.sink}"
+    )
+    print("concurrency  alerts  first(s)  total(s)  steady alerts/s  overall alerts/s  order violations  duplicates")
+    with tempfile.TemporaryDirectory() as tmp:
+        for concurrency in (int(c) for c in args.concurrency.split(",")):
+            r = run_once(
+                args.n,
+                per_procedure=args.per_procedure,
+                structures=args.structures,
+                concurrency=concurrency,
+                workdir=Path(tmp),
+                sink_kind=args.sink,
+            )
+            print(
+                f"{concurrency:>11}  {r['alerts']:>6.0f}  {r['first_s']:>8.1f}  {r['total_s']:>8.1f}"
+                f"  {r['steady_rate']:>15.0f}  {r['overall_rate']:>16.0f}  {r['order_violations']:>16.0f}"
+                f"  {r['duplicates']:>10.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Alert templates: every template × stage × urgency × marker renders, says what it must, and nothing more.
+
+domain.md §5.9 / §6c: reference, stage, commune, urgency, earliest expulsion date when relevant, link;
+never a name, an address, an amount or court details. SMS: GSM-7, one segment (160 characters).
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from dataclasses import replace
+from datetime import date
+from importlib.resources import files
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
+
+from schemas.notification import FallbackKind
+from schemas.procedure import Urgency
+from schemas.stages import Stage, stage_label
+from services.notifier.domain.alerts import (
+    ALLOWED_VARIABLES,
+    MANUAL_ORIENTATION_TAG,
+    SMS_MAX_CHARS,
+    TEMPLATE_NAMES,
+    AlertContent,
+    AlertTemplateError,
+    AlertTemplates,
+    DigestContent,
+    FallbackNotice,
+    SmsTooLongError,
+    check_templates,
+    render_digest_email,
+    render_digest_sms,
+    render_email,
+    render_sms,
+    sms_stage_label,
+    to_gsm7,
+    urgency_label,
+)
+from services.notifier.templates import load_templates
+
+PREFIX = "Prévention expulsions 90"
+SMS_PREFIX = "Expulsions 90"
+LINK_BASE = "https://prevex.example/dossiers"
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+FALLBACKS = (
+    None,
+    FallbackNotice(FallbackKind.GENERIC_CONTACT),
+    FallbackNotice(FallbackKind.DEFAULT_REFERENT, "FSL 90 – Fonds de solidarité pour le logement"),
+)
+# Words and marks that would betray personal or court data in an alert (domain.md §5.9).
+FORBIDDEN = re.compile(r"€|\beuros?\b|\bdette\b|\bloyer\b|\btribunal\b|\bjuge\b|\bRG\b|\brue\b", re.I)
+
+TEMPLATES = load_templates(prefix=PREFIX, sms_prefix=SMS_PREFIX)
+
+refs = st.from_regex(r"(2[AB]|[0-9]{2})-20[0-9]{2}-[0-9]{6}", fullmatch=True)
+# Commune names: letters (accents included), spaces, hyphens, apostrophes, as in the COG.
+communes = (
+    st.text(
+        alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzéèêëàâîïôöûüçœABCDEFGHIJKLMNOPQRSTUVWXYZÉÈ -'"),
+        min_size=1,
+        max_size=45,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
+dates = st.none() | st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31))
+
+
+def _content(
+    ref: str, stage: Stage, commune: str, urgency: Urgency, earliest: date | None, **flags: object
+) -> AlertContent:
+    return AlertContent(ref, stage, commune, urgency, earliest, f"{LINK_BASE}/{ref}", **flags)  # type: ignore[arg-type]
+
+
+def _all_variants(ref: str, commune: str, earliest: date | None) -> list[AlertContent]:
+    return [
+        _content(ref, stage, commune, urgency, earliest, manual_orientation=manual, stage_update=update, fallback=fb)
+        for stage, urgency, manual, update, fb in itertools.product(
+            Stage, Urgency, (False, True), (False, True), FALLBACKS
+        )
+    ]
+
+
+def _check_text_only_carries(text: str, content: AlertContent, *, day: date | None = None, count: int = 0) -> None:
+    """No word of a court or a debt, and every number is part of the reference, a date, the link or the
+    heading: an amount, a street number or a court file number would show up as a stray number."""
+    text = html.unescape(text)
+    assert not FORBIDDEN.search(text), FORBIDDEN.search(text)
+    dates = [d for d in (content.earliest_expulsion_date, day) if d is not None]
+    allowed = " ".join([content.procedure_short_ref, content.link, PREFIX, SMS_PREFIX, 'charset="utf-8"'])
+    allowed += " ".join(f"{d:%d/%m/%Y}" for d in dates) + f" {count}"
+    stray = [number for number in re.findall(r"\d+", text) if number not in allowed]
+    assert not stray, f"numbers that are no reference, date or link: {stray}"
+
+
+@settings(max_examples=8, deadline=None)
+@given(ref=refs, commune=communes, earliest=dates)
+def test_every_template_stage_urgency_and_marker_renders_the_required_content_and_nothing_else(
+    ref: str, commune: str, earliest: date | None
+) -> None:
+    for content in _all_variants(ref, commune, earliest):
+        email = render_email(content, TEMPLATES)
+        for part in (email.subject, email.text, email.html):
+            _check_text_only_carries(part, content)
+        assert "\n" not in email.subject
+        assert ref in email.subject
+        assert urgency_label(content.urgency) in email.subject
+        for body, shown in ((email.text, str), (email.html, lambda value: str(escape(value)))):
+            assert ref in body
+            assert shown(stage_label(content.stage)) in body
+            assert shown(commune) in body
+            assert content.link in body
+            assert urgency_label(content.urgency) in body
+            if earliest:
+                assert f"{earliest:%d/%m/%Y}" in body
+            assert (MANUAL_ORIENTATION_TAG in body) == content.manual_orientation
+            assert ("REPLI" in body.upper()) == (content.fallback is not None)
+
+        sms = render_sms(content, TEMPLATES)
+        assert len(sms) <= SMS_MAX_CHARS
+        assert set(sms) <= GSM7_BASIC
+        assert content.link in sms  # the link carries the reference
+        assert to_gsm7(sms_stage_label(content.stage)) in sms
+        if earliest:
+            assert f"{earliest:%d/%m/%Y}" in sms
+        _check_text_only_carries(sms, content)
+
+
+@settings(max_examples=20, deadline=None)
+@given(ref=refs, commune=communes, earliest=dates, size=st.integers(1, 17))
+def test_digest_templates_list_every_file_and_fit_an_sms(
+    ref: str, commune: str, earliest: date | None, size: int
+) -> None:
+    items = tuple(
+        replace(_content(ref, stage, commune, Urgency.LOW, earliest), stage_update=True) for stage in list(Stage)[:size]
+    )
+    for fallback in FALLBACKS:
+        digest = DigestContent(date(2026, 3, 2), items, LINK_BASE, fallback)
+        email = render_digest_email(digest, TEMPLATES)
+        assert "02/03/2026" in email.subject
+        assert email.text.count(f"{LINK_BASE}/{ref}") == len(items)
+        assert email.html.count(f'href="{LINK_BASE}/{ref}"') == len(items)
+        for item in items:
+            assert stage_label(item.stage) in email.text
+        sms = render_digest_sms(digest, TEMPLATES)
+        assert len(sms) <= SMS_MAX_CHARS
+        assert set(sms) <= GSM7_BASIC
+        assert f"{len(items)} dossier" in sms
+        assert LINK_BASE in sms
+        for part in (email.subject, email.text, email.html):
+            _check_text_only_carries(part, items[0], day=digest.day, count=len(items))
+        assert not FORBIDDEN.search(sms)
+
+
+def test_templates_only_read_the_allowed_variables() -> None:
+    # An alert can only show what AlertContent hands out: a template naming anything else is refused.
+    assert set(ALLOWED_VARIABLES) == set(TEMPLATE_NAMES)
+    sources = dict.fromkeys(TEMPLATE_NAMES, "{{ prefix }}")
+    sources["email.txt"] = "{{ prefix }} {{ tenant_name }}"
+    with pytest.raises(AlertTemplateError, match=r"email\.txt reads variables that alerts must not carry.*tenant_name"):
+        AlertTemplates(sources, prefix=PREFIX, sms_prefix=SMS_PREFIX)
+
+
+def test_a_missing_or_broken_template_is_refused_when_loaded() -> None:
+    sources = dict.fromkeys(TEMPLATE_NAMES, "{{ prefix }}")
+    with pytest.raises(AlertTemplateError, match=r"sms\.txt is missing"):
+        AlertTemplates({k: v for k, v in sources.items() if k != "sms.txt"}, prefix=PREFIX, sms_prefix=SMS_PREFIX)
+    with pytest.raises(AlertTemplateError, match=r"email\.html, line 1"):
+        AlertTemplates({**sources, "email.html": "{% if %}"}, prefix=PREFIX, sms_prefix=SMS_PREFIX)
+
+
+def test_packaged_templates_are_all_shipped() -> None:
+    folder = files("services.notifier") / "templates"
+    assert {entry.name for entry in folder.iterdir()} == set(TEMPLATE_NAMES)
+
+
+def test_html_escapes_values_and_text_keeps_them() -> None:
+    content = _content("90-2026-000001", Stage.ASSIGNATION, "<b>Belfort</b> & co", Urgency.HIGH, None)
+    email = render_email(content, TEMPLATES)
+    assert "&lt;b&gt;Belfort&lt;/b&gt; &amp; co" in email.html
+    assert "<b>Belfort" not in email.html
+    assert "<b>Belfort</b> & co" in email.text
+    notice = FallbackNotice(FallbackKind.DEFAULT_REFERENT, "Association <Sud> & Cie")
+    assert "« Association &lt;Sud&gt; &amp; Cie »" in render_email(replace(content, fallback=notice), TEMPLATES).html
+
+
+def test_a_line_break_in_a_value_cannot_add_a_header_line() -> None:
+    content = _content("90-2026-000001", Stage.ASSIGNATION, "Belfort\nBcc: x@y.test", Urgency.HIGH, None)
+    assert "\n" not in render_email(content, TEMPLATES).subject
+    assert "\n" not in render_sms(content, TEMPLATES)
+
+
+def test_s06_alert_shows_the_winter_truce_date_and_normal_urgency() -> None:
+    content = _content("90-2025-000042", Stage.COMMANDEMENT_QUITTER, "Belfort", Urgency.NORMAL, date(2026, 4, 1))
+    email = render_email(content, TEMPLATES)
+    assert email.subject == (
+        "[Prévention expulsions 90] Dossier 90-2025-000042 – Commandement de quitter les lieux – Belfort"
+        " (Urgence normale)"
+    )
+    assert "Expulsion impossible avant le 01/04/2026" in email.text
+    assert render_sms(content, TEMPLATES) == (
+        "Expulsions 90: Cdt de quitter, Belfort. Urg. normale. Expulsion pas avant 01/04/2026."
+        " https://prevex.example/dossiers/90-2025-000042"
+    )
+
+
+def test_sms_transliterates_what_gsm7_lacks() -> None:
+    assert to_gsm7("Clôture – Œuvre «Saint-Étienne» ’") == 'Cloture - OEuvre "Saint-Étienne" \''
+    assert to_gsm7("Châtenois-les-Forges") == "Chatenois-les-Forges"
+    assert to_gsm7("日本") == "??"
+
+
+def test_a_long_commune_is_shortened_in_the_sms_but_not_in_the_email() -> None:
+    commune = "Saint-Germain-le-Châtelet-et-les-Environs-Lointains"
+    content = _content("90-2026-000001", Stage.SIGNALEMENT_CAF, commune, Urgency.CRITICAL, date(2026, 4, 1))
+    content = replace(content, stage_update=True, fallback=FALLBACKS[2], manual_orientation=True)
+    sms = render_sms(content, TEMPLATES)
+    assert len(sms) <= SMS_MAX_CHARS
+    assert "Saint-Ger" in sms
+    assert "Lointains" not in sms
+    assert commune in render_email(content, TEMPLATES).text
+
+
+def test_an_sms_that_cannot_fit_is_a_clear_error_at_render_time() -> None:
+    long_heading = AlertTemplates(
+        {name: (files("services.notifier") / "templates" / name).read_text("utf-8") for name in TEMPLATE_NAMES},
+        prefix=PREFIX,
+        sms_prefix="Prévention des expulsions locatives du Territoire de Belfort",
+    )
+    content = _content("90-2026-000001", Stage.COMMANDEMENT_QUITTER, "Belfort", Urgency.NORMAL, date(2026, 4, 1))
+    with pytest.raises(SmsTooLongError, match=r"SMS of \d+ characters exceeds 160 .* shorten the SMS heading"):
+        render_sms(content, long_heading)
+    with pytest.raises(SmsTooLongError):
+        check_templates(long_heading, link_base_url=LINK_BASE)
+
+
+def test_the_packaged_templates_pass_the_startup_check() -> None:
+    check_templates(TEMPLATES, link_base_url=LINK_BASE)
+
+
+def test_alert_content_has_no_field_for_personal_data() -> None:
+    # Adding a field to AlertContent is a data-protection decision: this list changes with it, knowingly.
+    assert list(AlertContent.__dataclass_fields__) == [
+        "procedure_short_ref",
+        "stage",
+        "commune",
+        "urgency",
+        "earliest_expulsion_date",
+        "link",
+        "manual_orientation",
+        "stage_update",
+        "fallback",
+    ]
