@@ -23,6 +23,7 @@ from services.orientation.domain.events import decided_payload, unmatched_payloa
 from services.orientation.domain.facts import facts_from_notice, should_orient
 from services.orientation.referential_store import PRODUCER, SCHEMA, ActiveReferential, ReferentialHolder
 from services.platform.db import Conn
+from services.platform.inbox import claim_events
 from services.platform.logging import get_logger, log_context
 from services.platform.outbox import OutboxMessage, enqueue
 
@@ -99,7 +100,7 @@ class Orientation:
             return
         active = await self._holder.refresh(conn)
         await repo.lock_procedures(conn, (event.payload.procedure_id for event in events))
-        fresh = await repo.claim_events(conn, [event.event_id for event in events], topics.PROCEDURE_NOTIFICATION)
+        fresh = await claim_events(conn, [event.event_id for event in events], topics.PROCEDURE_NOTIFICATION)
         to_orient = []
         for event in events:
             with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):

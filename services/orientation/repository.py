@@ -22,7 +22,6 @@ __all__ = [
     "RefusedStatus",
     "StatusChange",
     "assignment_for_update",
-    "claim_events",
     "expire_due",
     "history",
     "insert_assignments",
@@ -136,21 +135,6 @@ async def lock_procedures(conn: Conn, procedure_ids: Iterable[uuid.UUID]) -> Non
             PROCEDURE_LOCK_CLASS,
             keys,
         )
-
-
-async def claim_events(conn: Conn, event_ids: Sequence[uuid.UUID], topic: str) -> set[uuid.UUID]:
-    """Record ``event_ids`` as consumed in the caller's transaction; return those not seen before.
-
-    ``services.platform.inbox.claim_event`` for a whole batch in one statement (same table, same rule:
-    the rows commit with the batch's effects).
-    """
-    rows = await conn.fetch(
-        "INSERT INTO inbox (event_id, topic) SELECT DISTINCT unnest($1::uuid[]), $2"
-        " ON CONFLICT DO NOTHING RETURNING event_id",
-        list(event_ids),
-        topic,
-    )
-    return {row["event_id"] for row in rows}
 
 
 async def procedure_states(

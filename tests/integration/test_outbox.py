@@ -15,7 +15,7 @@ from schemas.envelope import new_envelope_fields
 from schemas.ingest import IngestDuplicate, IngestDuplicateEvent
 from services.devenv import BrokerEndpoint, create_topics
 from services.platform.db import apply_migrations, connect_pool, migration_files
-from services.platform.inbox import claim_event
+from services.platform.inbox import claim_event, claim_events
 from services.platform.outbox import InMemoryPublisher, KafkaOutboxPublisher, OutboxMessage, OutboxRelay, enqueue
 
 pytestmark = pytest.mark.integration
@@ -129,3 +129,12 @@ async def test_inbox_claims_an_event_once(schema_pool: tuple[str, asyncpg.Pool])
     async with pool.acquire() as conn:
         assert await claim_event(conn, event_id, "topic") is True
         assert await claim_event(conn, event_id, "topic") is False
+
+
+async def test_inbox_claims_a_batch_returning_only_new_ids(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    _, pool = schema_pool
+    seen, new = uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn:
+        assert await claim_event(conn, seen, "topic") is True
+        assert await claim_events(conn, [seen, new, new], "topic") == {new}
+        assert await claim_events(conn, [seen, new], "topic") == set()
