@@ -46,7 +46,7 @@ APP_COMMANDS = {
 COMMON_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "LOG_LEVEL", "KAFKA_FETCH_MAX_WAIT_MS")
 SPECIFIC_SETTINGS = {
     "ingest": ("TERRITORY_DEPARTEMENTS", "EMITTERS_PATH", "RAW_RETENTION_DAYS", "HTTP_HOST", "HTTP_PORT"),
-    "orientation": ("REFERENTIAL_PATH", "MAX_STRUCTURES", "HTTP_HOST", "HTTP_PORT"),
+    "orientation": ("REFERENTIAL_PATH", "MAX_STRUCTURES", "HTTP_HOST", "HTTP_PORT", "ADMIN_TOKENS_PATH"),
     "notifier": (
         "SMTP_HOST",
         "SMTP_PORT",
@@ -437,7 +437,10 @@ def test_compose_file_holds_no_literal_secret() -> None:
     compose = _load_compose()
     for path, value in _walk_strings(compose):
         key = path.rsplit(".", 1)[-1]
-        if _SECRET_NAME.search(key):
+        # A compose secret's name (services.x.secrets[n]) or its mount path under /run/secrets/ only points
+        # at a secret kept outside this file.
+        names_a_compose_secret = key.startswith("secrets[") or value.startswith("/run/secrets/")
+        if _SECRET_NAME.search(key) and not names_a_compose_secret:
             assert _is_bare_reference(value), f"{path}: a secret must be a bare ${{...}} reference, got {value!r}"
         for password in _url_passwords(value):
             assert _is_bare_reference(password), f"{path}: the password in {value!r} must be a ${{...}} reference"
