@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.platform.settings import ServiceSettings
@@ -41,6 +42,13 @@ class OrientationSettings(ServiceSettings):
         default=None,
         description="YAML file of admin API tokens (SHA-256 hashes and roles); none = every request is refused",
     )
+
+    @field_validator("admin_tokens_path", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: Any) -> Any:
+        # `ORIENTATION_ADMIN_TOKENS_PATH=` (as in .env.example) means "no file", not the current directory.
+        return None if value == "" else value
+
     assignment_expiry_days: int = Field(
         default=30, ge=1, le=365, description="An OUVERTE assignment without answer expires after (DORA: 30)"
     )
