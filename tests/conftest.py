@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from schemas.topics import ALL_TOPICS
 from services.devenv import (
@@ -17,6 +18,10 @@ from services.devenv import (
     kafka_broker,
     postgres_server,
 )
+
+# Property tests assert behaviour, not speed: a wall-clock deadline would only make them fail on a busy machine.
+settings.register_profile("prevex", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("prevex")
 
 
 @pytest.fixture(scope="session")
