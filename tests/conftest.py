@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -12,11 +11,10 @@ from schemas.topics import ALL_TOPICS
 from services.devenv import (
     BrokerEndpoint,
     PostgresEndpoint,
-    create_database,
     create_topics,
-    drop_database,
     kafka_broker,
     postgres_server,
+    temporary_database,
 )
 
 # Property tests assert behaviour, not speed: a wall-clock deadline would only make them fail on a busy machine.
@@ -41,7 +39,5 @@ def pg_server() -> Iterator[PostgresEndpoint]:
 @pytest.fixture(scope="session")
 async def database_url(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
     """A database of this test run's own, dropped at the end."""
-    name = f"prevex_test_{uuid.uuid4().hex[:12]}"
-    url = await create_database(pg_server, name)
-    yield url
-    await drop_database(pg_server, name)
+    async with temporary_database(pg_server, "prevex_test") as url:
+        yield url

@@ -13,6 +13,7 @@ from services.devenv.postgres import (
     create_database,
     drop_database,
     postgres_server,
+    temporary_database,
 )
 from services.devenv.smtp import ReceivedMail, SmtpSink
 
@@ -30,5 +31,6 @@ __all__ = [
     "kafka_broker",
     "postgres_server",
     "tansu_binary",
+    "temporary_database",
     "wait_for_port",
 ]

@@ -23,8 +23,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +36,14 @@ import asyncpg
 from services.devenv.docker import docker_available
 from services.devenv.net import free_port, run_sync
 
-__all__ = ["LOCAL_SERVER_URL", "PostgresEndpoint", "create_database", "drop_database", "postgres_server"]
+__all__ = [
+    "LOCAL_SERVER_URL",
+    "PostgresEndpoint",
+    "create_database",
+    "drop_database",
+    "postgres_server",
+    "temporary_database",
+]
 
 LOCAL_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 POSTGRES_IMAGE = "postgres:16-alpine"
@@ -99,6 +107,17 @@ async def create_database(endpoint: PostgresEndpoint, name: str) -> str:
     finally:
         await conn.close()
     return endpoint.database_url(name)
+
+
+@asynccontextmanager
+async def temporary_database(endpoint: PostgresEndpoint, prefix: str) -> AsyncIterator[str]:
+    """A fresh database ``<prefix>_<random>`` on ``endpoint`` for the block's duration; yields its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = await create_database(endpoint, name)
+    try:
+        yield url
+    finally:
+        await drop_database(endpoint, name)
 
 
 async def drop_database(endpoint: PostgresEndpoint, name: str) -> None:

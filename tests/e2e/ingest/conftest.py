@@ -31,11 +31,10 @@ from schemas.sources.samples import variant
 from services.devenv import (
     BrokerEndpoint,
     PostgresEndpoint,
-    create_database,
     create_topics,
-    drop_database,
     free_port,
     kafka_broker,
+    temporary_database,
     wait_for_port,
 )
 from services.devenv.stack import ServiceProcesses, StackConfig
@@ -66,10 +65,8 @@ async def ingest_broker() -> AsyncIterator[BrokerEndpoint]:
 
 @pytest.fixture(scope="session")
 async def ingest_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    name = f"prevex_ingest_e2e_{uuid.uuid4().hex[:10]}"
-    url = await create_database(pg_server, name)
-    yield url
-    await drop_database(pg_server, name)
+    async with temporary_database(pg_server, "prevex_ingest_e2e") as url:
+        yield url
 
 
 @dataclass

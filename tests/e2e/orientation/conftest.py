@@ -26,11 +26,10 @@ from schemas.topics import ALL_TOPICS
 from services.devenv import (
     BrokerEndpoint,
     PostgresEndpoint,
-    create_database,
     create_topics,
-    drop_database,
     free_port,
     kafka_broker,
+    temporary_database,
 )
 from services.devenv.stack import ServiceProcesses, StackConfig
 from services.orientation.auth import hash_token
@@ -102,10 +101,8 @@ def own_broker() -> Iterator[BrokerEndpoint]:
 
 @pytest.fixture(scope="module")
 async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    name = f"prevex_orient_e2e_{uuid.uuid4().hex[:10]}"
-    url = await create_database(pg_server, name)
-    yield url
-    await drop_database(pg_server, name)
+    async with temporary_database(pg_server, "prevex_orient_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
