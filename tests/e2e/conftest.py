@@ -32,6 +32,8 @@ def stack(
 ) -> Iterator[ServiceProcesses]:
     config = StackConfig(broker.bootstrap_servers, database_url, smtp.host, smtp.port, tmp_path_factory.mktemp("sms"))
     services = ServiceProcesses(config, stack_logs)
-    services.start()
-    yield services
-    services.stop()
+    try:
+        services.start()
+        yield services
+    finally:
+        services.stop()

@@ -151,9 +151,11 @@ def ingest_service(
     )
     processes = ServiceProcesses(config, logs)
     service = IngestService(processes, port, processes.log_path("ingest"))
-    service.start()
-    yield service
-    processes.stop()
+    try:  # a service that failed to come up is stopped too, never left running
+        service.start()
+        yield service
+    finally:
+        processes.stop()
 
 
 @pytest.fixture(scope="session")
