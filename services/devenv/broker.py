@@ -7,7 +7,6 @@ project's 2-core machine, metadata round trip included; ``kafka_broker()`` enter
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib.resources
 import os
 import signal
@@ -30,6 +29,7 @@ from aiokafka.errors import (
 
 from services.devenv.docker import docker_available
 from services.devenv.net import free_port, port_open, run_sync
+from services.devenv.process import stop_process_group
 
 __all__ = ["BrokerEndpoint", "create_topics", "kafka_broker", "tansu_binary"]
 
@@ -113,15 +113,7 @@ def _stop_process_group(proc: subprocess.Popen[bytes]) -> None:
 
     ``proc`` leaves the at-exit registry only once it is reaped, so an interrupted stop is retried at exit.
     """
-    if proc.poll() is None:  # never signal a reaped PID's group: the number may have been reused
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process_group(proc, signal.SIGTERM, STOP_GRACE)
     with _live_lock:
         _live.discard(proc)
 

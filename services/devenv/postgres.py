@@ -35,6 +35,7 @@ import asyncpg
 
 from services.devenv.docker import docker_available
 from services.devenv.net import free_port, run_sync
+from services.devenv.process import stop_process_group
 
 __all__ = [
     "LOCAL_SERVER_URL",
@@ -224,14 +225,8 @@ def _stop(proc: subprocess.Popen[bytes], base: Path) -> None:
 
     ``proc`` leaves the at-exit registry only once it is reaped, so an interrupted stop is retried at exit.
     """
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    # SIGINT is PostgreSQL's fast shutdown; the postmaster leads its own process group.
+    stop_process_group(proc, signal.SIGINT, STOP_GRACE)
     with _live_lock:
         _live.pop(proc, None)
     shutil.rmtree(base, ignore_errors=True)
