@@ -3,7 +3,7 @@
 ``enqueue`` runs inside the caller's transaction and raises a NOTIFY that PostgreSQL delivers only at
 commit; the ``OutboxRelay`` wakes on it (or on a poll timer, should a notification be lost while
 its listening connection was down), publishes a batch, waits for the broker's acknowledgements and
-only then marks the rows. A crash between publish and mark re-publishes the batch: at-least-once,
+only then deletes the rows. A crash between publish and delete re-publishes the batch: at-least-once,
 and consumers dedupe on ``event_id``.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -64,11 +65,20 @@ async def enqueue(conn: Conn, schema: str, messages: Sequence[OutboxMessage]) ->
     """Insert ``messages`` into ``schema``'s outbox in the caller's transaction and wake the relay."""
     if not messages:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-        [(m.topic, m.key, m.value, m.headers) for m in messages],
+    # One statement for the whole batch (executemany would run the INSERT once per message); ids are
+    # drawn in the messages' order, which the relay keeps.
+    await conn.execute(
+        "WITH rows AS (INSERT INTO outbox (topic, key, value, headers)"
+        " SELECT m.topic, m.key, m.value, m.headers::jsonb"
+        " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[]) WITH ORDINALITY"
+        " AS m(topic, key, value, headers, position) ORDER BY m.position)"
+        " SELECT pg_notify($5, '')",
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [json.dumps(m.headers) for m in messages],
+        notify_channel(schema),
     )
-    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
 
 
 class KafkaOutboxPublisher:
@@ -132,16 +142,13 @@ class OutboxRelay:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL"
-                " ORDER BY id LIMIT $1 FOR UPDATE",
+                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE",
                 self._batch_size,
             )
             if not rows:
                 return 0
             await self._publisher.publish([OutboxMessage(r["topic"], r["key"], r["value"], r["headers"]) for r in rows])
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         return len(rows)
 
     async def drain(self) -> int:
@@ -178,13 +185,6 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await listener.remove_listener(channel, self._on_notify)
             await self._pool.release(listener)
-
-    async def purge_published(self, older_than_s: float = 86_400.0) -> int:
-        """Delete rows published more than ``older_than_s`` seconds ago; return how many."""
-        result: str = await self._pool.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", older_than_s
-        )
-        return int(result.rsplit(maxsplit=1)[-1])
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()

@@ -1,9 +1,9 @@
 """The Kafka path end to end: anything published ends as one kept outcome, even across a SIGKILL.
 
 "Exactly once" here means, for every raw record published: it is stored once (one ``raw_inbound`` row per
-Kafka position), decided once (one ``procedure_stage_event`` row or one ``rejection`` row), and yields
-one outgoing event (one outbox row, hence one ``event_id``). The relay is at-least-once towards the
-broker (a crash between the broker's acknowledgement and marking the row publishes it again), so a topic
+Kafka position), decided once (one ``procedure_stage_event`` row, one ``rejection`` row or one more
+duplicate count), and yields one outgoing event (one ``event_id``). The relay is at-least-once towards the
+broker (a crash between the broker's acknowledgement and deleting the row publishes it again), so a topic
 may carry copies of an event, always with the same ``event_id``: counted by ``event_id``, every input
 appears exactly once on the output topics, and consumers dedupe copies through their inbox.
 """
@@ -30,9 +30,15 @@ KILL_AFTER = 300  # raw rows stored when the process is killed: well into the st
 
 
 async def _counts(pool: asyncpg.Pool) -> tuple[int, int]:
-    row = await pool.fetchrow("SELECT (SELECT count(*) FROM raw_inbound) AS raw, (SELECT count(*) FROM outbox) AS out")
+    """(raw rows stored, decisions recorded): a decision is a stage event, a rejection or a duplicate count,
+    each written with its outgoing event in one transaction (the relay deletes outbox rows once published)."""
+    row = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM raw_inbound) AS raw,"
+        " (SELECT count(*) FROM procedure_stage_event) + (SELECT count(*) FROM rejection)"
+        " + (SELECT coalesce(sum(count), 0) FROM duplicate_count) AS decided"
+    )
     assert row is not None
-    return row["raw"], row["out"]
+    return row["raw"], row["decided"]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,11 +60,11 @@ async def test_any_record_on_a_raw_topic_ends_as_one_kept_outcome(
     publish: Callable[..., Any],
     wait_for_raw: Callable[[int], Any],
 ) -> None:
-    raw_before, out_before = await _counts(ingest_db)
+    raw_before, decided_before = await _counts(ingest_db)
     for topic, key, value in records:
         await publish(topic, [(key, value)])
     await wait_for_raw(raw_before + len(records))
-    assert await _counts(ingest_db) == (raw_before + len(records), out_before + len(records))
+    assert await _counts(ingest_db) == (raw_before + len(records), decided_before + len(records))
     outcomes = await ingest_db.fetch("SELECT DISTINCT outcome FROM raw_inbound")
     assert {row["outcome"] for row in outcomes} <= OUTCOMES  # decided, never left PENDING
     assert ingest_service.processes.running("ingest")
@@ -114,7 +120,7 @@ async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
 ) -> None:
     stream = _stream(example)
     valid = {f"KILL-{i}" for i, (*_, ok) in enumerate(stream) if ok}
-    raw_before, out_before = await _counts(ingest_db)
+    raw_before, decided_before = await _counts(ingest_db)
     for topic in (topics.RAW_CJ, topics.RAW_BAILLEUR):
         await publish(topic, [(key, payload) for t, key, payload, _ in stream if t == topic])
 
@@ -132,7 +138,7 @@ async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
     await outputs.wait(lambda: len(distinct_events()) >= STREAM, f"{STREAM} distinct outcome events")
 
     # Stored once, decided once, one outgoing event each.
-    assert await _counts(ingest_db) == (raw_before + STREAM, out_before + STREAM)
+    assert await _counts(ingest_db) == (raw_before + STREAM, decided_before + STREAM)
     rows = await ingest_db.fetch(
         "SELECT kafka_topic, kafka_partition, kafka_offset, outcome FROM raw_inbound"
         " WHERE position('KILL-'::bytea IN payload) > 0"
