@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,10 +18,11 @@ from services.ingest import repository as repo
 from services.ingest.domain.cog import CommuneDirectory, Territory
 from services.ingest.emitters import load_emitters
 from services.ingest.http import create_app
-from services.ingest.intake import SCHEMA, Intake, RawInput
+from services.ingest.intake import SCHEMA, Intake, Prepared, RawInput
 from services.ingest.settings import IngestSettings
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
+from services.platform.pipeline import Admit, run_pipelined
 from services.platform.runtime import Runtime
 
 __all__ = ["GROUP_ID", "build", "build_intake", "purge_expired_raw"]
@@ -57,9 +59,20 @@ def build(settings: IngestSettings) -> Runtime:
 
     async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         received_at = datetime.now(UTC)
-        inputs = [_raw_input(record, received_at) for record in records]
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await intake.process(conn, inputs, clock=received_at.date())
+        clock = received_at.date()
+
+        async def write(prepared: list[Prepared], admit_next: Admit) -> None:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await intake.record(conn, prepared, clock=clock, on_locked=admit_next)
+
+        # A transaction per chunk, the next one admitted once this one holds its locks: a failure makes
+        # the whole batch come again, and the chunks already committed are recognised by Kafka position.
+        await run_pipelined(
+            [_raw_input(record, received_at) for record in records],
+            prepare=functools.partial(intake.prepare, clock=clock),
+            write=write,
+            chunk_size=settings.write_chunk_records,
+        )
 
     for topic in _RAW_SOURCES:
         subscribe_batch(runtime.broker, topic, group_id=GROUP_ID, settings=settings, handler=handle)

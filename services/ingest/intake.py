@@ -3,16 +3,20 @@
 Every input path (Kafka raw topics, HTTP, CSV files, ops re-submissions) ends in :meth:`Intake.process`,
 which handles a batch in the caller's transaction: every raw input is stored first (nothing is lost),
 validated by the pure domain, deduplicated, linked to a procedure, and its outgoing event is written to
-the outbox with the rows. For Kafka the transaction commits before the offsets do.
+the outbox with the rows. For Kafka the transaction commits before the offsets do; the Kafka handler calls
+the two halves of ``process`` itself (:meth:`Intake.prepare`, database-free, and :meth:`Intake.record`) to
+validate a chunk while the previous chunk's transaction runs.
 
 A batch costs a constant number of round trips whatever its size (the per-record cost is Python work):
 
-1. ``INSERT`` the raw rows (``unnest``), skipping Kafka positions already stored (redeliveries);
-2. advisory locks on the acts' idempotency keys and the households' keys (concurrent batches serialise);
+1. the Kafka positions already stored (redeliveries: skipped);
+2. advisory locks on the acts' idempotency keys, the households' and the addresses' keys (concurrent
+   batches touching the same ones serialise);
 3. the latest revision of each act; 4. the candidate procedures, locked;
-5. short-reference numbers for the new procedures;
-6. ``INSERT``/``UPDATE`` procedures, ``INSERT`` stage events and rejections, ``UPSERT`` duplicate counts;
-7. ``UPDATE`` the raw rows' outcomes; 8. the outbox rows, and a ``NOTIFY`` for the relay.
+5. short-reference numbers for the new procedures; 6. ``UPSERT`` duplicate counts;
+7. ``INSERT`` the raw rows with their outcomes (a position stored meanwhile rolls the batch back);
+8. ``INSERT``/``UPDATE`` procedures, ``INSERT`` stage events and rejections;
+9. the outbox rows and a ``NOTIFY`` for the relay, in one statement.
 
 Within a batch, acts are decided in input order against an in-memory view of the procedures, so two
 acts of one household in the same batch link exactly as if they had come in two batches.
@@ -25,7 +29,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -60,6 +64,7 @@ __all__ = [
     "Intake",
     "IntakeResult",
     "Outcome",
+    "Prepared",
     "RawInput",
     "Receipt",
     "Refusal",
@@ -113,6 +118,16 @@ class RawInput:
     warnings: tuple[str, ...] = ()
     corrects_rejection_id: uuid.UUID | None = None
     source_line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An input validated ahead of its transaction: its raw row (written by :meth:`Intake.record`) and its
+    verdict."""
+
+    raw: RawInput
+    row: repo.RawRow
+    verdict: Accepted | Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,14 +302,17 @@ class _Batch:
         idempotency_keys = {item.idempotency_key for item in accepted}
         refs = {ref for item in accepted if (ref := item.notification.source.procedure_ref)}
         household_keys = {keys.link_key for keys in self._keys.values()}
-        await repo.lock_keys(conn, [*idempotency_keys, *household_keys, *refs])
+        address_keys = {keys.address_key for keys in self._keys.values()}
+        # Address keys too: a household moving in at an address whose procedure another transaction is
+        # creating must see it, to be flagged LINK_LOW_CONFIDENCE rather than silently treated as unrelated.
+        await repo.lock_keys(conn, [*idempotency_keys, *household_keys, *refs, *address_keys])
         self._latest = await repo.latest_revisions(conn, idempotency_keys)
         rows = await repo.find_procedures(
             conn,
             ids={latest.procedure_id for latest in self._latest.values()},
             refs=refs,
             link_keys=household_keys,
-            address_keys={keys.address_key for keys in self._keys.values()},
+            address_keys=address_keys,
         )
         for row in rows:
             self._index(_Procedure.of(row))
@@ -485,15 +503,41 @@ class Intake:
         rolled back, leaves nothing behind (a Kafka batch then comes again); so does
         :class:`ConcurrentDeliveryError`, when another consumer stored one of these Kafka records meanwhile.
         """
-        rows = [self._raw_row(raw) for raw in inputs]
-        done = await repo.stored_positions(conn, rows)
+        return await self.record(conn, self.prepare(inputs, clock=clock), clock=clock)
+
+    def prepare(self, inputs: Sequence[RawInput], *, clock: date) -> list[Prepared]:
+        """The database-free part of :meth:`process`: each input's raw row and verdict (pure CPU work,
+        which a pipelined caller runs while the previous chunk's transaction waits for PostgreSQL)."""
+        prepared = []
+        for raw in inputs:
+            row = self._raw_row(raw)
+            prepared.append(Prepared(raw, row, self._validate(raw, row.payload_sha256, clock)))
+        return prepared
+
+    async def record(
+        self,
+        conn: Conn,
+        prepared: Sequence[Prepared],
+        *,
+        clock: date,
+        on_locked: Callable[[], None] | None = None,
+    ) -> list[IntakeResult]:
+        """The database part of :meth:`process`, on inputs :meth:`prepare` returned for the same ``clock``.
+
+        ``on_locked`` is called once this transaction holds the advisory locks of every act, household and
+        address it may touch: from then on, another transaction touching one of them waits for this one to
+        commit, so a pipelined caller may start the next chunk's transaction without changing any outcome.
+        """
+        done = await repo.stored_positions(conn, [item.row for item in prepared])
         verdicts = [
-            (index, raw, row, self._validate(raw, row.payload_sha256, clock))
-            for index, (raw, row) in enumerate(zip(inputs, rows, strict=True))
-            if (row.kafka_topic, row.kafka_partition, row.kafka_offset) not in done
+            (index, item.raw, item.row, item.verdict)
+            for index, item in enumerate(prepared)
+            if (item.row.kafka_topic, item.row.kafka_partition, item.row.kafka_offset) not in done
         ]
         batch = _Batch(clock)
         await batch.load(conn, [verdict for *_, verdict in verdicts if isinstance(verdict, Accepted)])
+        if on_locked is not None:
+            on_locked()
         for index, raw, row, verdict in verdicts:
             if isinstance(verdict, Rejected):
                 batch.reject(index, raw, row.raw_id, verdict)
@@ -501,7 +545,7 @@ class Intake:
                 batch.accept(index, raw, row.raw_id, verdict)
         await batch.number(conn)
         duplicate_counts = await batch.count_duplicates(conn)
-        results = [IntakeResult(Outcome.ALREADY_PROCESSED)] * len(inputs)
+        results = [IntakeResult(Outcome.ALREADY_PROCESSED)] * len(prepared)
         messages: list[tuple[int, OutboxMessage]] = []
         for rejection in batch.rejections:
             results[rejection.index], message = self._rejected(rejection)
@@ -522,7 +566,7 @@ class Intake:
         await batch.write(conn, stage_events)
         messages.sort(key=lambda pair: pair[0])
         await enqueue(conn, SCHEMA, [message for _, message in messages])
-        _log_batch(inputs, results)
+        _log_batch([item.raw for item in prepared], results)
         return results
 
     def _raw_row(self, raw: RawInput) -> repo.RawRow:

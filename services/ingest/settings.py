@@ -17,6 +17,10 @@ class IngestSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", extra="ignore")
 
+    # Raw records are consumed in large batches and written in chunks, each chunk validated while the
+    # previous chunk's transaction waits for PostgreSQL (services.platform.pipeline).
+    kafka_max_batch_records: int = Field(default=2_000, ge=1, le=10_000)
+    write_chunk_records: int = Field(default=500, ge=1, le=10_000, description="Inputs per ingest transaction")
     territory_departements: str = Field(default="90", description="Comma-separated départements served")
     emitters_path: Path = Path("deploy/emitters/emitters.yaml")
     raw_retention_days: int = Field(default=90, ge=1)
