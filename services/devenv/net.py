@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = ["free_port", "port_open", "run_sync", "wait_for_port"]
@@ -15,15 +17,41 @@ T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that was free a moment ago.
+    """Return a TCP port on ``host`` that was free a moment ago, below the kernel's ephemeral range.
 
-    The port is found by binding port 0 and closing the socket, so another process may still take it
-    before the caller binds it; callers start their server right away.
+    Another server may still bind it before the caller does, but no outgoing connection can: the kernel
+    takes their local ports from the ephemeral range, which is also where a bind to port 0 lands. A port
+    from there was seen taken by a client connection between this call and a service's start.
     """
+    low = _ephemeral_range_start()
+    for _ in range(_PORT_ATTEMPTS):
+        port = random.randrange(max(_LOWEST_PORT, low - _PORT_SPAN), low)  # noqa: S311 - not a secret
+        if _bindable(host, port):
+            return port
+    raise RuntimeError(f"no free port found below {low} on {host}")
+
+
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_DEFAULT_EPHEMERAL_START = 32_768  # Linux's default; macOS starts at 49152, so this stays below it too
+_LOWEST_PORT = 10_000
+_PORT_SPAN = 12_000
+_PORT_ATTEMPTS = 200
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _DEFAULT_EPHEMERAL_START
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:

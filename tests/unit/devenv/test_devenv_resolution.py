@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,13 @@ def test_free_port_is_bindable_and_wait_for_port_sees_a_listener() -> None:
         listener.bind(("127.0.0.1", port))
         listener.listen()
         wait_for_port("127.0.0.1", port, timeout=5)
+
+
+def test_free_ports_are_below_the_range_outgoing_connections_take_their_ports_from() -> None:
+    ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 < port < ephemeral_start for port in ports)
+    assert len(ports) > 1  # drawn at random: two test runs rarely pick the same ports
 
 
 def test_wait_for_port_gives_up() -> None:
