@@ -78,6 +78,15 @@ FORMAT_EMITTER_TYPES: dict[str, frozenset[EmitterType]] = {
 }
 _EMITTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")  # as schemas.procedure.Source.emitter_id
 _CFP_STAGES = frozenset({Stage.DEMANDE_CFP, Stage.DECISION_CFP})
+# Absent source blocks read as empty ones. Built once: the models are frozen, and building them for every
+# payload was a measurable share of normalising one.
+_NO_COURT_CASE = SourceCourtCase()
+_NO_COMMANDEMENT_QUITTER = SourceCommandementQuitter()
+_NO_CFP = SourceCfp()
+_NO_LEASE = SourceLease()
+_NO_DEBT = SourceDebt()
+_NO_HOUSEHOLD = SourceHousehold()
+_NO_CAF = SourceCaf()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +140,12 @@ class _StageBlocks:
     def of(cls, record: SourceRecord) -> _StageBlocks:
         if isinstance(record, CjAct):
             return cls(
-                court_case=record.court_case or SourceCourtCase(),
+                court_case=record.court_case or _NO_COURT_CASE,
                 decision=record.decision,
-                commandement_quitter=record.commandement_quitter or SourceCommandementQuitter(),
+                commandement_quitter=record.commandement_quitter or _NO_COMMANDEMENT_QUITTER,
                 cfp=record.cfp,
             )
-        return cls(SourceCourtCase(), None, SourceCommandementQuitter(), None)
+        return cls(_NO_COURT_CASE, None, _NO_COMMANDEMENT_QUITTER, None)
 
 
 def idempotency_key(emitter_id: str, external_ref: str, stage: Stage) -> str:
@@ -251,8 +260,8 @@ def _canonicalise(record: SourceRecord, context: _Context) -> ProcedureNotificat
         territory=context.territory,
         reader=reader,
     )
-    lease = _lease(record.lease or SourceLease(), reader)
-    debt = _debt(record.debt or SourceDebt(), reader)
+    lease = _lease(record.lease or _NO_LEASE, reader)
+    debt = _debt(record.debt or _NO_DEBT, reader)
     if stage is not None:
         findings.errors.extend(missing_for_stage(record, stage))
     if findings.errors or act is None or household is None or address is None:
@@ -345,7 +354,7 @@ def _cfp(block: SourceCfp | None, stage: Stage | None, act_date: date | None, re
     """The CFP block; at a CFP stage its own date defaults to the act date (the act *is* the request/decision)."""
     if block is None and stage not in _CFP_STAGES:
         return None
-    block = block or SourceCfp()
+    block = block or _NO_CFP
     requested_on = reader.day(block.requested_on, "cfp.requested_on", past=True)
     decided_on = reader.day(block.decided_on, "cfp.decided_on", past=True)
     return Cfp(
@@ -368,8 +377,8 @@ def _household(record: SourceRecord, reader: FieldReader) -> Household | None:
         )
         for index, tenant in enumerate(record.tenants)
     ]
-    source = record.household or SourceHousehold()
-    caf = source.caf or SourceCaf()
+    source = record.household or _NO_HOUSEHOLD
+    caf = source.caf or _NO_CAF
     contact = source.contact
     return Household(
         tenants=tenants,

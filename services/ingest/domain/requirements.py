@@ -55,22 +55,35 @@ REQUIREMENTS: tuple[Requirement, ...] = (
 )
 
 
-def _lookup(record: SourceRecord, path: str) -> object:
-    """Value at a dotted path, ``None`` if any step is absent (a format may lack a block entirely)."""
+def _lookup(record: SourceRecord, names: tuple[str, ...]) -> object:
+    """Value at a path, ``None`` if any step is absent (a format may lack a block entirely)."""
     value: object = record
-    for name in path.split("."):
+    for name in names:
         value = getattr(value, name, None)
         if value is None:
             return None
     return value
 
 
+def _split(path: str | None) -> tuple[str, ...] | None:
+    return None if path is None else tuple(path.split("."))
+
+
+# Per stage, the requirements that apply with their paths split once (this runs for every payload).
+_BY_STAGE: dict[Stage, tuple[tuple[Requirement, tuple[str, ...], tuple[str, ...] | None], ...]] = {
+    stage: tuple(
+        (requirement, tuple(requirement.source_path.split(".")), _split(requirement.when))
+        for requirement in REQUIREMENTS
+        if stage in requirement.stages
+    )
+    for stage in Stage
+}
+
+
 def missing_for_stage(record: SourceRecord, stage: Stage) -> tuple[RejectionError, ...]:
     """One ``REQUIRED_FOR_STAGE_MISSING:<canonical field>`` per missing required value, in table order."""
     return tuple(
         required_for_stage(requirement.canonical_field, requirement.source_path, stage.value)
-        for requirement in REQUIREMENTS
-        if stage in requirement.stages
-        and (requirement.when is None or _lookup(record, requirement.when) is not None)
-        and _lookup(record, requirement.source_path) is None
+        for requirement, path, when in _BY_STAGE[stage]
+        if (when is None or _lookup(record, when) is not None) and _lookup(record, path) is None
     )
