@@ -52,6 +52,9 @@ async def run_pipelined(
             prepared = await _prepare(chunk, prepare, yield_every)
             if writes:
                 await _admitted(*writes[-1])
+            for task, _ in writes:  # no new write once an earlier one failed, even after admitting it
+                if task.done():
+                    task.result()
             admitted = asyncio.Event()
             writes.append((asyncio.create_task(write(prepared, admitted.set)), admitted))
         for task, _ in writes:
@@ -71,11 +74,9 @@ async def _prepare(chunk: Sequence[In], prepare: Callable[[Sequence[In]], list[O
 
 
 async def _admitted(write: asyncio.Task[None], admitted: asyncio.Event) -> None:
-    """Wait until ``write`` admitted the next chunk or ended; raise its exception if it failed."""
+    """Wait until ``write`` admitted the next chunk or ended."""
     waiter = asyncio.create_task(admitted.wait())
     try:
         await asyncio.wait({write, waiter}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
-    if write.done():
-        write.result()

@@ -119,6 +119,26 @@ async def test_a_write_failing_after_admitting_cancels_the_writes_in_flight() ->
     assert "write 0 end" not in recorder.log
 
 
+async def test_no_chunk_is_written_once_an_earlier_write_failed_even_after_admitting() -> None:
+    written: list[list[int]] = []
+    second_started = asyncio.Event()
+
+    async def write(chunk: list[int], admit_next: Admit) -> None:
+        written.append(chunk)
+        if chunk == [0]:
+            admit_next()
+            await second_started.wait()  # fails while chunk [1] is in flight
+            raise RuntimeError("write 0 failed after admitting")
+        second_started.set()
+        await asyncio.sleep(0)
+        admit_next()
+        await asyncio.Event().wait()  # holds until cancelled
+
+    with pytest.raises(RuntimeError, match="write 0 failed"):
+        await run_pipelined(range(4), prepare=list, write=write, chunk_size=1, yield_every=1)
+    assert written == [[0], [1]]
+
+
 async def test_a_failed_preparation_cancels_the_write_in_flight_and_is_raised() -> None:
     recorder = Recorder(fail_prepare=3)
     with pytest.raises(ValueError, match="cannot prepare 3"):
