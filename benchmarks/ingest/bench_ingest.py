@@ -15,17 +15,20 @@
    canonical events on ``exp.procedure.notification.v1``, i.e. out of the outbox.
 5. Prints both rates and their ratio: the relay's from the first record read to the last acknowledged,
    ingest's from the timestamps of the first and last events it sent (its start-up is not counted). The
-   issue's target: ingest ≥ 20 % of the bare relay.
+   issue's target: ingest ≥ 20 % of the bare relay. Then the CPU time the ingest processes, PostgreSQL and
+   Tansu used per notification meanwhile (from ``/proc``: where the machine's cores went).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -156,7 +159,36 @@ async def count_events(bootstrap: str, count: int) -> tuple[float, float]:
         await consumer.stop()
 
 
-async def measure(args: argparse.Namespace, bootstrap: str, database_url: str, tmp: Path) -> tuple[float, float, float]:
+CPU_GROUPS = {"ingest": b"services.ingest", "PostgreSQL": b"postgres", "Tansu": b"tansu"}
+"""Processes whose CPU time is reported, by a string their command line contains."""
+
+
+def cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds used so far by the live processes of each of :data:`CPU_GROUPS` (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(CPU_GROUPS, 0.0)
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        for group, marker in CPU_GROUPS.items():
+            if marker in command:
+                used[group] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
+
+
+@dataclass(frozen=True)
+class Run:
+    relay_rate: float
+    ingest_rate: float
+    total_s: float
+    cpu_us: dict[str, float]
+    """CPU µs per notification of each process group, from publishing to the last event."""
+
+
+async def measure(args: argparse.Namespace, bootstrap: str, database_url: str, tmp: Path) -> Run:
     sirets = emitter_ids(args.emitters)
     write_emitters(tmp / "emitters.yaml", sirets)
     records = payloads(args.count, uuid.uuid4().hex[:6], sirets)
@@ -172,12 +204,15 @@ async def measure(args: argparse.Namespace, bootstrap: str, database_url: str, t
         # one replica working while the others join and the group rebalances.
         await asyncio.sleep(args.settle_s)
         counter = asyncio.create_task(count_events(bootstrap, args.count))
+        before = cpu_seconds()
         await publish(bootstrap, topics.RAW_CJ, records)
         ingest_rate, total_s = await counter
+        after = cpu_seconds()
     finally:
         for replica in replicas:
             replica.stop()
-    return relay_rate, ingest_rate, total_s
+    cpu_us = {group: (after[group] - before[group]) / args.count * 1e6 for group in CPU_GROUPS}
+    return Run(relay_rate, ingest_rate, total_s, cpu_us)
 
 
 def main() -> None:
@@ -195,16 +230,19 @@ def main() -> None:
             database_url = asyncio.run(create_database(server, name))
             try:
                 asyncio.run(create_topics(broker.bootstrap_servers, [*topics.ALL_TOPICS, RELAY_IN, RELAY_OUT]))
-                relay, ingest, total = asyncio.run(measure(args, broker.bootstrap_servers, database_url, Path(tmp)))
+                result = asyncio.run(measure(args, broker.bootstrap_servers, database_url, Path(tmp)))
             finally:
                 asyncio.run(drop_database(server, name))
+        relay, ingest = result.relay_rate, result.ingest_rate
         results.append((relay, ingest))
         print(
             f"run {run + 1}: N={args.count} emitters={args.emitters} replicas={args.replicas} broker={broker.kind}"
             f" | bare relay {relay:,.0f} msg/s"
-            f" | ingest {ingest:,.0f} events/s ({total:.1f} s from publishing to the last event)"
+            f" | ingest {ingest:,.0f} events/s ({result.total_s:.1f} s from publishing to the last event)"
             f" | ratio {ingest / relay:.1%}"
         )
+        cpu = ", ".join(f"{group} {us:,.0f}" for group, us in result.cpu_us.items())
+        print(f"       CPU µs per notification: {cpu}")
     if args.runs > 1:
         relay = statistics.median(r for r, _ in results)
         ingest = statistics.median(i for _, i in results)
