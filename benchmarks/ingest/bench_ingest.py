@@ -40,7 +40,7 @@ from services.devenv import create_database, create_topics, drop_database, kafka
 from services.devenv.stack import ServiceProcesses, StackConfig
 
 RELAY_IN, RELAY_OUT = "bench.relay.in.v1", "bench.relay.out.v1"
-PARTITIONS = 4  # services.devenv.create_topics
+PARTITIONS = 4  # of every topic the benchmark creates
 TIMEOUT_S = 600.0
 
 
@@ -229,7 +229,8 @@ def main() -> None:
             name = f"prevex_bench_{uuid.uuid4().hex[:10]}"
             database_url = asyncio.run(create_database(server, name))
             try:
-                asyncio.run(create_topics(broker.bootstrap_servers, [*topics.ALL_TOPICS, RELAY_IN, RELAY_OUT]))
+                names = [*topics.ALL_TOPICS, RELAY_IN, RELAY_OUT]
+                asyncio.run(create_topics(broker.bootstrap_servers, names, PARTITIONS))
                 result = asyncio.run(measure(args, broker.bootstrap_servers, database_url, Path(tmp)))
             finally:
                 asyncio.run(drop_database(server, name))

@@ -15,6 +15,12 @@ __all__ = ["free_port", "port_open", "run_sync", "wait_for_port"]
 
 T = TypeVar("T")
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_DEFAULT_EPHEMERAL_START = 32_768  # Linux's default; macOS starts at 49152, so this stays below it too
+_LOWEST_PORT = 10_000
+_PORT_SPAN = 12_000
+_PORT_ATTEMPTS = 200
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port on ``host`` that was free a moment ago, below the kernel's ephemeral range.
@@ -29,13 +35,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         if _bindable(host, port):
             return port
     raise RuntimeError(f"no free port found below {low} on {host}")
-
-
-_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-_DEFAULT_EPHEMERAL_START = 32_768  # Linux's default; macOS starts at 49152, so this stays below it too
-_LOWEST_PORT = 10_000
-_PORT_SPAN = 12_000
-_PORT_ATTEMPTS = 200
 
 
 def _ephemeral_range_start() -> int:
