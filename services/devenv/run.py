@@ -11,7 +11,11 @@ import argparse
 import asyncio
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
 
 from schemas.topics import ALL_TOPICS
 from services.devenv.broker import create_topics, kafka_broker
@@ -23,6 +27,7 @@ from services.devenv.stack import ServiceProcesses, StackConfig
 __all__ = ["main"]
 
 DATABASE = "prevex_dev"
+_PARIS = ZoneInfo("Europe/Paris")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +82,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"delivered   {len(mails)} email(s) in {time.monotonic() - started:.1f} s:")
             for mail in mails:
                 print(f"  → {', '.join(mail.rcpt_tos)}: {mail.message['Subject']}")
-            texts = _wait_for_files(sms_dir, sms, args.timeout)
+            texts, held = asyncio.run(_wait_for_sms(sms_dir, database_url, sms, args.timeout))
             print(f"sms (log)   {len(texts)} in {sms_dir}")
+            for until in held:
+                local = until.astimezone(_PARIS).strftime("%Y-%m-%d %H:%M")
+                print(f"sms held    1 until {local} Europe/Paris (its contact's quiet hours)")
             print(f"read them:  ls {mail_dir}  (each .eml opens in any mail client)")
             if args.once:
                 return 0
@@ -90,12 +98,33 @@ def _run(args: argparse.Namespace) -> int:
             asyncio.run(drop_database(server, args.database))
 
 
-def _wait_for_files(folder: Path, count: int, timeout_s: float) -> list[Path]:
-    """The ``.txt`` files of the ``log`` SMS provider, once ``count`` of them exist (or the timeout)."""
+async def _wait_for_sms(
+    folder: Path, database_url: str, count: int, timeout_s: float
+) -> tuple[list[Path], list[datetime]]:
+    """The ``.txt`` files of the ``log`` SMS provider and the instants the SMS held back will go at, once
+    they add up to ``count`` (or the timeout).
+
+    A contact's quiet hours (the demo's SMS partner has 20:00–08:00) hold a non-critical SMS until they end:
+    at night the demo's SMS is scheduled, not sent, and the notifier's own delivery rows say until when.
+    """
     deadline = time.monotonic() + timeout_s
-    while len(files := sorted(folder.glob("*.txt"))) < count and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return files
+    conn = await asyncpg.connect(database_url)
+    try:
+        while True:
+            files = sorted(await asyncio.to_thread(lambda: list(folder.glob("*.txt"))))
+            held: list[datetime] = [
+                row["next_attempt_at"]
+                for row in await conn.fetch(
+                    # Scheduled for later, never tried: held by quiet hours (a retry would have attempts).
+                    "SELECT next_attempt_at FROM notifier.delivery WHERE channel = 'SMS' AND state = 'pending'"
+                    " AND attempts = 0 AND next_attempt_at > now() ORDER BY next_attempt_at"
+                )
+            ]
+            if len(files) + len(held) >= count or time.monotonic() >= deadline:
+                return files, held
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
 
 async def _fresh_database(server: PostgresEndpoint, name: str) -> str:
