@@ -13,7 +13,6 @@ import signal
 import time
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -23,11 +22,11 @@ from services.devenv.demo import DEMO_INPUTS, expected_alerts, publish_demo, wai
 from services.devenv.postgres import PostgresEndpoint, create_database, drop_database, postgres_server
 from services.devenv.smtp import SmtpSink
 from services.devenv.stack import ServiceProcesses, StackConfig
+from services.notifier.settings import NotifierSettings
 
 __all__ = ["main"]
 
 DATABASE = "prevex_dev"
-_PARIS = ZoneInfo("Europe/Paris")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,9 +83,10 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"  → {', '.join(mail.rcpt_tos)}: {mail.message['Subject']}")
             texts, held = asyncio.run(_wait_for_sms(sms_dir, database_url, sms, args.timeout))
             print(f"sms (log)   {len(texts)} in {sms_dir}")
+            zone = NotifierSettings().zone  # the notifier's, which the stack leaves at its default
             for until in held:
-                local = until.astimezone(_PARIS).strftime("%Y-%m-%d %H:%M")
-                print(f"sms held    1 until {local} Europe/Paris (its contact's quiet hours)")
+                local = until.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+                print(f"sms held    1 until {local} {zone.key} (its contact's quiet hours)")
             print(f"read them:  ls {mail_dir}  (each .eml opens in any mail client)")
             if args.once:
                 return 0
@@ -105,7 +105,8 @@ async def _wait_for_sms(
     they add up to ``count`` (or the timeout).
 
     A contact's quiet hours (the demo's SMS partner has 20:00–08:00) hold a non-critical SMS until they end:
-    at night the demo's SMS is scheduled, not sent, and the notifier's own delivery rows say until when.
+    at night the demo's SMS is scheduled, not sent, and the notifier's own delivery rows say until when
+    (read here, a development tool's report, as an operator would query them).
     """
     deadline = time.monotonic() + timeout_s
     conn = await asyncpg.connect(database_url)
