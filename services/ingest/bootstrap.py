@@ -1,4 +1,4 @@
-"""Composition root of ingest: settings → adapters → intake → Kafka subscriptions, HTTP API and loops."""
+"""Composition root of ingest: settings → adapters → intake → Kafka subscription, HTTP API and loops."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ async def purge_expired_raw(pool: asyncpg.Pool, retention_days: int, *, now: dat
 
 
 def build(settings: IngestSettings) -> Runtime:
-    """Wire ingest: one batch subscription per raw topic, the HTTP API, a raw-payload retention loop."""
+    """Wire ingest: one batch subscription to both raw topics, the HTTP API, a raw-payload retention loop."""
     runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
     intake = build_intake(settings)
 
@@ -74,8 +74,7 @@ def build(settings: IngestSettings) -> Runtime:
             chunk_size=settings.write_chunk_records,
         )
 
-    for topic in _RAW_SOURCES:
-        subscribe_batch(runtime.broker, topic, group_id=GROUP_ID, settings=settings, handler=handle)
+    subscribe_batch(runtime.broker, *_RAW_SOURCES, group_id=GROUP_ID, settings=settings, handler=handle)
 
     if not settings.http_enabled:
         log.info("http_intake_disabled")

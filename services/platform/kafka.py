@@ -38,14 +38,16 @@ def make_broker(settings: ServiceSettings, *, client_id: str) -> KafkaBroker:
 
 def subscribe_batch(
     broker: KafkaBroker,
-    topic: str,
-    *,
+    *topics: str,
     group_id: str,
     settings: ServiceSettings,
     handler: BatchHandler,
 ) -> None:
-    """Register ``handler`` for batches of ``topic`` records in consumer group ``group_id``.
+    """Register ``handler`` for batches of records of ``topics`` in consumer group ``group_id``.
 
+    One consumer reads every topic given, and a batch may mix them (``record.topic`` tells): a consumer,
+    even idle, keeps fetches going (measured with Tansu: about 1.5 % of a core in the client and 2 % in the
+    broker each), so topics that share a handler share a consumer.
     ``NACK_ON_ERROR``: FastStream commits after the handler returns and seeks back on an exception,
     which is the at-least-once contract; never ``ACK_FIRST`` (its default commits before processing).
     """
@@ -54,9 +56,11 @@ def subscribe_batch(
         records: Sequence[ConsumerRecord[bytes, bytes]] = _raw_records(msg.raw_message)
         await handler(records)
 
-    consume.__name__ = f"consume_{topic.replace('.', '_')}"
+    if not topics:
+        raise ValueError("subscribe_batch needs at least one topic")
+    consume.__name__ = "consume_" + "_".join(topic.replace(".", "_") for topic in topics)
     broker.subscriber(
-        topic,
+        *topics,
         group_id=group_id,
         batch=True,
         max_records=settings.kafka_max_batch_records,
@@ -65,6 +69,7 @@ def subscribe_batch(
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         auto_offset_reset="earliest",
+        # FastStream's nack rewinds every partition of the batch to its earliest record.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_no_body,
     )(consume)
