@@ -51,13 +51,13 @@ def subscribe_batch(
     ``NACK_ON_ERROR``: FastStream commits after the handler returns and seeks back on an exception,
     which is the at-least-once contract; never ``ACK_FIRST`` (its default commits before processing).
     """
+    if not topics:
+        raise ValueError("subscribe_batch needs at least one topic")
 
     async def consume(_: None, msg: KafkaMessage) -> None:
         records: Sequence[ConsumerRecord[bytes, bytes]] = _raw_records(msg.raw_message)
         await handler(records)
 
-    if not topics:
-        raise ValueError("subscribe_batch needs at least one topic")
     consume.__name__ = "consume_" + "_".join(topic.replace(".", "_") for topic in topics)
     broker.subscriber(
         *topics,
