@@ -54,11 +54,15 @@ class AssignmentKind(StrEnum):
 
 
 class DecisionTrigger(StrEnum):
-    """What a decision answers: a procedure notification matched against the référentiel, or the CCAPEX
-    secretariat adding a structure to the procedure by hand (an override, ``assignment.status`` ADD)."""
+    """What a decision answers: a procedure notification matched against the référentiel, the CCAPEX
+    secretariat adding a structure to the procedure by hand (an override, ``assignment.status`` ADD), or
+    the end of the trêve hivernale approaching (domain.md §6b.2 point 7, scenario S-06): from 1 March, a
+    procedure whose earliest expulsion date is 1 April is re-alerted to the structures that hold it, and
+    the SIAO or Département structures its last decision found eligible are added to it."""
 
     NOTIFICATION = "NOTIFICATION"
     CCAPEX_OVERRIDE = "CCAPEX_OVERRIDE"
+    WINTER_TRUCE_END = "WINTER_TRUCE_END"
 
 
 class DecidedAssignment(Contract):
@@ -107,7 +111,12 @@ class OrientationDecided(Contract):
     fallback_used: bool
     trigger: DecisionTrigger = Field(
         default=DecisionTrigger.NOTIFICATION,
-        description="CCAPEX_OVERRIDE: one NEW assignment the CCAPEX added; the rest repeats the last decision",
+        description=(
+            "CCAPEX_OVERRIDE: one NEW assignment the CCAPEX added; the rest repeats the last decision."
+            " WINTER_TRUCE_END: the last decision repeated for the end of the trêve hivernale, every"
+            " structure that holds the procedure as a STAGE_UPDATE and each SIAO or Département structure"
+            " added as NEW; earliest_expulsion_date is the day the trêve ends"
+        ),
     )
 
 

@@ -443,6 +443,7 @@ class Dispatcher:
             link=f"{self._link_base_url}/{alert.procedure_short_ref}",
             manual_orientation=alert.manual_orientation,
             stage_update=alert.stage_update,
+            truce_end=alert.truce_end,
             fallback=notice,
         )
 

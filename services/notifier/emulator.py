@@ -2,7 +2,8 @@
 
 - the partners' side: local emulators of the SMS providers (OVHcloud, Brevo) and scripted SMTP replies,
   so that the real adapters are exercised;
-- the upstream side: ``decided_event`` and ``structure_event`` build the events orientation publishes.
+- the upstream side: ``decided_event``, ``truce_end_event`` and ``structure_event`` build the events
+  orientation publishes.
 
 ``SmsProviderEmulator`` listens on 127.0.0.1 and answers like the providers' endpoints the adapters call:
 
@@ -33,13 +34,27 @@ from types import TracebackType
 from typing import Any, Self
 
 from schemas.envelope import new_envelope_fields
-from schemas.orientation import AssignmentKind, DecidedAssignment, OrientationDecided, OrientationDecidedEvent
+from schemas.orientation import (
+    AssignmentKind,
+    DecidedAssignment,
+    DecisionTrigger,
+    OrientationDecided,
+    OrientationDecidedEvent,
+)
 from schemas.procedure import Urgency
 from schemas.referential import Contact, RecordStatus, ReferentialChangedEvent, StructureRecord, StructureTypology
 from schemas.stages import Stage
 from services.notifier.sms import ovh_signature
 
-__all__ = ["ReceivedSms", "Reply", "SmsProviderEmulator", "SmtpReplies", "decided_event", "structure_event"]
+__all__ = [
+    "ReceivedSms",
+    "Reply",
+    "SmsProviderEmulator",
+    "SmtpReplies",
+    "decided_event",
+    "structure_event",
+    "truce_end_event",
+]
 
 
 @dataclass(frozen=True)
@@ -332,24 +347,45 @@ def decided_event(
         is_correction=is_correction,
         referentiel_version=1,
         rules_version="stand-in",
-        assignments=[
-            DecidedAssignment(
-                assignment_id=assignment_id,
-                structure_id=structure_id,
-                offer_ids=[],
-                kind=kind,
-                mandatory=False,
-                priority=0,
-                over_capacity=False,
-                matched_rules=[],
-                explanation="stand-in decision",
-            )
-            for assignment_id, structure_id in zip(ids, structure_ids, strict=True)
-        ],
+        assignments=[_assignment(i, s, kind) for i, s in zip(ids, structure_ids, strict=True)],
         also_eligible=[],
         fallback_used=fallback_used,
     )
     return OrientationDecidedEvent(**new_envelope_fields("orientation"), payload=payload)
+
+
+def truce_end_event(
+    last: OrientationDecidedEvent, added: Sequence[str], *, truce_ends: date
+) -> OrientationDecidedEvent:
+    """The ``WINTER_TRUCE_END`` reminder orientation publishes for a procedure whose last decision is
+    ``last`` (domain.md §6b.2 point 7): that decision repeated (same notification, not a correction) with
+    ``earliest_expulsion_date = truce_ends``, each of its assignments as a stage update, and one new
+    assignment per structure of ``added`` (the SIAO or Département structures found eligible)."""
+    held = [a.model_copy(update={"kind": AssignmentKind.STAGE_UPDATE}) for a in last.payload.assignments]
+    new = [_assignment(uuid.uuid4(), structure_id, AssignmentKind.NEW) for structure_id in added]
+    payload = last.payload.model_copy(
+        update={
+            "trigger": DecisionTrigger.WINTER_TRUCE_END,
+            "earliest_expulsion_date": truce_ends,
+            "is_correction": False,
+            "assignments": [*held, *new],
+        }
+    )
+    return OrientationDecidedEvent(**new_envelope_fields("orientation"), payload=payload)
+
+
+def _assignment(assignment_id: uuid.UUID, structure_id: str, kind: AssignmentKind) -> DecidedAssignment:
+    return DecidedAssignment(
+        assignment_id=assignment_id,
+        structure_id=structure_id,
+        offer_ids=[],
+        kind=kind,
+        mandatory=False,
+        priority=0,
+        over_capacity=False,
+        matched_rules=[],
+        explanation="stand-in decision",
+    )
 
 
 def structure_event(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from schemas.orientation import AssignmentKind, DecisionTrigger, OrientationDecidedEvent
+from schemas.orientation import (
+    AssignmentKind,
+    DecidedAssignment,
+    DecisionTrigger,
+    OrientationDecided,
+    OrientationDecidedEvent,
+)
 from schemas.referential import ReferentialChangedEvent
 from services.notifier import repository as repo
 from services.notifier.domain.routing import alert_mode
@@ -51,12 +57,15 @@ async def record_decisions(conn: Conn, events: Sequence[OrientationDecidedEvent]
 
     ``domain.routing.alert_mode`` decides per assignment: a new assignment is alerted at once; a stage
     update goes to the daily digest (LOW/NORMAL), at once (HIGH/CRITICAL), or nowhere when the decision
-    is a correction (S-03) or a CCAPEX override (only the structure it added is new).
+    is a correction (S-03) or a CCAPEX override (only the structure it added is new); every assignment of
+    a truce-end reminder (``WINTER_TRUCE_END``) is alerted at once, marked ``truce_end``.
 
     The inbox makes a redelivered decision a no-op, and the alert key protects against a decision
     re-published under a new event id: ``new:<assignment>`` for a new assignment,
-    ``update:<assignment>:<notification>`` for a stage update (one per notice). The alerts of the whole
-    batch are inserted at once, in consumption order (their ``seq`` is the per-procedure sending order).
+    ``update:<assignment>:<notification>`` for a stage update (one per notice),
+    ``truce-end:<assignment>:<earliest expulsion date>`` for either kind in a truce-end reminder (one per
+    trêve). The alerts of the whole batch are inserted at once, in consumption order (their ``seq`` is the
+    per-procedure sending order).
     """
     alerts: list[repo.AlertRow] = []
     for event in events:
@@ -72,26 +81,18 @@ async def record_decisions(conn: Conn, events: Sequence[OrientationDecidedEvent]
 
 def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
     decision = event.payload
+    truce_end = decision.trigger is DecisionTrigger.WINTER_TRUCE_END
     alerts = []
     for assignment in decision.assignments:
         mode = alert_mode(
-            assignment.kind,
-            is_correction=decision.is_correction,
-            urgency=decision.urgency,
-            override=decision.trigger is DecisionTrigger.CCAPEX_OVERRIDE,
+            assignment.kind, is_correction=decision.is_correction, urgency=decision.urgency, trigger=decision.trigger
         )
         if mode is None:
             continue
-        update = assignment.kind is AssignmentKind.STAGE_UPDATE
-        key = (
-            f"update:{assignment.assignment_id}:{decision.notification_id}"
-            if update
-            else f"new:{assignment.assignment_id}"
-        )
         alerts.append(
             repo.AlertRow(
                 alert_id=uuid.uuid4(),
-                alert_key=key,
+                alert_key=_alert_key(decision, assignment),
                 correlation_id=event.correlation_id,
                 procedure_id=decision.procedure_id,
                 procedure_short_ref=decision.procedure_short_ref,
@@ -103,7 +104,19 @@ def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
                 earliest_expulsion_date=decision.earliest_expulsion_date,
                 manual_orientation=decision.fallback_used,
                 mode=mode.value,
-                stage_update=update,
+                stage_update=assignment.kind is AssignmentKind.STAGE_UPDATE,
+                truce_end=truce_end,
             )
         )
     return alerts
+
+
+def _alert_key(decision: OrientationDecided, assignment: DecidedAssignment) -> str:
+    if decision.trigger is DecisionTrigger.WINTER_TRUCE_END:
+        # A reminder repeats the last decision's notification_id: an "update:" key would be that stage
+        # update's own, and the reminder would be dropped as a replay of it. The trêve's end date makes it
+        # one reminder per assignment and trêve, however often orientation republishes it.
+        return f"truce-end:{assignment.assignment_id}:{decision.earliest_expulsion_date}"
+    if assignment.kind is AssignmentKind.STAGE_UPDATE:
+        return f"update:{assignment.assignment_id}:{decision.notification_id}"
+    return f"new:{assignment.assignment_id}"

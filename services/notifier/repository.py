@@ -74,6 +74,7 @@ class AlertRow:
     manual_orientation: bool
     mode: str = "IMMEDIATE"
     stage_update: bool = False
+    truce_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ _ALERT_TYPES = {
     "manual_orientation": "bool",
     "mode": "text",
     "stage_update": "bool",
+    "truce_end": "bool",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))

@@ -1,10 +1,10 @@
 """Composition root of orientation: référentiel in PostgreSQL, matching of notices, assignment lifecycle,
-expiry, admin API."""
+expiry, sortie-de-trêve reminders, admin API."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from importlib.resources import files
 
@@ -22,18 +22,19 @@ from services.orientation.lifecycle import StatusHandler, expire_assignments
 from services.orientation.orient import Orientation
 from services.orientation.referential_store import SCHEMA, ReferentialHolder, commit_referential, publish_current
 from services.orientation.settings import OrientationSettings, ReferentialImport
+from services.orientation.truce import remind_truce_end
 from services.platform.consume import decode_or_park
 from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
-from services.platform.runtime import Runtime
+from services.platform.runtime import BackgroundLoop, Runtime
 
 __all__ = ["GROUP_ID", "STATUS_GROUP_ID", "build", "import_at_start"]
 
 GROUP_ID = "prevex-orientation"
 # Its own group: a second subscriber in the same group would make every start rebalance it twice.
 STATUS_GROUP_ID = "prevex-orientation-status"
-EXPIRY_BATCH = 500
+SWEEP_BATCH = 500
 
 log = get_logger(__name__)
 
@@ -65,17 +66,15 @@ def build(settings: OrientationSettings) -> Runtime:
         async with runtime.pool.acquire() as conn, conn.transaction():
             await statuses.handle_batch(conn, await decode_or_park(conn, records, AssignmentStatusEvent))
 
-    async def expire(rt: Runtime) -> None:
-        while True:
-            try:
-                while await _expire_batch(rt.pool, settings.assignment_expiry_days) == EXPIRY_BATCH:
-                    pass
-            except (OSError, asyncpg.PostgresError) as error:
-                log.warning("assignment_expiry_failed", error=type(error).__name__)
-            await asyncio.sleep(settings.assignment_expiry_interval_s)
+    async def expire(conn: Conn) -> int:
+        return await expire_assignments(conn, days=settings.assignment_expiry_days, limit=SWEEP_BATCH)
+
+    async def remind(conn: Conn) -> int:
+        return await remind_truce_end(conn, holder, today=datetime.now(UTC).date(), limit=SWEEP_BATCH)
 
     runtime.add_startup(load)
-    runtime.add_loop(expire)
+    runtime.add_loop(_sweeping(expire, "assignment_expiry", settings.assignment_expiry_interval_s))
+    runtime.add_loop(_sweeping(remind, "truce_end_reminder", settings.truce_reminder_interval_s))
     subscribe_batch(
         runtime.broker, topics.PROCEDURE_NOTIFICATION, group_id=GROUP_ID, settings=settings, handler=on_notice
     )
@@ -106,6 +105,22 @@ async def import_at_start(conn: Conn, settings: OrientationSettings) -> int | No
     return commit.active.version if commit.created else None
 
 
-async def _expire_batch(pool: asyncpg.Pool, days: int) -> int:
+def _sweeping(sweep: Callable[[Conn], Awaitable[int]], name: str, interval_s: float) -> BackgroundLoop:
+    """A loop running ``sweep`` in a transaction of its own, batch after batch while it returns a full
+    batch, then every ``interval_s``. A database away is logged and retried at the next interval."""
+
+    async def run(rt: Runtime) -> None:
+        while True:
+            try:
+                while await _in_transaction(rt.pool, sweep) == SWEEP_BATCH:
+                    pass
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("sweep_failed", sweep=name, error=type(error).__name__)
+            await asyncio.sleep(interval_s)
+
+    return run
+
+
+async def _in_transaction(pool: asyncpg.Pool, sweep: Callable[[Conn], Awaitable[int]]) -> int:
     async with pool.acquire() as conn, conn.transaction():
-        return await expire_assignments(conn, days=days, limit=EXPIRY_BATCH)
+        return await sweep(conn)

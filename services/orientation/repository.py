@@ -6,9 +6,9 @@ The référentiel's own tables are in ``referential_repository``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from schemas.orientation import OrientationDecidedEvent
@@ -21,12 +21,14 @@ __all__ = [
     "ProcedureState",
     "RefusedStatus",
     "StatusChange",
+    "TruceEndDue",
     "assignment_for_update",
     "expire_due",
     "history",
     "insert_assignments",
     "insert_decisions",
     "insert_history",
+    "insert_truce_reminders",
     "last_decision",
     "lock_procedures",
     "procedure_assignments",
@@ -35,6 +37,7 @@ __all__ = [
     "record_refused",
     "set_override",
     "set_status",
+    "truce_end_due",
     "weekly_assignment_counts",
 ]
 
@@ -364,6 +367,50 @@ async def insert_decisions(conn: Conn, rows: Sequence[DecisionRow]) -> None:
             )
             for d in rows
         ],
+    )
+
+
+@dataclass(frozen=True)
+class TruceEndDue:
+    """A procedure whose latest decision puts its earliest expulsion on the day the trêve ends."""
+
+    procedure_id: uuid.UUID
+    last_decision: dict[str, Any]
+    correlation_id: uuid.UUID | None
+    """The procedure's correlation id, from its latest assignment (``None`` if it has none)."""
+
+
+async def truce_end_due(
+    conn: Conn, truce_end: date, *, limit: int, among: Collection[uuid.UUID] | None = None
+) -> list[TruceEndDue]:
+    """Up to ``limit`` procedures (``among`` these, if given) whose latest decision has ``truce_end`` as
+    its earliest expulsion date and that have no reminder for it yet, by procedure id."""
+    rows = await conn.fetch(
+        "SELECT latest.procedure_id, latest.result,"
+        " (SELECT a.correlation_id FROM assignment a WHERE a.procedure_id = latest.procedure_id"
+        "  ORDER BY a.created_at DESC LIMIT 1) AS correlation_id"
+        " FROM (SELECT DISTINCT ON (procedure_id) procedure_id, result FROM decision"
+        "  WHERE $3::uuid[] IS NULL OR procedure_id = ANY($3::uuid[])"
+        "  ORDER BY procedure_id, created_at DESC) AS latest"
+        " WHERE latest.result ->> 'earliest_expulsion_date' = $1::date::text"
+        " AND NOT EXISTS (SELECT 1 FROM truce_reminder r"
+        "  WHERE r.procedure_id = latest.procedure_id AND r.truce_end = $1)"
+        " ORDER BY latest.procedure_id LIMIT $2",
+        truce_end,
+        limit,
+        None if among is None else list(among),
+    )
+    return [TruceEndDue(row["procedure_id"], row["result"], row["correlation_id"]) for row in rows]
+
+
+async def insert_truce_reminders(conn: Conn, truce_end: date, decisions: Mapping[uuid.UUID, uuid.UUID | None]) -> None:
+    """Record that these procedures (→ their reminder decision, ``None``: nobody to remind) were handled."""
+    await conn.execute(
+        "INSERT INTO truce_reminder (procedure_id, truce_end, decision_id)"
+        " SELECT p, $1, d FROM unnest($2::uuid[], $3::uuid[]) AS r(p, d)",
+        truce_end,
+        list(decisions),
+        list(decisions.values()),
     )
 
 

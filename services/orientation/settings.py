@@ -53,3 +53,6 @@ class OrientationSettings(ServiceSettings):
         default=30, ge=1, le=365, description="An OUVERTE assignment without answer expires after (DORA: 30)"
     )
     assignment_expiry_interval_s: float = Field(default=3600.0, gt=0, description="How often expiry runs")
+    truce_reminder_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often the sortie-de-trêve reminders due in March are looked for"
+    )

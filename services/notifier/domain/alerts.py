@@ -73,7 +73,19 @@ TEMPLATE_NAMES: Final = (
 # Every value a template may read. A template naming anything else is refused when loaded, so no
 # template change can start printing a field this module does not hand out.
 _ALERT_VARIABLES = frozenset(
-    {"prefix", "ref", "stage", "commune", "urgency", "earliest", "link", "manual_tag", "update", "fallback"}
+    {
+        "prefix",
+        "ref",
+        "stage",
+        "commune",
+        "urgency",
+        "earliest",
+        "link",
+        "manual_tag",
+        "update",
+        "truce_end",
+        "fallback",
+    }
 )
 _DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
 ALLOWED_VARIABLES: Final[Mapping[str, frozenset[str]]] = {
@@ -138,7 +150,8 @@ class AlertContent:
     """Everything an alert may show. Adding a field here is a data-protection decision.
 
     ``stage_update``: the structure already holds the file and is told it moved on (domain.md §6b.2
-    point 4). ``manual_orientation``: fallback F1, no offer matched.
+    point 4). ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
+    reminder (domain.md §6b.2 point 7), ``earliest_expulsion_date`` being the day the trêve ends.
     """
 
     procedure_short_ref: str
@@ -149,6 +162,7 @@ class AlertContent:
     link: str
     manual_orientation: bool = False
     stage_update: bool = False
+    truce_end: bool = False
     fallback: FallbackNotice | None = None
 
 
@@ -310,11 +324,11 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
     """
     link = f"{link_base_url.rstrip('/')}/{sample_ref}"
     fallbacks = (None, FallbackNotice(FallbackKind.DEFAULT_REFERENT, "Structure injoignable"))
-    for stage, urgency, earliest, manual, update, fallback in itertools.product(
-        Stage, Urgency, (None, date(2026, 4, 1)), (False, True), (False, True), fallbacks
+    for stage, urgency, earliest, manual, update, truce_end, fallback in itertools.product(
+        Stage, Urgency, (None, date(2026, 4, 1)), (False, True), (False, True), (False, True), fallbacks
     ):
         content = AlertContent(sample_ref, stage, "Saint-Germain-le-Châtelet", urgency, earliest, link, manual, update)
-        content = replace(content, fallback=fallback)
+        content = replace(content, truce_end=truce_end, fallback=fallback)
         render_email(content, templates)
         render_sms(content, templates)
     digest = DigestContent(date(2026, 3, 2), (content,), link_base_url)
@@ -333,6 +347,7 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "link": content.link,
         "manual_tag": MANUAL_ORIENTATION_TAG if content.manual_orientation else None,
         "update": content.stage_update,
+        "truce_end": content.truce_end,
         "fallback": _fallback_values(content.fallback),
     }
 

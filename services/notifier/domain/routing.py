@@ -1,7 +1,7 @@
 """Who hears about what, and how: alert modes, recipients per contact, and fallback F3. Pure.
 
 - ``alert_mode``: a decision's assignment becomes an immediate alert, a line of tomorrow's digest, or
-  nothing (a correction's stage update, scenario S-03).
+  nothing (a correction's stage update, scenario S-03); a truce-end reminder is always immediate.
 - ``recipients``: one delivery per enabled channel of each contact (RDV-Solidarités' per-recipient
   eligibility: the address exists and its channel is enabled; ``schemas.referential.Contact`` already
   checks that SMS go to French mobiles).
@@ -18,7 +18,7 @@ from datetime import time
 from enum import StrEnum
 
 from schemas.notification import Channel, FallbackKind
-from schemas.orientation import AssignmentKind
+from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
 
 __all__ = [
@@ -87,20 +87,26 @@ class FallbackChoice:
 
 
 def alert_mode(
-    kind: AssignmentKind, *, is_correction: bool, urgency: Urgency, override: bool = False
+    kind: AssignmentKind,
+    *,
+    is_correction: bool,
+    urgency: Urgency,
+    trigger: DecisionTrigger = DecisionTrigger.NOTIFICATION,
 ) -> AlertMode | None:
     """How an assignment of a decision is told to its structure; ``None``: it is not.
 
     A new assignment is always alerted at once, a correction's included (a corrected notice may bring
     a new structure: only new assignees hear about it). A stage update tells a structure that already
     holds the file that it moved on: never for a correction (the same stage again, S-03) nor for a CCAPEX
-    override (``override``: the secretariat added a structure, the others' stage did not move), in the
-    daily digest when the urgency is LOW or NORMAL, at once when HIGH or CRITICAL (a CFP, an imminent
-    expulsion).
+    override (``CCAPEX_OVERRIDE``: the secretariat added a structure, the others' stage did not move), in
+    the daily digest when the urgency is LOW or NORMAL, at once when HIGH or CRITICAL (a CFP, an imminent
+    expulsion). A truce-end reminder (``WINTER_TRUCE_END``, domain.md §6b.2 point 7) is alerted at once to
+    every assignment, new or held, whatever the urgency and ``is_correction``: the reminder is the news,
+    and a digest line would bury it.
     """
-    if kind is AssignmentKind.NEW:
+    if kind is AssignmentKind.NEW or trigger is DecisionTrigger.WINTER_TRUCE_END:
         return AlertMode.IMMEDIATE
-    if is_correction or override:
+    if is_correction or trigger is DecisionTrigger.CCAPEX_OVERRIDE:
         return None
     return AlertMode.DIGEST if urgency in DIGEST_URGENCIES else AlertMode.IMMEDIATE
 

@@ -130,6 +130,14 @@ class NotifierWorld:
             ) or await self.db.fetchval("SELECT count(*) FROM alert WHERE state = 'AWAITING_CONTACTS'"):
                 await asyncio.sleep(0.1)
 
+    async def consumed(self, event_id: uuid.UUID, timeout_s: float = 60) -> None:
+        """Wait until the notifier has recorded the event ``event_id`` (its inbox row commits with its alerts)."""
+        async with asyncio.timeout(timeout_s):
+            while not await self.db.fetchval(  # noqa: ASYNC110 (a database state: there is no event to wait on)
+                "SELECT count(*) FROM inbox WHERE event_id = $1", event_id
+            ):
+                await asyncio.sleep(0.1)
+
     def mails_to(self, address: str) -> list[Any]:
         return [mail for mail in self.smtp.messages if address in mail.rcpt_tos]
 

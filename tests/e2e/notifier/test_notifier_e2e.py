@@ -20,7 +20,7 @@ from schemas import topics
 from schemas.orientation import AssignmentKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage
-from services.notifier.emulator import Reply, decided_event
+from services.notifier.emulator import Reply, decided_event, truce_end_event
 
 pytestmark = pytest.mark.e2e
 
@@ -170,6 +170,37 @@ async def test_retries_and_fallbacks_end_to_end(notifier_world: Any) -> None:
     )
     [sms_sent] = [r for r in sent if r["structure_id"] == "E2E-SMS-OK"]
     assert (sms_sent["channel"], sms_sent["provider"], sms_sent["attempt_count"]) == ("SMS", "ovh", 4)
+
+
+async def test_a_truce_end_reminder_sends_one_email_per_structure_with_its_wording(notifier_world: Any) -> None:
+    # S-06 on 1 March: CD90 holds the file (commandement de quitter during the trêve), the SIAO is added.
+    world = notifier_world
+    last = decided_event(
+        "90-2026-000201", ["CD90"], stage=Stage.COMMANDEMENT_QUITTER, commune=BELFORT, earliest=date(2026, 4, 1)
+    )
+    reminder = truce_end_event(last, ["SIAO90"], truce_ends=date(2026, 4, 1))
+    republished = reminder.model_copy(update={"event_id": uuid.uuid4()})
+    key = str(last.payload.procedure_id)
+    await world.publish(topics.ORIENTATION_DECIDED, [(key, last), (key, reminder), (key, republished)])
+    await world.consumed(republished.event_id)  # one partition: the earlier two were recorded before it
+    await world.settled()
+
+    mails = [m for m in world.smtp.messages if "90-2026-000201" in _text(m)]
+    subjects = sorted((rcpt, str(m.message["Subject"]).split(" Dossier ")[0]) for m in mails for rcpt in m.rcpt_tos)
+    assert subjects == [
+        ("coordination@siao90.test", "[Prévention expulsions 90] Fin de trêve –"),
+        (CD90, "[Prévention expulsions 90]"),
+        (CD90, "[Prévention expulsions 90] Fin de trêve –"),
+    ]
+    for mail in mails:
+        text = _text(mail)
+        truce_end = "Fin de trêve" in str(mail.message["Subject"])
+        assert (
+            "La trêve hivernale prend fin le 31 mars : l'expulsion est possible à partir du 01/04/2026" in text
+        ) == (truce_end)
+        assert ("Expulsion impossible avant le 01/04/2026" in text) != truce_end
+        for personal in PERSONAL:
+            assert personal not in text
 
 
 async def test_sigkill_mid_run_sends_every_alert_once_but_the_leased_ones(notifier_world: Any) -> None:

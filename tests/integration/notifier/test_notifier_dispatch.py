@@ -21,7 +21,7 @@ from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
 from schemas.stages import Stage
 from services.notifier import repository as repo
-from services.notifier.emulator import Reply, decided_event
+from services.notifier.emulator import Reply, decided_event, truce_end_event
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +94,50 @@ async def test_a_ccapex_override_alerts_only_the_structure_it_added(world: Any, 
     assert await world.record(decided.model_copy(update={"payload": payload})) == 1
     await world.run()
     assert [rcpt for mail in world.smtp.messages for rcpt in mail.rcpt_tos] == ["prevention.expulsions@cd90.test"]
+
+
+async def test_a_truce_end_reminder_alerts_holders_and_added_structures_at_once_exactly_once(
+    world: Any, contacts: Any
+) -> None:
+    # S-06: the procedure moved on to the commandement de quitter (a NORMAL stage update, for the digest);
+    # on 1 March orientation repeats that decision for the end of the trêve and adds the SIAO.
+    await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
+    await world.structure("SIAO90", contacts.email("SIAO90-COORDINATION", "coordination@siao90.test"))
+    first = await world.decide("FSL90", ref="90-2025-000042", stage=Stage.ASSIGNATION)
+    same_file: dict[str, Any] = {
+        "procedure_id": first.payload.procedure_id,
+        "assignment_ids": [a.assignment_id for a in first.payload.assignments],
+    }
+    moved_on = await world.decide(
+        "FSL90", ref="90-2025-000042", stage=Stage.COMMANDEMENT_QUITTER, kind=AssignmentKind.STAGE_UPDATE, **same_file
+    )
+    reminder = truce_end_event(moved_on, ["SIAO90"], truce_ends=date(2026, 4, 1))
+    assert await world.record(reminder) == 2
+    assert await world.record(reminder.model_copy(update={"event_id": uuid.uuid4()})) == 0  # republished
+
+    held, added = reminder.payload.assignments
+    rows = await world.pool.fetch(
+        "SELECT alert_key, structure_id, mode, stage_update, truce_end FROM alert ORDER BY seq"
+    )
+    assert [tuple(r) for r in rows] == [
+        (f"new:{held.assignment_id}", "FSL90", "IMMEDIATE", False, False),
+        (f"update:{held.assignment_id}:{moved_on.payload.notification_id}", "FSL90", "DIGEST", True, False),
+        (f"truce-end:{held.assignment_id}:2026-04-01", "FSL90", "IMMEDIATE", True, True),
+        (f"truce-end:{added.assignment_id}:2026-04-01", "SIAO90", "IMMEDIATE", False, True),
+    ]
+
+    await world.run()  # the stage update waits for tomorrow's digest; the reminders go now
+    [_, to_holder] = world.mails_to("fsl@cd90.test")
+    [to_added] = world.mails_to("coordination@siao90.test")
+    for mail, intro in (
+        (to_holder, "Rappel : un dossier que suit votre structure arrive à la sortie de la trêve hivernale."),
+        (to_added, "vous est orienté à l'approche de la sortie de la trêve hivernale."),
+    ):
+        assert str(mail.message["Subject"]).startswith(
+            "[Prévention expulsions 90] Fin de trêve – Dossier 90-2025-000042"
+        )
+        assert intro in _text(mail)
+        assert "l'expulsion est possible à partir du 01/04/2026" in _text(mail)
 
 
 async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(world: Any, contacts: Any) -> None:

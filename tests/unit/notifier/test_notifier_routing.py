@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import time
 
 import pytest
 
 from schemas.notification import Channel, FallbackKind
-from schemas.orientation import AssignmentKind
+from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
 from services.notifier.domain.routing import (
     AlertMode,
@@ -50,8 +51,21 @@ def test_alert_mode(kind: AssignmentKind, is_correction: bool, urgency: Urgency,
 @pytest.mark.parametrize("urgency", list(Urgency))
 def test_a_ccapex_override_alerts_only_the_structure_it_added(urgency: Urgency) -> None:
     # The override decision repeats the other assignments as stage updates: their stage did not move.
-    assert alert_mode(AssignmentKind.NEW, is_correction=False, urgency=urgency, override=True) is AlertMode.IMMEDIATE
-    assert alert_mode(AssignmentKind.STAGE_UPDATE, is_correction=False, urgency=urgency, override=True) is None
+    override = DecisionTrigger.CCAPEX_OVERRIDE
+    assert alert_mode(AssignmentKind.NEW, is_correction=False, urgency=urgency, trigger=override) is AlertMode.IMMEDIATE
+    assert alert_mode(AssignmentKind.STAGE_UPDATE, is_correction=False, urgency=urgency, trigger=override) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "urgency", "is_correction"),
+    list(itertools.product(AssignmentKind, Urgency, (False, True))),
+)
+def test_a_truce_end_reminder_alerts_every_assignment_at_once(
+    kind: AssignmentKind, urgency: Urgency, is_correction: bool
+) -> None:
+    # The reminder is typically NORMAL urgency and repeats stage updates: neither may send it to the digest.
+    mode = alert_mode(kind, is_correction=is_correction, urgency=urgency, trigger=DecisionTrigger.WINTER_TRUCE_END)
+    assert mode is AlertMode.IMMEDIATE
 
 
 def test_one_recipient_per_enabled_channel_with_an_address() -> None:

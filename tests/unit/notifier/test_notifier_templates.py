@@ -82,9 +82,19 @@ def _content(
 
 def _all_variants(ref: str, commune: str, earliest: date | None) -> list[AlertContent]:
     return [
-        _content(ref, stage, commune, urgency, earliest, manual_orientation=manual, stage_update=update, fallback=fb)
-        for stage, urgency, manual, update, fb in itertools.product(
-            Stage, Urgency, (False, True), (False, True), FALLBACKS
+        _content(
+            ref,
+            stage,
+            commune,
+            urgency,
+            earliest,
+            manual_orientation=manual,
+            stage_update=update,
+            truce_end=truce_end,
+            fallback=fb,
+        )
+        for stage, urgency, manual, update, truce_end, fb in itertools.product(
+            Stage, Urgency, (False, True), (False, True), (False, True), FALLBACKS
         )
     ]
 
@@ -97,6 +107,8 @@ def _check_text_only_carries(text: str, content: AlertContent, *, day: date | No
     dates = [d for d in (content.earliest_expulsion_date, day) if d is not None]
     allowed = " ".join([content.procedure_short_ref, content.link, PREFIX, SMS_PREFIX, 'charset="utf-8"'])
     allowed += " ".join(f"{d:%d/%m/%Y}" for d in dates) + f" {count}"
+    if content.truce_end:
+        allowed += " 31 mars"  # the legal end of the trêve hivernale, the same for every file
     stray = [number for number in re.findall(r"\d+", text) if number not in allowed]
     assert not stray, f"numbers that are no reference, date or link: {stray}"
 
@@ -123,6 +135,9 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
                 assert f"{earliest:%d/%m/%Y}" in body
             assert (MANUAL_ORIENTATION_TAG in body) == content.manual_orientation
             assert ("REPLI" in body.upper()) == (content.fallback is not None)
+            assert ("La trêve hivernale prend fin le 31 mars" in body) == content.truce_end
+            assert ("Expulsion impossible avant le" in body) == (earliest is not None and not content.truce_end)
+        assert ("Fin de trêve – " in email.subject) == content.truce_end
 
         sms = render_sms(content, TEMPLATES)
         assert len(sms) <= SMS_MAX_CHARS
@@ -131,6 +146,7 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
         assert to_gsm7(sms_stage_label(content.stage)) in sms
         if earliest:
             assert f"{earliest:%d/%m/%Y}" in sms
+        assert ("Fin de treve" in sms) == content.truce_end
         _check_text_only_carries(sms, content)
 
 
@@ -212,6 +228,52 @@ def test_s06_alert_shows_the_winter_truce_date_and_normal_urgency() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("stage_update", "intro"),
+    [
+        (True, "Rappel : un dossier que suit votre structure arrive à la sortie de la trêve hivernale."),
+        (
+            False,
+            "Un dossier de prévention des expulsions locatives vous est orienté à l'approche de la sortie de la"
+            " trêve hivernale.",
+        ),
+    ],
+)
+def test_s06_truce_end_reminder_says_when_expulsion_becomes_possible(stage_update: bool, intro: str) -> None:
+    content = _content("90-2025-000042", Stage.COMMANDEMENT_QUITTER, "Belfort", Urgency.NORMAL, date(2026, 4, 1))
+    content = replace(content, stage_update=stage_update, truce_end=True)
+    email = render_email(content, TEMPLATES)
+    assert email.subject == (
+        "[Prévention expulsions 90] Fin de trêve – Dossier 90-2025-000042 – Commandement de quitter les lieux"
+        " – Belfort (Urgence normale)"
+    )
+    paragraph = (
+        "La trêve hivernale prend fin le 31 mars : l'expulsion est possible à partir du 01/04/2026. Merci de"
+        " vérifier que les démarches de maintien dans les lieux ou de relogement sont engagées."
+    )
+    for body in (email.text, html.unescape(re.sub(r"<[^>]+>", "", email.html))):
+        assert intro in body
+        assert paragraph in body
+        assert "Expulsion impossible avant" not in body
+        assert "franchi une nouvelle étape" not in body
+    assert render_sms(content, TEMPLATES) == (
+        "Expulsions 90: Cdt de quitter, Belfort. Urg. normale. Fin de treve: expulsion dès 01/04/2026."
+        " https://prevex.example/dossiers/90-2025-000042"
+    )
+
+
+def test_every_truce_end_sms_fits_one_segment_with_its_marker_and_date() -> None:
+    # The reminder's marker and date are the longest SMS: every stage × urgency × marker still fits one
+    # segment, the commune giving way and nothing else.
+    commune = "Saint-Germain-le-Châtelet-et-les-Environs-Lointains"
+    for content in _all_variants("90-2026-000001", commune, date(2026, 4, 1)):
+        sms = render_sms(replace(content, truce_end=True), TEMPLATES)
+        assert len(sms) <= SMS_MAX_CHARS
+        assert set(sms) <= GSM7_BASIC
+        assert "Fin de treve: expulsion dès 01/04/2026." in sms
+        assert sms.endswith(content.link)
+
+
 def test_sms_transliterates_what_gsm7_lacks() -> None:
     assert to_gsm7("Clôture – Œuvre «Saint-Étienne» ’") == 'Cloture - OEuvre "Saint-Étienne" \''
     assert to_gsm7("Châtenois-les-Forges") == "Chatenois-les-Forges"
@@ -229,12 +291,13 @@ def test_a_long_commune_is_shortened_in_the_sms_but_not_in_the_email() -> None:
     assert commune in render_email(content, TEMPLATES).text
 
 
+def _with_sms_prefix(sms_prefix: str) -> AlertTemplates:
+    sources = {name: (files("services.notifier") / "templates" / name).read_text("utf-8") for name in TEMPLATE_NAMES}
+    return AlertTemplates(sources, prefix=PREFIX, sms_prefix=sms_prefix)
+
+
 def test_an_sms_that_cannot_fit_is_a_clear_error_at_render_time() -> None:
-    long_heading = AlertTemplates(
-        {name: (files("services.notifier") / "templates" / name).read_text("utf-8") for name in TEMPLATE_NAMES},
-        prefix=PREFIX,
-        sms_prefix="Prévention des expulsions locatives du Territoire de Belfort",
-    )
+    long_heading = _with_sms_prefix("Prévention des expulsions locatives du Territoire de Belfort")
     content = _content("90-2026-000001", Stage.COMMANDEMENT_QUITTER, "Belfort", Urgency.NORMAL, date(2026, 4, 1))
     with pytest.raises(SmsTooLongError, match=r"SMS of \d+ characters exceeds 160 .* shorten the SMS heading"):
         render_sms(content, long_heading)
@@ -244,6 +307,16 @@ def test_an_sms_that_cannot_fit_is_a_clear_error_at_render_time() -> None:
 
 def test_the_packaged_templates_pass_the_startup_check() -> None:
     check_templates(TEMPLATES, link_base_url=LINK_BASE)
+
+
+def test_the_startup_check_covers_the_truce_end_sms() -> None:
+    # A heading two characters longer still fits every other SMS, not the reminder's longer marker and date.
+    templates = _with_sms_prefix("Expulsions T-90")
+    for content in _all_variants("90-2026-000001", "Belfort", date(2026, 4, 1)):
+        if not content.truce_end:
+            render_sms(content, templates)
+    with pytest.raises(SmsTooLongError):
+        check_templates(templates, link_base_url=LINK_BASE)
 
 
 def test_alert_content_has_no_field_for_personal_data() -> None:
@@ -257,5 +330,6 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "link",
         "manual_orientation",
         "stage_update",
+        "truce_end",
         "fallback",
     ]
