@@ -11,6 +11,7 @@ import asyncio
 import subprocess
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,18 @@ from schemas.assignment import (
     StatusActor,
 )
 from schemas.envelope import new_envelope_fields
-from schemas.orientation import AssignmentKind, OrientationDecided, OrientationDecidedEvent, OrientationUnmatchedEvent
+from schemas.orientation import (
+    AssignmentKind,
+    DecisionTrigger,
+    OrientationDecided,
+    OrientationDecidedEvent,
+    OrientationUnmatchedEvent,
+)
 from schemas.procedure import ProcedureNotificationEvent
 from schemas.referential import ReferentialChangedEvent
+from services.orientation.referential_store import ReferentialHolder
 from services.orientation.testing import example_record, notice, notice_event
+from services.orientation.truce import remind_truce_end
 
 pytestmark = pytest.mark.e2e
 
@@ -274,6 +283,50 @@ async def test_assignment_statuses_and_ccapex_overrides_through_kafka(orientatio
         ("CD90", "STAGE_UPDATE"),
         ("CAF90", "NEW"),
     ]
+
+
+async def test_on_1_march_the_running_service_publishes_one_truce_end_reminder_per_procedure(
+    orientation: Harness,
+) -> None:
+    # The service's own sweep runs on today's date; the one of 1 March 2026 runs here, on the service's
+    # database, and the service's outbox relay publishes what it wrote.
+    s06 = _event("s06-cj-commandement-quitter")
+    await _send(orientation, s06)
+    await orientation.consumed(s06.event_id)
+    holder = ReferentialHolder()
+    handled = 0
+    while True:
+        async with orientation.db.acquire() as conn, conn.transaction():
+            batch = await remind_truce_end(conn, holder, today=date(2026, 3, 1), limit=50)
+        handled += batch
+        if batch < 50:
+            break
+    async with orientation.db.acquire() as conn, conn.transaction():
+        assert await remind_truce_end(conn, holder, today=date(2026, 3, 20)) == 0  # once per trêve
+    await orientation.until(lambda: _outbox_empty(orientation), 1)
+
+    decided = await orientation.db.fetchval("SELECT count(*) FROM decision")
+    events = {
+        e.event_id: e
+        for e in map(
+            OrientationDecidedEvent.model_validate_json,
+            await orientation.read_topic(topics.ORIENTATION_DECIDED, decided),
+        )
+    }
+    reminders = [e.payload for e in events.values() if e.payload.trigger is DecisionTrigger.WINTER_TRUCE_END]
+    assert len(reminders) == len({r.procedure_id for r in reminders}) == handled  # S-06 of the scenarios too
+    [mine] = [r for r in reminders if r.procedure_id == s06.payload.procedure_id]
+    assert mine.earliest_expulsion_date == date(2026, 4, 1)
+    assert [(a.structure_id, a.kind) for a in mine.assignments] == [
+        ("CCAS-BELFORT", UPDATE),
+        ("CD90", UPDATE),
+        ("TH90", UPDATE),
+        ("SIAO90", NEW),
+    ]
+
+
+async def _outbox_empty(service: Harness) -> int:
+    return int(await service.db.fetchval("SELECT count(*) FROM outbox") == 0)
 
 
 async def test_a_crash_mid_stream_orients_every_notice_exactly_once(orientation: Harness) -> None:
