@@ -30,9 +30,10 @@ log = get_logger(__name__)
 
 
 async def remind_truce_end(conn: Conn, holder: ReferentialHolder, *, today: date, limit: int = 500) -> int:
-    """Remind up to ``limit`` procedures whose earliest expulsion is the end of the trêve; return how many
-    were handled (reminded, or recorded as having nobody to remind). 0 outside March or when none is due;
-    call again while it returns ``limit``."""
+    """Remind up to ``limit`` procedures whose earliest expulsion is the end of the trêve (or record that
+    one has nobody left to remind); return how many due procedures were found, of which a replica sweeping
+    at the same time may have handled some. 0 outside March or when none is due; call again while it
+    returns ``limit``."""
     truce_end = truce_end_ahead(today)
     if truce_end is None:
         return 0
