@@ -125,18 +125,29 @@ def truce_end_payload(
 def _reminder(
     before: DecidedAssignment | None, structure_id: str, assignment_id: uuid.UUID, truce_end: date
 ) -> DecidedAssignment:
-    return DecidedAssignment(
+    explanation = (
+        f"end of the winter truce: expulsion possible from {truce_end.isoformat()}; reminder to the"
+        " structures holding the procedure (domain.md §6b.2 point 7)"
+    )
+    # What the last decision matched the structure on stays visible; one added since has nothing to show.
+    base = before or DecidedAssignment(
         assignment_id=assignment_id,
         structure_id=structure_id,
-        offer_ids=before.offer_ids if before else [],
+        offer_ids=[],
         kind=AssignmentKind.STAGE_UPDATE,
-        mandatory=before.mandatory if before else False,
-        priority=before.priority if before else 0,
+        mandatory=False,
+        priority=0,
         over_capacity=False,
-        matched_rules=before.matched_rules if before else [],
-        explanation=f"end of the winter truce: expulsion possible from {truce_end.isoformat()}; reminder to the"
-        " structures holding the procedure (domain.md §6b.2 point 7)",
+        matched_rules=[],
+        explanation=explanation,
     )
+    update = {
+        "assignment_id": assignment_id,
+        "kind": AssignmentKind.STAGE_UPDATE,
+        "over_capacity": False,
+        "explanation": explanation,
+    }
+    return base.model_copy(update=update)
 
 
 def _addition(
