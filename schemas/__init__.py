@@ -61,6 +61,7 @@ from schemas.topics import (
     PROCEDURE_NOTIFICATION,
     RAW_BAILLEUR,
     RAW_CJ,
+    RAW_PREFECTURE,
     REFERENTIAL_CHANGED,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "PROCEDURE_NOTIFICATION",
     "RAW_BAILLEUR",
     "RAW_CJ",
+    "RAW_PREFECTURE",
     "RAW_TOPIC_FORMATS",
     "REFERENTIAL_CHANGED",
     "SOURCE_FORMATS",

@@ -90,6 +90,7 @@ SOURCE_FORMATS: Final[dict[str, type[BaseModel]]] = dict(_SOURCE_FORMATS)
 RAW_TOPIC_FORMATS: Final[dict[str, str]] = {
     topics.RAW_CJ: CJ_ACT_FORMAT,
     topics.RAW_BAILLEUR: BAILLEUR_NOTICE_FORMAT,
+    topics.RAW_PREFECTURE: CJ_ACT_FORMAT,
 }
 """The source format each raw topic carries, as a key of ``SOURCE_FORMATS``."""
 

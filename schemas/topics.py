@@ -17,11 +17,15 @@ __all__ = [
     "PROCEDURE_NOTIFICATION",
     "RAW_BAILLEUR",
     "RAW_CJ",
+    "RAW_PREFECTURE",
     "REFERENTIAL_CHANGED",
 ]
 
 RAW_CJ: Final = "exp.raw.cj.v1"
 RAW_BAILLEUR: Final = "exp.raw.bailleur.v1"
+# The préfecture's acts (CFP request and decision) in the act format: a topic of its own, so that its
+# producer is granted this topic alone and its records are told apart from the études'.
+RAW_PREFECTURE: Final = "exp.raw.prefecture.v1"
 PROCEDURE_NOTIFICATION: Final = "exp.procedure.notification.v1"
 INGEST_REJECTED: Final = "exp.ingest.rejected.v1"
 INGEST_DUPLICATE: Final = "exp.ingest.duplicate.v1"
@@ -36,6 +40,7 @@ ASSIGNMENT_STATUS: Final = "exp.assignment.status.v1"
 ALL_TOPICS: Final[tuple[str, ...]] = (
     RAW_CJ,
     RAW_BAILLEUR,
+    RAW_PREFECTURE,
     PROCEDURE_NOTIFICATION,
     INGEST_REJECTED,
     INGEST_DUPLICATE,

@@ -1,11 +1,17 @@
 """``prevex.cj-act/1``: an act served or filed by a commissaire de justice (CJ), as sent to ingest.
 
+The préfecture sends its own acts of the procedure, the réquisition of the force publique it received and
+its decision (``DEMANDE_CFP``, ``DECISION_CFP``), in this format too: what it holds of a case is what the
+CJ's acts carry (the household, the dwelling, the landlord, the ``cfp`` block), nothing else. Ingest
+accepts only those two stages from it (``STAGE_NOT_ALLOWED_FOR_EMITTER``).
+
 One document per act. The common blocks are in :mod:`schemas.sources.common`; the CJ format adds the
 stage-specific blocks below. Which of them a stage requires is decided by ingest
 (``REQUIRED_FOR_STAGE_MISSING:<field>``, domain.md §6a.2), not by this model, so that an emitter gets every
 missing field in one rejection instead of a bare "field required".
 
-Example payloads: ``schemas/sources/examples/s01-*.json``, ``s04-*.json``, ``s06-*.json``, ``s07-*.json``.
+Example payloads: ``schemas/sources/examples/s01-*.json``, ``s04-*.json``, ``s06-*.json``, ``s07-*.json``,
+``prefecture-*.json``.
 """
 
 from __future__ import annotations
@@ -63,7 +69,11 @@ class SourceCommandementQuitter(Contract):
 
 
 class SourceCfp(Contract):
-    """DEMANDE_CFP, DECISION_CFP: concours de la force publique. Dates default to ``act_date``."""
+    """DEMANDE_CFP, DECISION_CFP: concours de la force publique. Dates default to ``act_date``.
+
+    From the préfecture, ``requested_on`` is the day it received the réquisition (its 2-month decision
+    period runs from then) and ``decided_on`` the day of its decision, or of the implicit refusal.
+    """
 
     requested_on: RawDate | None = None
     decision: Lax[CfpDecision] | None = None
@@ -71,7 +81,7 @@ class SourceCfp(Contract):
 
 
 class CjAct(SourceRecord):
-    """A commissaire de justice's act (format ``prevex.cj-act/1``)."""
+    """A commissaire de justice's act, or the préfecture's CFP request or decision (``prevex.cj-act/1``)."""
 
     FORMAT_ID: ClassVar[str] = CJ_ACT_FORMAT
     STAGES: ClassVar[frozenset[Stage]] = frozenset(

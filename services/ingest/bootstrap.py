@@ -28,7 +28,11 @@ from services.platform.runtime import Runtime
 __all__ = ["GROUP_ID", "build", "build_intake", "purge_expired_raw"]
 
 GROUP_ID = "prevex-ingest"
-_RAW_SOURCES = {topics.RAW_CJ: SourceSystem.CJ_API, topics.RAW_BAILLEUR: SourceSystem.BAILLEUR_API}
+_RAW_SOURCES = {
+    topics.RAW_CJ: SourceSystem.CJ_API,
+    topics.RAW_BAILLEUR: SourceSystem.BAILLEUR_API,
+    topics.RAW_PREFECTURE: SourceSystem.EXPLOC_EXPORT,  # api_source_system says why
+}
 _PURGE_EVERY_S = 3_600.0
 
 log = get_logger(__name__)

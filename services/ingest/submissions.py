@@ -41,9 +41,15 @@ log = get_logger(__name__)
 
 
 def api_source_system(emitter: Emitter) -> SourceSystem:
-    """The adapter an emitter's HTTP input is recorded under (``source.system``)."""
+    """The adapter an emitter's HTTP input is recorded under (``source.system``).
+
+    The préfecture's CFP data comes out of EXPLOC, where it instructs the réquisitions: its inputs are
+    the canonical record's EXPLOC-derived adapter, as on its raw topic.
+    """
     if emitter.emitter_type is EmitterType.COMMISSAIRE_JUSTICE:
         return SourceSystem.CJ_API
+    if emitter.emitter_type is EmitterType.PREFECTURE:
+        return SourceSystem.EXPLOC_EXPORT
     return SourceSystem.BAILLEUR_API
 
 

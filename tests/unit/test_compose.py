@@ -68,6 +68,7 @@ EXPECTED_TOPICS = frozenset(
     {
         "exp.raw.cj.v1",
         "exp.raw.bailleur.v1",
+        "exp.raw.prefecture.v1",
         "exp.procedure.notification.v1",
         "exp.ingest.rejected.v1",
         "exp.ingest.duplicate.v1",

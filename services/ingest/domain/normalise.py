@@ -42,6 +42,7 @@ from schemas.sources.common import SourceCaf, SourceDebt, SourceHousehold, Sourc
 from schemas.stages import Stage
 from services.ingest.domain.address import resolve_address
 from services.ingest.domain.cog import CommuneDirectory, Territory
+from services.ingest.domain.emitter_stages import allowed_stages, may_send
 from services.ingest.domain.payload import decode_document, peek_external_ref
 from services.ingest.domain.rejections import (
     Findings,
@@ -71,7 +72,8 @@ DEFAULT_MAX_BYTES = 256_000
 
 # Who may author each format. The authenticated identity decides, never the payload's own claim.
 FORMAT_EMITTER_TYPES: dict[str, frozenset[EmitterType]] = {
-    CjAct.FORMAT_ID: frozenset({EmitterType.COMMISSAIRE_JUSTICE}),
+    # The préfecture sends its CFP acts in the act format, restricted to those stages (emitter_stages).
+    CjAct.FORMAT_ID: frozenset({EmitterType.COMMISSAIRE_JUSTICE, EmitterType.PREFECTURE}),
     BailleurNotice.FORMAT_ID: frozenset(
         {EmitterType.BAILLEUR_SOCIAL, EmitterType.BAILLEUR_PRIVE_PM, EmitterType.ADMINISTRATEUR_BIENS}
     ),
@@ -251,7 +253,7 @@ def _canonicalise(record: SourceRecord, context: _Context) -> ProcedureNotificat
     """Every check on the validated record; the canonical notification if none failed."""
     findings = Findings()
     reader = FieldReader(findings, context.clock)
-    stage = _stage(record, findings)
+    stage = _stage(record, context.emitter.emitter_type, findings)
     act = _act(record, stage, reader)
     household = _household(record, reader)
     address = resolve_address(
@@ -300,18 +302,22 @@ def _source(record: SourceRecord, context: _Context) -> Source:
     )
 
 
-def _stage(record: SourceRecord, findings: Findings) -> Stage | None:
-    """The stage code, if it exists and the record's format may carry it."""
+def _stage(record: SourceRecord, emitter_type: EmitterType, findings: Findings) -> Stage | None:
+    """The stage code, if it exists, the record's format may carry it and the emitter may send it."""
     accepted = type(record).STAGES
     try:
         stage: Stage | None = Stage(record.stage)
     except ValueError:
         stage = None
     if stage is None or stage not in accepted:
-        expected = ", ".join(sorted(code.value for code in accepted))
-        findings.reject(RejectionCode.STAGE_UNKNOWN, "stage", f"expected one of: {expected}")
-        return None
-    return stage
+        code = RejectionCode.STAGE_UNKNOWN
+    elif may_send(emitter_type, stage):
+        return stage
+    else:
+        code = RejectionCode.STAGE_NOT_ALLOWED_FOR_EMITTER
+    expected = ", ".join(sorted(allowed.value for allowed in allowed_stages(emitter_type, accepted)))
+    findings.reject(code, "stage", f"expected one of: {expected}")
+    return None
 
 
 def _act(record: SourceRecord, stage: Stage | None, reader: FieldReader) -> Act | None:

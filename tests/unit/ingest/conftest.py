@@ -70,7 +70,7 @@ def emitters() -> dict[str, Emitter]:
         "cj": Emitter("12345678900011", EmitterType.COMMISSAIRE_JUSTICE, "Étude fictive de commissaires de justice"),
         "territoire_habitat": Emitter("99990000100015", EmitterType.BAILLEUR_SOCIAL, "Territoire habitat"),
         "gestionnaire": Emitter("55512345600019", EmitterType.ADMINISTRATEUR_BIENS, "Cabinet de gestion fictif"),
-        "prefecture": Emitter("PREF-90", EmitterType.PREFECTURE, "Préfecture fictive"),
+        "prefecture": Emitter("13000090000015", EmitterType.PREFECTURE, "Préfecture fictive"),
     }
 
 

@@ -94,7 +94,7 @@ def test_emitter_mismatch_on_siret(run: Run, example: Example, emitters: dict[st
     assert codes(run(document, emitter=emitters["cj"])) == [("EMITTER_MISMATCH", "emitter.siret")]
 
 
-@pytest.mark.parametrize(("name", "role"), [(S01, "territoire_habitat"), (S02, "cj"), (S01, "prefecture")])
+@pytest.mark.parametrize(("name", "role"), [(S01, "territoire_habitat"), (S02, "cj"), (S02, "prefecture")])
 def test_emitter_mismatch_on_format(
     run: Run, example: Example, emitters: dict[str, Emitter], name: str, role: str
 ) -> None:
