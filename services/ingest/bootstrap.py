@@ -49,7 +49,7 @@ def build_intake(settings: IngestSettings) -> Intake:
 
 
 async def purge_expired_raw(pool: asyncpg.Pool, retention_days: int, *, now: datetime) -> int:
-    """Blank the raw payloads received more than ``retention_days`` before ``now`` (domain.md §5.5)."""
+    """Blank the raw payloads received more than ``retention_days`` before ``now`` (docs/domain.md §8.5)."""
     async with pool.acquire() as conn:
         purged = await repo.purge_raw_inbound(conn, now - timedelta(days=retention_days))
     log.info("raw_inbound_purged", count=purged, retention_days=retention_days)

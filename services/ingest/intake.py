@@ -321,7 +321,7 @@ class _Batch:
         self.rejections.append(_Rejection(index, raw, raw_id, rejected))
 
     def accept(self, index: int, raw: RawInput, raw_id: uuid.UUID, accepted: Accepted) -> None:
-        """domain.md §6a.2 deduplication, then linking and placement of a new act or a correction."""
+        """docs/domain.md §1.4 deduplication, then linking and placement of a new act or a correction."""
         latest = self._latest.get(accepted.idempotency_key)
         if latest is not None and latest.content_sha256 == accepted.content_sha256:
             self.duplicates.append(_Duplicate(index, raw_id, accepted, latest, self._procedures[latest.procedure_id]))
@@ -346,11 +346,11 @@ class _Batch:
         )
 
     def _link(self, record: ProcedureNotification) -> tuple[_Procedure, bool, uuid.UUID | None]:
-        """domain.md §6a.2 linking: procedure_ref, then household (address + first tenant), else a new one.
+        """docs/domain.md §1.3 linking: procedure_ref, then household (address + first tenant), else a new one.
 
         A procedure at the same address under another name is never merged: the new procedure is flagged
         ``LINK_LOW_CONFIDENCE`` and the other one recorded as the candidate, for a person to review. A
-        closed procedure of the same household is linked (and reopened by a ranked act, §6a.1).
+        closed procedure of the same household is linked (and reopened by a ranked act, docs/domain.md §1.2).
         """
         keys = self._keys[record.notification_id]
         ref = record.source.procedure_ref

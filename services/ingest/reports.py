@@ -39,7 +39,7 @@ class _Body(BaseModel):
 
 
 class ErrorItem(_Body):
-    """One coded reason (domain.md §6a.2 codes). ``field`` is a JSON path in the payload sent (``csv.line``,
+    """One coded reason (docs/domain.md §3.1 codes). ``field`` is a JSON path in the payload sent (``csv.line``,
     ``csv.header`` for CSV layout problems); ``message`` states the rule, never the value received."""
 
     code: str = Field(examples=["DEBT_NEGATIVE", "REQUIRED_FOR_STAGE_MISSING:debt.amount"])

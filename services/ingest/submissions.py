@@ -127,7 +127,7 @@ class Submissions:
             inputs = [_csv_input(line, emitter, channel, received_at) for line in chunk]
             for line, result in zip(chunk, await self._process(inputs, received_at), strict=True):
                 results.append(CsvLineResult(line.line, line.external_ref, result))
-        # domain.md S-08: reading French amounts is a coercion the JSON API never does; say how often.
+        # docs/domain.md §9.8 (S-08): reading French amounts is a coercion the JSON API never does; say how often.
         coerced = sum(1 for line in parsed.lines if WarningCode.AMOUNT_COERCED.value in line.warnings)
         log.info("csv_processed", lines=len(results), amount_coerced=coerced, encoding=parsed.encoding)
         return CsvReport(parsed.encoding, tuple(results))

@@ -17,7 +17,7 @@ def locate_commune(address: SourceAddress, communes: CommuneDirectory, findings:
     """The address's commune: by INSEE code when given, else by postal code + commune name.
 
     A given but unknown INSEE code is ``COMMUNE_UNKNOWN`` (never silently replaced by the name lookup);
-    no usable way to find the commune is ``ADDRESS_MISSING`` (domain.md §6a.2).
+    no usable way to find the commune is ``ADDRESS_MISSING`` (docs/domain.md §3.1).
     """
     if address.commune_insee:
         commune = communes.get(address.commune_insee.strip())

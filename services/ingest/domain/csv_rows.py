@@ -18,7 +18,7 @@ The file format (documented for emitters in ``docs/ingest.md``):
 Each line becomes a raw input of its own: the header and the line, stored as UTF-8 text. A value the
 adapter cannot convert is passed on unchanged, so the domain rejects it with its own code
 (``DATE_INVALID``, ``AMOUNT_INVALID``, ``SCHEMA_INVALID``...), the same as over the JSON API. Reading a
-French amount is a coercion the JSON API never does (domain.md S-08): the line is marked
+French amount is a coercion the JSON API never does (docs/domain.md §9.8): the line is marked
 ``AMOUNT_COERCED``.
 """
 

@@ -1,4 +1,4 @@
-"""Where an accepted notification goes in its procedure's history (domain.md §6a.1, §6a.2 "linking").
+"""Where an accepted notification goes in its procedure's history (docs/domain.md §1.2, §1.3).
 
 Pure decisions; the application service (``services.ingest.intake``) finds the candidate procedures in
 the database and applies what these functions decide:
@@ -78,7 +78,7 @@ def fold(text: str) -> str:
 
 
 def link_keys(record: ProcedureNotification) -> LinkKeys:
-    """The household's keys (domain.md §6a.2 linking, step 2), hashed so no name is stored in clear for them."""
+    """The household's keys (docs/domain.md §1.3, step 2), hashed so no name is stored in clear for them."""
     address = record.dwelling.address
     tenant = record.household.tenants[0]
     address_part = f"{address.commune_insee}|{fold(address.line1)}"
@@ -133,7 +133,7 @@ def _skipped(current_rank: int, rank: int) -> tuple[Stage, ...]:
 
 
 def place(state: ProcedureState, stage: Stage) -> Placement:
-    """domain.md §6a.1 rules for one act of ``stage`` on a procedure in ``state``.
+    """docs/domain.md §1.2 rules for one act of ``stage`` on a procedure in ``state``.
 
     - ``current_stage`` is the highest rank received; a lower rank is stored as late (``LATE_EARLIER_STAGE``)
       and triggers nothing downstream.
@@ -160,7 +160,7 @@ def place(state: ProcedureState, stage: Stage) -> Placement:
 def with_saisine(record: ProcedureNotification, saisine_date: date | None, *, clock: date) -> ProcedureNotification:
     """The record with ``earliest_assignation_date`` bounded by its procedure's CCAPEX saisine as well.
 
-    Normalisation sees one act only; the saisine (domain.md §1.2 stage 2: no assignation before 2 months
+    Normalisation sees one act only; the saisine (docs/domain.md §2.5: no assignation before 2 months
     after it, for landlords that are legal persons) may have come in an earlier notification of the
     procedure. Unchanged when there is no such saisine or the landlord is not bound by it.
     """

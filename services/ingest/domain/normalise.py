@@ -151,7 +151,7 @@ class _StageBlocks:
 
 
 def idempotency_key(emitter_id: str, external_ref: str, stage: Stage) -> str:
-    """``sha256(emitter_id | external_ref | stage)`` (domain.md §6a.2, "Deduplication").
+    """``sha256(emitter_id | external_ref | stage)`` (docs/domain.md §1.4).
 
     Unambiguous although ``external_ref`` may contain ``|``: the other two parts cannot.
     """

@@ -1,8 +1,8 @@
-"""Rejection and warning codes of ingest (domain.md §6a.2), and how rejections are reported.
+"""Rejection and warning codes of ingest (docs/domain.md §3), and how rejections are reported.
 
 Privacy contract: a :class:`RejectionError` names a JSON path and what was expected there, never the value
 it found. Rejections go to ``exp.ingest.rejected.v1``, which carries no personal data beyond the emitter's
-``external_ref`` (domain.md §6a.3), and back to the emitter.
+``external_ref`` (docs/architecture.md §2), and back to the emitter.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class WarningCode(StrEnum):
     STAGE_SKIPPED = "STAGE_SKIPPED"
     LINK_LOW_CONFIDENCE = "LINK_LOW_CONFIDENCE"
     REOPENED = "REOPENED"
-    # Set by the CSV adapter when it read a French-formatted amount ("1 200,50"): domain.md S-08.
+    # Set by the CSV adapter when it read a French-formatted amount ("1 200,50"): docs/domain.md §9.8.
     AMOUNT_COERCED = "AMOUNT_COERCED"
 
 
@@ -106,7 +106,7 @@ class Findings:
 
 
 def required_for_stage(canonical_field: str, path: str, stage: str) -> RejectionError:
-    """``REQUIRED_FOR_STAGE_MISSING:<canonical field>`` for a value the stage needs (§6a.2 ``R*``)."""
+    """``REQUIRED_FOR_STAGE_MISSING:<canonical field>`` for a value the stage needs (docs/domain.md §3.2)."""
     return RejectionError(
         f"{RejectionCode.REQUIRED_FOR_STAGE_MISSING.value}:{canonical_field}", path, f"required for stage {stage}"
     )

@@ -1,4 +1,4 @@
-"""Fields a stage cannot do without (``R*`` in domain.md §6a.2), checked on the validated source record.
+"""Fields a stage cannot do without (docs/domain.md §3.2), checked on the validated source record.
 
 Presence is checked on the source, before any value is parsed, so a present-but-invalid value is reported
 once, with its own code (``DATE_INVALID``, ``AMOUNT_INVALID``...), not also as missing.

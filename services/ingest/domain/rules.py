@@ -1,4 +1,4 @@
-"""Derived legal fields of a procedure notification, as a versioned rule set (domain.md §1.2, §6a.2).
+"""Derived legal fields of a procedure notification, as a versioned rule set (docs/domain.md §2).
 
 One function per rule, each citing its legal source. Every rule is pure and dated by its arguments: the
 reference clock is a parameter, never ``date.today()``. Three-valued answers (``True``/``False``/``None``)
@@ -42,7 +42,7 @@ RULES_VERSION: Final = "2026-02"
 
 # Loi n° 2023-668 du 27 juillet 2023, in force 29 July 2023: 6-week commandement for leases concluded,
 # renewed or tacitly renewed since then. The emitter gives the start date; a tacit renewal after the
-# cut-off is not visible in it (legal uncertainty noted in domain.md §1.2, stage 3).
+# cut-off is not visible in it (legal uncertainty noted in docs/domain.md §2.2).
 KASBARIAN_LEASE_CUTOFF: Final = date(2023, 7, 29)
 # Décret n° 2026-84 du 12 février 2026: new definition of an APL impayé from 1 January 2027.
 APL_REFORM_DATE: Final = date(2027, 1, 1)
@@ -84,7 +84,7 @@ def add_months(day: date, months: int) -> date:
 
 
 def parc_for_landlord(landlord_type: LandlordType) -> Parc:
-    """Housing stock implied by the landlord, used when the emitter leaves ``dwelling.parc`` out (§6a.2).
+    """Housing stock implied by the landlord, used when the emitter leaves ``dwelling.parc`` out (docs/domain.md §2.10).
 
     An organisme HLM's dwelling is counted as social stock; every other known landlord as private.
     """
@@ -102,7 +102,7 @@ def months_of_rent(debt_amount: Decimal | None, rent_excl_charges: Decimal | Non
     """Debt expressed in months of rent excluding charges, to the cent; ``None`` if unknown or rent is 0.
 
     Source: décret 2015-1384 art. 14 and the post-2023 national threshold both count the debt in
-    "months of rent hors charges" (domain.md §1.2, stage 3b).
+    "months of rent hors charges" (docs/domain.md §2.1).
     """
     if debt_amount is None or not rent_excl_charges:
         return None
@@ -139,7 +139,7 @@ def apl_impaye_constitue(
     Before 2027-01-01 — R.824-4 CCH: debt ≥ 2 × (monthly rent + charges). The gross/net-of-APL nuance
     depends on who receives the aid; the amounts are taken as the emitter sent them.
     From 2027-01-01 — décret 2026-84: debt > 450 €, or still unpaid 3 months after the first default,
-    approximated by ``months_unpaid ≥ 3`` (exact wording unverified, domain.md §7).
+    approximated by ``months_unpaid ≥ 3`` (exact wording unverified, docs/domain.md §10).
     """
     if on >= APL_REFORM_DATE:
         return _any_known(
@@ -174,7 +174,7 @@ def earliest_assignation_date(
 
     Sources: art. 24 I loi 89-462 — not before the commandement's delay has run out; for personnes
     morales other than SCI familiales, also not before 2 months after the CCAPEX saisine (art. 24 II,
-    domain.md §1.2 stage 2). ``None`` when neither bound is known.
+    docs/domain.md §2.5). ``None`` when neither bound is known.
     """
     bounds = [commandement_deadline] if commandement_deadline is not None else []
     if saisine_date is not None and landlord_type in _PERSONNES_MORALES:
@@ -186,7 +186,7 @@ def prefect_notice_ok(hearing_date: date | None, prefect_notified_on: date | Non
     """Whether the préfet was notified of the assignation at least 6 weeks (42 days) before the hearing.
 
     Source: art. 24 III loi 89-462 as amended by loi 2023-668 (6 weeks, formerly 2 months), otherwise the
-    assignation is inadmissible. The Cass. avis of 6 Nov 2025 may refine the count (domain.md §7).
+    assignation is inadmissible. The Cass. avis of 6 Nov 2025 may refine the count (docs/domain.md §2.6).
     """
     if hearing_date is None or prefect_notified_on is None:
         return None
@@ -228,7 +228,7 @@ def earliest_expulsion_date(act: Act) -> date | None:
 
 
 def urgency(act: Act, *, earliest_expulsion: date | None, clock: date) -> Urgency:
-    """Urgency of the notification against the reference ``clock`` (domain.md §6a.2, "urgency").
+    """Urgency of the notification against the reference ``clock`` (docs/domain.md §2.9).
 
     CRITICAL: CFP granted and expulsion possible within 7 days (inclusive). HIGH: CFP requested or decided,
     expulsion done (rehousing emergency), or a CQL with expulsion possible within 30 days. NORMAL: from

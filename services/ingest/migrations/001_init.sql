@@ -1,5 +1,5 @@
 -- Every inbound payload as received, before any validation: nothing is lost, even what we reject.
--- Purged after INGEST_RAW_RETENTION_DAYS (domain.md §5: raw payloads kept ≤ 90 days).
+-- Purged after INGEST_RAW_RETENTION_DAYS (docs/domain.md §8.5: raw payloads kept ≤ 90 days).
 CREATE TABLE raw_inbound (
     raw_id         uuid PRIMARY KEY,
     source_system  text        NOT NULL,

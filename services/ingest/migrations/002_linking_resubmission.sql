@@ -4,9 +4,9 @@ ALTER TABLE procedure_stage_event ADD COLUMN content_sha256 text;
 -- LINK_LOW_CONFIDENCE: the open procedure at the same address the act was *not* merged into, for review.
 ALTER TABLE procedure_stage_event ADD COLUMN link_candidate_procedure_id uuid REFERENCES procedure;
 
--- Earliest CCAPEX saisine received: bounds earliest_assignation_date of later acts (domain.md §1.2 stage 2).
+-- Earliest CCAPEX saisine received: bounds earliest_assignation_date of later acts (docs/domain.md §2.5).
 ALTER TABLE procedure ADD COLUMN saisine_date date;
--- Reopen after CLOTURE (domain.md §6a.1) needs closed procedures too: a link-key index on every status,
+-- Reopen after CLOTURE (docs/domain.md §1.2) needs closed procedures too: a link-key index on every status,
 -- which supersedes the open-only one (one index less to maintain per new procedure).
 CREATE INDEX procedure_by_link_any ON procedure (link_key, created_at);
 DROP INDEX procedure_by_link;
