@@ -6,7 +6,8 @@ Design rule: a source model is **strict about structure and lenient about conten
   rejection), scalars must have the right JSON type, enumerations must use a known value, strings have the
   canonical record's length limits. A violation becomes ``SCHEMA_INVALID``.
 - Content that has its own rejection code is kept raw and checked by ingest's normaliser: amounts
-  (``AMOUNT_INVALID``, ``DEBT_NEGATIVE``, ``RENT_NEGATIVE``), dates (``DATE_INVALID``, ``DATE_IN_FUTURE``),
+  (``AMOUNT_INVALID``, ``DEBT_NEGATIVE``, ``RENT_NEGATIVE``), dates (``DATE_INVALID``, ``DATE_IN_FUTURE``,
+  ``DATE_OUT_OF_RANGE`` outside 1900-01-01 – 2100-12-31),
   the stage (``STAGE_UNKNOWN``), the address (``ADDRESS_MISSING``, ``COMMUNE_*``), the tenants
   (``TENANT_MISSING``) and per-stage requirements (``REQUIRED_FOR_STAGE_MISSING:<field>``). Those fields
   are therefore optional or typed ``Any`` here, on purpose.
@@ -83,7 +84,8 @@ RawNumber = Annotated[Any, WithJsonSchema({"type": ["number", "null"]}), _PlainN
 """A JSON number (coordinates), kept raw for the same reason as :data:`RawAmount`."""
 
 RawDate = Annotated[str, Field(max_length=32), WithJsonSchema({"type": "string", "format": "date"})]
-"""ISO date ``YYYY-MM-DD``. Must be a JSON string; its content is checked by ingest (``DATE_INVALID``)."""
+"""ISO date ``YYYY-MM-DD``. Must be a JSON string; its content is checked by ingest (``DATE_INVALID``,
+``DATE_OUT_OF_RANGE``)."""
 
 
 def _document_stages(schema: JsonDict, model_class: type[Any]) -> None:

@@ -160,24 +160,26 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _csv_bytes(request: Request, body: bytes) -> bytes:
-    """The CSV file of an upload: the ``file`` part of a multipart form, or the body itself."""
+async def _csv_bytes(request: Request, body: bytes) -> bytes | RejectionError:
+    """The CSV file of an upload: the ``file`` part of a multipart form, or the body itself.
+
+    A multipart body without a readable ``file`` part is a ``SCHEMA_INVALID`` input like any other that
+    cannot be read: the caller stores it and answers with its rejection.
+    """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return body
 
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
-    missing = ApiError(422, RejectionCode.SCHEMA_INVALID.value, "a multipart upload needs a 'file' part")
+    missing = RejectionError(RejectionCode.SCHEMA_INVALID.value, "file", "a multipart upload needs a 'file' part")
     try:
         form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=10).parse()
-    except MultiPartException as error:
-        raise missing from error
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise missing
+    except MultiPartException:
+        return missing
     try:
-        return await upload.read()
+        upload = form.get("file")
+        return await upload.read() if isinstance(upload, UploadFile) else missing
     finally:
         await form.close()
 
@@ -191,6 +193,15 @@ async def _guarded(call: Awaitable[T]) -> T:
         raise ApiError(
             503, "UNAVAILABLE", "storage unavailable, retry later", {"Retry-After": str(_RETRY_UNAVAILABLE_S)}
         ) from error
+
+
+async def _unreadable(
+    submissions: Submissions, emitter: Emitter, body: bytes, error: RejectionError, *, channel: str, csv: bool = False
+) -> JSONResponse:
+    """A body its adapter could not read at all: stored as one raw input, answered with its rejection."""
+    result = await _guarded(submissions.refused(emitter, body, Refusal(error), channel=channel, csv=csv))
+    status, answer, _ = _answer(result)
+    return _json(answer, status)
 
 
 def create_app(
@@ -265,9 +276,7 @@ def create_app(
         items = split_json_array(body)
         with log_context(emitter_id=emitter.emitter_id):
             if isinstance(items, RejectionError):
-                result = await _guarded(submissions.refused(emitter, body, Refusal(items), channel="http:batch"))
-                status, answer, _ = _answer(result)
-                return _json(answer, status)
+                return await _unreadable(submissions, emitter, body, items, channel="http:batch")
             if len(items) > settings.http_batch_max_items:
                 message = f"at most {settings.http_batch_max_items} notifications per batch"
                 raise ApiError(413, RejectionCode.PAYLOAD_TOO_LARGE.value, message)
@@ -287,7 +296,10 @@ def create_app(
         response_model=CsvBody,
         responses={
             403: {"model": RefusedBody, "description": "Not a bailleur (`EMITTER_MISMATCH`); nothing stored"},
-            422: {"model": RejectedBody, "description": "Not this CSV format (its header); stored"},
+            422: {
+                "model": RejectedBody,
+                "description": "Not this CSV format (its header), or a multipart form without a `file` part; stored",
+            },
             **_REFUSALS,
         },
         openapi_extra=_CSV_BODY,
@@ -298,8 +310,11 @@ def create_app(
         if not csv_allowed(emitter):
             message = "CSV files carry bailleur notices; this emitter cannot send them"
             raise ApiError(403, RejectionCode.EMITTER_MISMATCH.value, message)
-        data = await _csv_bytes(request, await _read_body(request, settings.http_max_body_bytes))
+        body = await _read_body(request, settings.http_max_body_bytes)
+        data = await _csv_bytes(request, body)
         with log_context(emitter_id=emitter.emitter_id):
+            if isinstance(data, RejectionError):
+                return await _unreadable(submissions, emitter, body, data, channel="http:csv", csv=True)
             report = await _guarded(submissions.csv(emitter, data, channel="http:csv"))
         if report.file_rejection is not None:
             status, answer, _ = _answer(report.file_rejection)

@@ -101,10 +101,14 @@ class Submissions:
         inputs = [RawInput(p, system, channel, emitter.emitter_id, received_at) for p in payloads]
         return await self._process(inputs, received_at)
 
-    async def refused(self, emitter: Emitter, payload: bytes, refusal: Refusal, *, channel: str) -> IntakeResult:
-        """A payload an adapter could not read (a batch that is not a JSON array): stored and rejected."""
+    async def refused(
+        self, emitter: Emitter, payload: bytes, refusal: Refusal, *, channel: str, csv: bool = False
+    ) -> IntakeResult:
+        """A payload an adapter could not read (a batch that is not a JSON array, an upload without its CSV
+        file when ``csv``): stored and rejected."""
         received_at = self._now()
-        raw = RawInput(payload, api_source_system(emitter), channel, emitter.emitter_id, received_at, refusal=refusal)
+        system = SourceSystem.BAILLEUR_SFTP if csv else api_source_system(emitter)
+        raw = RawInput(payload, system, channel, emitter.emitter_id, received_at, refusal=refusal)
         [result] = await self._process([raw], received_at)
         return result
 

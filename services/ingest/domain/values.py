@@ -9,16 +9,32 @@ from typing import Any
 
 from services.ingest.domain.rejections import Findings, RejectionCode
 
-__all__ = ["FUTURE_TOLERANCE", "FieldReader", "as_number", "parse_iso_date", "parse_year_month"]
+__all__ = [
+    "EARLIEST_DATE",
+    "FUTURE_TOLERANCE",
+    "LATEST_DATE",
+    "FieldReader",
+    "as_number",
+    "date_in_range",
+    "parse_iso_date",
+    "parse_year_month",
+]
 
 FUTURE_TOLERANCE = timedelta(days=1)
 """A past-fact date may be one day after the clock: emitters in other time zones, acts served at night."""
+
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+"""Every date of an input lies in [EARLIEST_DATE, LATEST_DATE] or is rejected ``DATE_OUT_OF_RANGE``. No act,
+birth or hearing falls outside, and the legal rules add months and years to these dates: a ``9999-12-31``
+accepted as valid would overflow their arithmetic (``date(10000, 4, 1)``) instead of being rejected."""
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _YEAR_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _CENT = Decimal("0.01")
 _MAX_AMOUNT = Decimal("9999999999.99")  # canonical Money: at most 12 digits, 2 of them decimals
 _ZERO = Decimal("0.00")
+_OUT_OF_RANGE = f"expected a date between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}"
 
 
 def parse_iso_date(raw: str) -> date | None:
@@ -34,6 +50,11 @@ def parse_iso_date(raw: str) -> date | None:
 def parse_year_month(raw: str) -> str | None:
     """``YYYY-MM`` or ``None``."""
     return raw if _YEAR_MONTH.match(raw) else None
+
+
+def date_in_range(value: date) -> bool:
+    """Whether ``value`` is a plausible date of an act, a birth or a hearing (see :data:`LATEST_DATE`)."""
+    return EARLIEST_DATE <= value <= LATEST_DATE
 
 
 def as_number(raw: object) -> Decimal | None:
@@ -60,24 +81,31 @@ class FieldReader:
         self._latest_past_date = clock + FUTURE_TOLERANCE
 
     def day(self, raw: str | None, path: str, *, past: bool = False) -> date | None:
-        """An ISO date; with ``past=True`` (facts already happened) it may not be after clock + 1 day."""
+        """An ISO date in [:data:`EARLIEST_DATE`, :data:`LATEST_DATE`] (else ``DATE_OUT_OF_RANGE``); with
+        ``past=True`` (facts already happened) it may not be after clock + 1 day either."""
         if raw is None:
             return None
         value = parse_iso_date(raw)
         if value is None:
             self.findings.reject(RejectionCode.DATE_INVALID, path, "expected a date YYYY-MM-DD")
+        elif not date_in_range(value):
+            self.findings.reject(RejectionCode.DATE_OUT_OF_RANGE, path, _OUT_OF_RANGE)
+            return None
         elif past and value > self._latest_past_date:
             self.findings.reject(RejectionCode.DATE_IN_FUTURE, path, "date is in the future (tolerance 1 day)")
             return None
         return value
 
     def month(self, raw: str | None, path: str) -> str | None:
-        """A calendar month ``YYYY-MM``."""
+        """A calendar month ``YYYY-MM``, within the years of the date range (else ``DATE_OUT_OF_RANGE``)."""
         if raw is None:
             return None
         value = parse_year_month(raw)
         if value is None:
             self.findings.reject(RejectionCode.DATE_INVALID, path, "expected a month YYYY-MM")
+        elif not date_in_range(date.fromisoformat(f"{value}-01")):
+            self.findings.reject(RejectionCode.DATE_OUT_OF_RANGE, path, _OUT_OF_RANGE)
+            return None
         return value
 
     def amount(self, raw: Any, path: str, *, negative: RejectionCode = RejectionCode.AMOUNT_INVALID) -> Decimal | None:
