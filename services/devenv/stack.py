@@ -7,6 +7,7 @@ Used by ``make run`` and by the end-to-end tests, so both exercise the same entr
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,6 +38,9 @@ class StackConfig:
     # Free ports by default, so that several stacks (tests, a developer's `make run`) never collide.
     ingest_http_port: int = field(default_factory=free_port)
     orientation_http_port: int = field(default_factory=free_port)
+    workspace_http_port: int = field(default_factory=free_port)
+    # A fresh secret per stack: links minted by one run never open another's workspace.
+    link_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
 
 def service_environment(config: StackConfig) -> dict[str, str]:
@@ -69,6 +73,13 @@ def service_environment(config: StackConfig) -> dict[str, str]:
         # Local runs deliver SMS at once, whatever the hour or the day: the demo must not wait for morning.
         "NOTIFIER_SMS_QUIET_HOURS": "",
         "NOTIFIER_SMS_QUIET_SUNDAYS": "false",
+        # The notifier signs the alerts' links with the first secret, the workspace verifies with the list.
+        "NOTIFIER_LINK_SECRETS": config.link_secret,
+        "NOTIFIER_LINK_BASE_URL": f"http://127.0.0.1:{config.workspace_http_port}/d",
+        "WORKSPACE_LINK_SECRETS": config.link_secret,
+        "WORKSPACE_HTTP_PORT": str(config.workspace_http_port),
+        # Plain http on the loopback: a Secure cookie would never come back.
+        "WORKSPACE_COOKIE_SECURE": "false",
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import timedelta
 from importlib.resources import files
 from typing import Any
 
@@ -28,6 +29,7 @@ from services.notifier.smtp import SmtpChannel
 from services.notifier.templates import load_templates
 from services.platform.consume import decode_or_park
 from services.platform.kafka import subscribe_batch
+from services.platform.links import LinkKeys
 from services.platform.logging import get_logger
 from services.platform.runtime import Runtime
 
@@ -66,6 +68,9 @@ def build_channels(settings: NotifierSettings) -> dict[str, Channel]:
 def dispatch_config(settings: NotifierSettings) -> DispatchConfig:
     return DispatchConfig(
         link_base_url=settings.link_base_url,
+        # Raises when NOTIFIER_LINK_SECRETS is empty or too short: the service does not start.
+        link_keys=LinkKeys.parse(settings.link_secrets.get_secret_value()),
+        link_lifetime=timedelta(days=settings.link_lifetime_days),
         retry=RetryPolicy(max_attempts=settings.max_attempts, window_s=settings.retry_window_s),
         contact_wait_s=settings.contact_wait_s,
         lease_s=settings.send_lease_s,

@@ -70,6 +70,7 @@ from services.notifier.domain.routing import (
 )
 from services.notifier.domain.schedule import QuietRule, RetryPolicy, digest_cutoff, next_allowed
 from services.platform.db import Conn
+from services.platform.links import LinkKeys, mint_link
 from services.platform.logging import get_logger, log_context
 from services.platform.outbox import OutboxMessage, enqueue
 
@@ -89,6 +90,8 @@ class DispatchConfig:
     """How the dispatcher schedules and sends; built from ``NotifierSettings`` by the bootstrap."""
 
     link_base_url: str
+    link_keys: LinkKeys
+    link_lifetime: timedelta
     retry: RetryPolicy
     contact_wait_s: float
     lease_s: float
@@ -440,12 +443,24 @@ class Dispatcher:
             commune=alert.commune,
             urgency=Urgency(alert.urgency),
             earliest_expulsion_date=alert.earliest_expulsion_date,
-            link=f"{self._link_base_url}/{alert.procedure_short_ref}",
+            link=self._link(alert),
             manual_orientation=alert.manual_orientation,
             stage_update=alert.stage_update,
             truce_end=alert.truce_end,
             fallback=notice,
         )
+
+    def _link(self, alert: repo.AlertRow) -> str:
+        """``<base>/<token>``: a signed, expiring token opening this assignment for its structure."""
+        if alert.assignment_id is None:
+            return self._link_base_url  # no assignment to open: the workspace's list of the partner's files
+        token = mint_link(
+            self._config.link_keys,
+            assignment_id=alert.assignment_id,
+            structure_id=alert.structure_id,
+            expires_on=(self._clock() + self._config.link_lifetime).date(),
+        )
+        return f"{self._link_base_url}/{token}"
 
     def _alert_delivery(
         self, alert: repo.AlertRow, recipient: Recipient, choice: FallbackChoice | None, now: datetime

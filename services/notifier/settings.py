@@ -50,7 +50,12 @@ class NotifierSettings(ServiceSettings):
     smtp_max_idle_s: float = Field(default=30.0, gt=0)
 
     # --- content ---
-    link_base_url: str = "https://prevex.example/dossiers"
+    # Alerts link to ``<base>/<token>``: the workspace's ``/d/<token>`` (services/platform/links.py).
+    link_base_url: str = "https://prevex.example/d"
+    # HMAC secrets of the links, comma-separated, the first signing (the workspace's list verifies):
+    # no default, the service refuses to start without one.
+    link_secrets: SecretStr = SecretStr("")
+    link_lifetime_days: int = Field(default=30, ge=1, le=365, description="How long an alert's link opens")
     alert_prefix: str = "Prévention expulsions 90"
     # SMS carry a shorter heading: 160 GSM-7 characters must also hold the reference and the link.
     sms_prefix: str = "Expulsions 90"

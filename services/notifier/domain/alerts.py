@@ -9,8 +9,9 @@ Three renderings per alert: the email (subject, plain text, HTML with autoescape
 at most 160 characters, one segment). A daily digest groups the low-urgency stage updates of one
 contact (``DigestContent``).
 
-**SMS budget.** The heading, stage, urgency, markers and link are kept whole, and the reference
-travels in the link (``<base>/<reference>``); the commune is the one elastic value: when the text
+**SMS budget.** The heading, stage, urgency, markers and link are kept whole; the link is
+``<base>/<token>``, a signed token of fixed length that opens the case in the partner workspace
+(``services/platform/links.py``); the commune is the one elastic value: when the text
 exceeds 160 characters it is cut, down to ``SMS_MIN_COMMUNE`` characters. If even that does not fit,
 ``SmsTooLongError`` says by how much — a configuration problem (heading or link base too long), which
 ``check_templates`` reveals at start-up.
@@ -31,6 +32,7 @@ import jinja2.meta
 from schemas.notification import FallbackKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage, stage_label
+from services.platform.links import TOKEN_LENGTH
 
 __all__ = [
     "ALLOWED_VARIABLES",
@@ -261,7 +263,7 @@ def render_email(content: AlertContent, templates: AlertTemplates) -> RenderedEm
 def render_sms(content: AlertContent, templates: AlertTemplates) -> str:
     """The SMS text in GSM-7, at most 160 characters; raises ``SmsTooLongError`` when it cannot fit.
 
-    The reference is carried by the link (``<base>/<reference>``); the commune is shortened if needed.
+    The link (``<base>/<token>``) opens the case; the commune is shortened if needed.
     """
     commune = to_gsm7(content.commune)
     while True:
@@ -322,7 +324,8 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
     Run at start-up so that a heading or link base too long for an SMS stops the service with a clear
     message instead of failing partners' SMS one by one.
     """
-    link = f"{link_base_url.rstrip('/')}/{sample_ref}"
+    # The longest link an alert carries: the base and a signed token, which are all the same length.
+    link = f"{link_base_url.rstrip('/')}/{'A' * TOKEN_LENGTH}"
     fallbacks = (None, FallbackNotice(FallbackKind.DEFAULT_REFERENT, "Structure injoignable"))
     for stage, urgency, earliest, manual, update, truce_end, fallback in itertools.product(
         Stage, Urgency, (None, date(2026, 4, 1)), (False, True), (False, True), (False, True), fallbacks

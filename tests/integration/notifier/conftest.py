@@ -94,6 +94,7 @@ def notifier_settings(sink: SmtpSink, sms: SmsProviderEmulator, **overrides: Any
         "send_timeout_s": 5,
         "send_lease_s": 30,
         "retry_window_s": 60,
+        "link_secrets": "notifier-integration-tests-link-secret",
     }
     return NotifierSettings(**(values | overrides))
 
