@@ -1,4 +1,4 @@
-"""Lifecycle of an assignment of a procedure to a partner structure (domain.md §6a.3, §6b.2 point 8).
+"""Lifecycle of an assignment of a procedure to a partner structure (docs/domain.md §5.7).
 
 The partner workspace emits ``assignment.status`` when a partner accepts, refuses or closes an
 assignment, and when the CCAPEX secretariat overrides orientation by adding or removing a structure;
@@ -61,7 +61,7 @@ class AssignmentStatusChange(Contract):
 
     ``reason`` is a code (``HORS_COMPETENCE``, ``DEJA_SUIVI``, ``CAPACITE_ATTEINTE``…), required for a
     refusal. It is deliberately not free text: a partner's comment on a household is a social assessment,
-    and those stay out of the event stream (domain.md §5.4).
+    and those stay out of the event stream (docs/domain.md §8.4).
 
     Overrides are the CCAPEX's: ``override`` implies ``by=CCAPEX``. ``ADD`` opens an assignment
     (``OUVERTE``) and may come before orientation has given it an id, so ``assignment_id`` is optional

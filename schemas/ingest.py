@@ -1,8 +1,8 @@
-"""Events ingest emits about inputs it did not turn into a procedure notification (domain.md §6a.2-6a.3).
+"""Events ingest emits about inputs it did not turn into a procedure notification (docs/domain.md §3).
 
 Both events go to operations (and, for rejections, back to the emitter), so they carry references and
 codes only: never a tenant's name, address, contact or amount, and never the raw payload. The raw
-payload is identified by its hash; ingest keeps it for at most 90 days (domain.md §5.5).
+payload is identified by its hash; ingest keeps it for at most 90 days (docs/domain.md §8.5).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 RejectionCode = Annotated[str, Field(pattern=r"^[A-Z_]+(:[a-z_.]+)?$", max_length=128)]
-"""A blocking-rejection code (domain.md §6a.2), optionally qualified by the canonical field it is about:
+"""A blocking-rejection code (docs/domain.md §3.1), optionally qualified by the canonical field it is about:
 ``SCHEMA_INVALID``, ``ADDRESS_MISSING``, ``REQUIRED_FOR_STAGE_MISSING:debt.amount``."""
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -72,7 +72,7 @@ class IngestRejected(Contract):
 class IngestDuplicate(Contract):
     """Payload of ``ingest.duplicate``: an input already received with the same idempotency key and hash.
 
-    ``idempotency_key`` is ``sha256(emitter_id | external_ref | stage)`` (domain.md §6a.2);
+    ``idempotency_key`` is ``sha256(emitter_id | external_ref | stage)`` (docs/domain.md §1.4);
     ``duplicate_count`` counts the copies received so far under that key, the original excluded.
     ``procedure_id`` is absent when the original was itself rejected and so never linked.
     """

@@ -1,6 +1,6 @@
-"""Delivery receipts the notifier emits for each alert sent to a partner contact (domain.md §6a.3, §6b.2 F3).
+"""Delivery receipts the notifier emits for each alert sent to a partner contact (docs/domain.md §5.5).
 
-An alert says "a file needs you" plus a reference (domain.md §5.9); its receipts carry even less: ids,
+An alert says "a file needs you" plus a reference (docs/domain.md §8.3); its receipts carry even less: ids,
 channel, provider and outcome. They never carry the recipient's e-mail address or phone number (the
 ``contact_id`` points to the référentiel), the message body, or anything about the household.
 
@@ -76,7 +76,7 @@ class Channel(StrEnum):
 
 
 class FallbackKind(StrEnum):
-    """Who was alerted instead of an undeliverable contact (domain.md §6b.2 F3), in order of preference."""
+    """Who was alerted instead of an undeliverable contact (docs/domain.md §5.5, F3), in order of preference."""
 
     GENERIC_CONTACT = "GENERIC_CONTACT"
     DEFAULT_REFERENT = "DEFAULT_REFERENT"
@@ -177,7 +177,7 @@ class NotificationFailed(DeliveryFailure):
 class NotificationUndeliverable(DeliveryFailure):
     """Payload of ``notification.undeliverable``: the notifier gave up on this contact, or on this structure.
 
-    ``error`` is the last attempt's error; ``fallback`` says who was alerted instead (domain.md §6b.2 F3).
+    ``error`` is the last attempt's error; ``fallback`` says who was alerted instead (docs/domain.md §5.5, F3).
     With ``cause`` ``DELIVERY_FAILED`` (the default) every delivery field is given as in the other receipts.
     With ``NO_DELIVERABLE_CONTACT`` no message was attempted: ``delivery_id``, ``contact_id``, ``channel``
     and ``provider`` are null and ``attempt_count`` is 0; ``structure_id`` is the unreachable structure.

@@ -1,9 +1,9 @@
-"""What orientation decided for one procedure notification (domain.md §6a.3, §6b.2).
+"""What orientation decided for one procedure notification (docs/domain.md §5).
 
 ``orientation.decided`` is the only input of the notifier's alerts, so it carries everything an alert
 shows (short reference, stage, commune name, urgency, earliest expulsion date) and nothing an alert
 must not show: no names, addresses, phone numbers. Household amounts appear only inside the
-human-readable ``explanation`` of an assignment (domain.md §6b.2 point 6: partners and ops audit the
+human-readable ``explanation`` of an assignment (docs/domain.md §5.6: partners and ops audit the
 rules with them); rejection reasons and every structured field are amount-free.
 
 ``orientation.unmatched`` tells ops and the CCAPEX secretariat that no offer matched (fallback F1) and
@@ -56,7 +56,7 @@ class AssignmentKind(StrEnum):
 class DecisionTrigger(StrEnum):
     """What a decision answers: a procedure notification matched against the référentiel, the CCAPEX
     secretariat adding a structure to the procedure by hand (an override, ``assignment.status`` ADD), or
-    the end of the trêve hivernale approaching (domain.md §6b.2 point 7, scenario S-06): from 1 March, a
+    the end of the trêve hivernale approaching (docs/domain.md §7, scenario S-06): from 1 March, a
     procedure whose earliest expulsion date is 1 April is re-alerted to the structures that hold it, and
     the SIAO or Département structures its last decision found eligible are added to it."""
 

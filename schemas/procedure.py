@@ -1,4 +1,4 @@
-"""Canonical procedure notification, v1 (domain.md §6a.2), and the event that carries it."""
+"""Canonical procedure notification, v1 (docs/domain.md §3), and the event that carries it."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ class Debt(Contract):
 
 
 class Derived(Contract):
-    """Legal fields computed by ingest under a versioned rule set (domain.md §6a.2 "Derived fields")."""
+    """Legal fields computed by ingest under a versioned rule set (docs/domain.md §2)."""
 
     rules_version: str
     months_of_rent: Decimal | None = None

@@ -1,4 +1,4 @@
-"""The référentiel as other services see it: one structure per record on a compacted topic (domain.md §6b.1).
+"""The référentiel as other services see it: one structure per record on a compacted topic (docs/domain.md §4).
 
 ``referentiel.changed`` is keyed by ``structure_id`` so that compaction keeps, for every structure, the
 last state published. A record carries what its consumers need and no more:

@@ -1,4 +1,4 @@
-"""Procedure stage codes (domain.md §6a.1), their rank and French label."""
+"""Procedure stage codes (docs/domain.md §1.1), their rank and French label."""
 
 from __future__ import annotations
 

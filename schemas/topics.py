@@ -1,4 +1,4 @@
-"""Kafka topic names, defined once. The version suffix belongs to the name (architecture.md)."""
+"""Kafka topic names, defined once. The version suffix belongs to the name (docs/architecture.md §2)."""
 
 from __future__ import annotations
 

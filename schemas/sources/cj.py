@@ -7,7 +7,7 @@ accepts only those two stages from it (``STAGE_NOT_ALLOWED_FOR_EMITTER``).
 
 One document per act. The common blocks are in :mod:`schemas.sources.common`; the CJ format adds the
 stage-specific blocks below. Which of them a stage requires is decided by ingest
-(``REQUIRED_FOR_STAGE_MISSING:<field>``, domain.md §6a.2), not by this model, so that an emitter gets every
+(``REQUIRED_FOR_STAGE_MISSING:<field>``, docs/domain.md §3.2), not by this model, so that an emitter gets every
 missing field in one rejection instead of a bare "field required".
 
 Example payloads: ``schemas/sources/examples/s01-*.json``, ``s04-*.json``, ``s06-*.json``, ``s07-*.json``,

@@ -1,6 +1,6 @@
 """The example payloads of the source formats (``schemas/sources/examples/``), for docs, tests and benchmarks.
 
-The examples are the scenarios of domain.md §6c as emitters would send them. ``variant`` derives an input
+The examples are the scenarios of docs/domain.md §9 as emitters would send them. ``variant`` derives an input
 from one of them (another act, another household) without restating the whole payload.
 """
 

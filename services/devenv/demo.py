@@ -1,4 +1,4 @@
-"""Demo inputs for ``make run``: the scenarios of domain.md §6c through the real inputs.
+"""Demo inputs for ``make run``: the scenarios of docs/domain.md §9 through the real inputs.
 
 Each input goes the way its emitter would send it — a commissaire de justice's system on the Kafka raw
 topic, a bailleur over the HTTP intake with its API key, an administrateur de biens as a CSV export —

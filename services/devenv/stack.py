@@ -46,7 +46,7 @@ class StackConfig:
 def service_environment(config: StackConfig) -> dict[str, str]:
     """Environment variables for the three services, with local-broker friendly Kafka timings.
 
-    Tansu joins a group in about half the session timeout (infra-notes §3): a short session keeps
+    Tansu joins a group in about half the session timeout (docs/architecture.md §7.1): a short session keeps
     start-up to a second or two; a low fetch wait keeps each hop near 50 ms.
     """
     env: dict[str, str] = {}

@@ -358,7 +358,7 @@ def truce_end_event(
     last: OrientationDecidedEvent, added: Sequence[str], *, truce_ends: date
 ) -> OrientationDecidedEvent:
     """The ``WINTER_TRUCE_END`` reminder orientation publishes for a procedure whose last decision is
-    ``last`` (domain.md §6b.2 point 7): that decision repeated (same notification, not a correction) with
+    ``last`` (docs/domain.md §7): that decision repeated (same notification, not a correction) with
     ``earliest_expulsion_date = truce_ends``, each of its assignments as a stage update, and one new
     assignment per structure of ``added`` (the SIAO or Département structures found eligible)."""
     held = [a.model_copy(update={"kind": AssignmentKind.STAGE_UPDATE}) for a in last.payload.assignments]

@@ -1,7 +1,7 @@
 """Email through SMTP (aiosmtplib) over a small pool of reused connections.
 
 One connection per message costs a TCP handshake, the greeting, EHLO (and TLS, AUTH) before the first
-byte of mail: infra-notes measured ~160 msgs/s that way against ~300 msgs/s over one reused connection,
+byte of mail: ~160 msgs/s that way against ~300 msgs/s over one reused connection (docs/architecture.md §7.3),
 and the pool sends over several at once. Negative replies follow RFC 5321: 4yz is transient, 5yz
 permanent. A connection the server dropped while idle is replaced before anything was sent.
 """

@@ -2,7 +2,7 @@
 
 Not used by the service. Each example payload of ``schemas/sources/examples`` goes through ingest's pure
 ``normalise`` (the emitter authenticated from ``deploy/emitters/emitters.yaml``, the reference clock
-equal to the act date as in domain.md §6c) and is wrapped in the ``ProcedureNotice`` ingest would
+equal to the act date as in docs/domain.md §9) and is wrapped in the ``ProcedureNotice`` ingest would
 publish. People, places and identifiers in the examples are fictional.
 """
 

@@ -1,4 +1,4 @@
-"""The "sortie de trêve" reminders, sent in March (domain.md §6b.2 point 7; the rules: ``domain.truce``).
+"""The "sortie de trêve" reminders, sent in March (docs/domain.md §7; the rules: ``domain.truce``).
 
 Runs in the caller's transaction, a batch of procedures at a time: their locks taken (the same as the
 notice and status handlers take), the due ones read again under the locks, then for each one the

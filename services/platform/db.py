@@ -1,6 +1,6 @@
 """PostgreSQL access: a pool bound to one service's schema, and plain-SQL migrations.
 
-Each service owns one schema (architecture.md "Each service owns its data"); its connections set
+Each service owns one schema (docs/architecture.md §3); its connections set
 ``search_path`` to that schema so SQL names stay unqualified.
 """
 

@@ -20,9 +20,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/prevex"
     log_level: str = "INFO"
-    # On Tansu a hop costs about fetch_max_wait_ms (infra-notes §4): keep it low on pipeline hops.
+    # On Tansu a hop costs about fetch_max_wait_ms (docs/architecture.md §7.1): keep it low on pipeline hops.
     kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=10_000)
-    # Group joins wait about half the session timeout on Tansu (infra-notes §3).
+    # Group joins wait about half the session timeout on Tansu (docs/architecture.md §7.1).
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=50)
     kafka_max_batch_records: int = Field(default=500, ge=1, le=10_000)

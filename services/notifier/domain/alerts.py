@@ -1,6 +1,6 @@
 """What an alert says, rendered from Jinja2 templates. Pure: the template texts are given by the caller.
 
-domain.md §5.9 and §6c: an alert carries a reference, the stage, the commune, the urgency, the
+docs/domain.md §8.3 and §9: an alert carries a reference, the stage, the commune, the urgency, the
 earliest expulsion date when relevant, and a link to the authenticated space — never a name, an
 address, an amount or court details. ``AlertContent`` has no field that could hold them, and the
 templates only see the variables ``ALLOWED_VARIABLES`` lists (checked when ``AlertTemplates`` is built).
@@ -137,7 +137,7 @@ _TRANSLITERATIONS = {"’": "'", "–": "-", "—": "-", "«": '"', "»": '"', "
 
 @dataclass(frozen=True)
 class FallbackNotice:
-    """Why this recipient gets the alert instead of the usual one (fallback F3, domain.md §6b.2).
+    """Why this recipient gets the alert instead of the usual one (fallback F3, docs/domain.md §5.5).
 
     ``unreachable`` is the name of the structure none of whose contacts could be reached: shown to the
     default referent, which must pass the file on; a structure's own generic contact needs no name.
@@ -151,9 +151,9 @@ class FallbackNotice:
 class AlertContent:
     """Everything an alert may show. Adding a field here is a data-protection decision.
 
-    ``stage_update``: the structure already holds the file and is told it moved on (domain.md §6b.2
-    point 4). ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
-    reminder (domain.md §6b.2 point 7), ``earliest_expulsion_date`` being the day the trêve ends.
+    ``stage_update``: the structure already holds the file and is told it moved on (docs/domain.md
+    §5.4). ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
+    reminder (docs/domain.md §7), ``earliest_expulsion_date`` being the day the trêve ends.
     """
 
     procedure_short_ref: str

@@ -7,7 +7,7 @@
   checks that SMS go to French mobiles).
 - ``fallback_for``: when a delivery failed for good, or a structure has no deliverable contact, the
   structure's generic contact (``is_generic_mailbox``) is alerted, else the default referent
-  (domain.md §6b.2 F3), never the contact that just failed and never past the default referent.
+  (docs/domain.md §5.5, F3), never the contact that just failed and never past the default referent.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def alert_mode(
     holds the file that it moved on: never for a correction (the same stage again, S-03) nor for a CCAPEX
     override (``CCAPEX_OVERRIDE``: the secretariat added a structure, the others' stage did not move), in
     the daily digest when the urgency is LOW or NORMAL, at once when HIGH or CRITICAL (a CFP, an imminent
-    expulsion). A truce-end reminder (``WINTER_TRUCE_END``, domain.md §6b.2 point 7) is alerted at once to
+    expulsion). A truce-end reminder (``WINTER_TRUCE_END``, docs/domain.md §7) is alerted at once to
     every assignment, new or held, whatever the urgency and ``is_correction``: the reminder is the news,
     and a digest line would bury it.
     """

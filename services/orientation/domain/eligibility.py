@@ -1,11 +1,11 @@
-"""Per-offer eligibility: every clause yields PASS, FAIL(reason) or UNKNOWN (domain.md §6b.2 point 1).
+"""Per-offer eligibility: every clause yields PASS, FAIL(reason) or UNKNOWN (docs/domain.md §5.1).
 
 This is Histologe's ``AndSpecification`` with a third state. A clause exists only for a constraint the
 offer sets; an offer is eligible when no clause FAILs. UNKNOWN (household value missing) passes for
 ceilings and categorical filters and is shown "to check"; floors fail on an unknown value.
 
 Texts are meant for people. PASS and UNKNOWN texts go into an assignment's explanation and may quote
-household amounts, as domain.md's example does (``debt 2400 ≤ 6000 ✓``). FAIL texts become rejection
+household amounts, as docs/domain.md §5.6 shows (``debt 2400 ≤ 6000 ✓``). FAIL texts become rejection
 reasons, which travel in ``orientation.unmatched``: they quote the offer's bounds, never the household's
 amounts (``debt below minimum 8000``). No text ever names a person or quotes an address.
 """
@@ -110,7 +110,7 @@ class OfferEvaluation(NamedTuple):
         return _ZONE_RANK[self.specificity] if self.specificity else len(_ZONE_RANK)
 
     def explanation(self) -> str:
-        """``offer ID: clause ✓; clause UNKNOWN (to check); …`` (domain.md §6b.2 point 6)."""
+        """``offer ID: clause ✓; clause UNKNOWN (to check); …`` (docs/domain.md §5.6)."""
         shown = "; ".join(str(c) for c in self.clauses if c.outcome is not Outcome.FAIL)
         return f"offer {self.offer.id}: {shown}"
 

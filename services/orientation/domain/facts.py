@@ -38,7 +38,7 @@ class MatchFacts:
 
 
 def should_orient(notice: ProcedureNotice) -> bool:
-    """Whether a notice is matched at all: not a late event (domain.md §6a.1: a stage older than the
+    """Whether a notice is matched at all: not a late event (docs/domain.md §1.2: a stage older than the
     procedure's current one enriches history but triggers no orientation), and not a closure."""
     return skip_reason(notice.notification, is_late=notice.is_late) is None
 

@@ -1,4 +1,4 @@
-"""The life of an assignment: which status changes are allowed, by whom (domain.md §6a.3, §6b.2 point 8).
+"""The life of an assignment: which status changes are allowed, by whom (docs/domain.md §5.7).
 
     OUVERTE ──► ACCEPTEE ──► CLOTUREE
        │  ├───► REFUSEE (reason code)

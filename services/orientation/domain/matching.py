@@ -1,11 +1,11 @@
-"""Orientation: from a procedure notice's facts to explained assignments (domain.md §6b.2).
+"""Orientation: from a procedure notice's facts to explained assignments (docs/domain.md §5).
 
 Pure and deterministic: the same facts, référentiel, open and removed structures, capacities, cap and
 date give the same ``MatchResult``, whatever the order of the offers in the référentiel.
 
 **Caller contract.** ``decide`` is only called for notices that ``should_orient`` accepts. A late
 notice (``is_late``: an earlier stage received after a later one) is stored by ingest to enrich the
-history but never matched and never alerted (domain.md §6a.1, scenario S-04); a ``CLOTURE`` is not
+history but never matched and never alerted (docs/domain.md §1.2, scenario S-04); a ``CLOTURE`` is not
 matched either.
 
 **The steps**, each visible in the result:
@@ -27,11 +27,11 @@ matched either.
 structures (no new alert, scenario S-03). Counting re-selected structures also keeps the number of
 partners asked to act on a household at one stage within ``k`` (+ mandatory), instead of piling up
 ``k`` new structures at every stage. A structure that holds an open assignment but is not chosen again
-is left alone: orientation never closes an assignment (human override, §6b.2 point 8). Capacity, on
+is left alone: orientation never closes an assignment (human override, docs/domain.md §5.7). Capacity, on
 the other hand, is a count of *new* assignments: a stage update consumes none, so an open structure's
 offer stays available even when its weekly capacity is used up.
 
-**CCAPEX overrides** (§6b.2 point 8) are never undone by a re-run. A structure the CCAPEX removed from
+**CCAPEX overrides** (docs/domain.md §5.7) are never undone by a re-run. A structure the CCAPEX removed from
 the procedure (``excluded_structures``) is not chosen again for it: its offers are ``rejected`` with the
 override as first reason until the CCAPEX adds the structure back. A structure it added holds an open
 assignment, so it is in ``open_structures`` like any other.
@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 DEFAULT_CAP: Final = 3
-"""K: structures kept beyond the mandatory ones (domain.md §6b.2 proposal)."""
+"""K: structures kept beyond the mandatory ones (docs/domain.md §5.3)."""
 
 MATCHING_RULES_VERSION: Final = "orientation-1"
 """Version of these matching rules, recorded with every decision next to the référentiel version."""

@@ -1,9 +1,9 @@
-"""The référentiel of partner structures and their offers (domain.md §6b.1).
+"""The référentiel of partner structures and their offers (docs/domain.md §4).
 
 Field names follow data·inclusion (``nom``, ``typologie``, ``reseaux_porteurs``, ``thematiques``,
 ``modes_mobilisation``, ``mobilisable_par``, ``conditions_acces``, ``date_maj``) and HSDS
 (``assured_date``, ``status``) where those exist; the eviction-specific eligibility (stages, parc,
-debt, resources…) is the local extension data·inclusion lacks (§3.2 "Gap for our use").
+debt, resources…) is the local extension data·inclusion lacks (docs/domain.md §4).
 
 Every model is immutable and validated once, at construction: a ``Referential`` that exists is
 consistent (unique ids, offers pointing at known structures, enabled channels with addresses, stage
@@ -176,7 +176,7 @@ class Eligibility(Contract):
 
     When the household value is unknown, ceilings (``*_max``) and categorical filters pass and are
     flagged UNKNOWN ("to check"); floors (``*_min``) and ``requires_surendettement`` fail, so an offer
-    meant for large debts is never triggered without a known debt (domain.md §6b.1).
+    meant for large debts is never triggered without a known debt (docs/domain.md §4.3).
     """
 
     stages: StageSet | None = None

@@ -1,4 +1,4 @@
-"""The "sortie de trêve" reminder (domain.md §6b.2 point 7, scenario S-06). Pure.
+"""The "sortie de trêve" reminder (docs/domain.md §7, scenario S-06). Pure.
 
 No expulsion may be carried out during the trêve hivernale, 1 November – 31 March (L.412-6 CPCE), so a
 procedure served during it gets 1 April as its earliest expulsion date and a NORMAL urgency: its
@@ -35,7 +35,7 @@ __all__ = [
 REMINDER_FROM_MONTH = 3
 """Reminders go out from 1 March: a month before the first day an expulsion becomes possible again."""
 TRUCE_END_TYPOLOGIES = frozenset({StructureTypology.SIAO, StructureTypology.DEPARTEMENT_SERVICE_SOCIAL})
-"""Who is added at the end of the trêve when eligible (domain.md §6b.2 point 7: "SIAO/Département")."""
+"""Who is added at the end of the trêve when eligible (docs/domain.md §7: SIAO and Département)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def structures_to_add(
     """SIAO and Département structures of ``previous.also_eligible`` to add, in the decision's order.
 
     Left out: a structure already ``holding`` an assignment (it gets the reminder as a stage update),
-    one the CCAPEX ``removed`` from the procedure (an override stands, domain.md §6b.2 point 8), and one
+    one the CCAPEX ``removed`` from the procedure (an override stands, docs/domain.md §5.7), and one
     no longer active in the current référentiel (``structures``).
     """
     offers: dict[str, list[str]] = {}
@@ -127,7 +127,7 @@ def _reminder(
 ) -> DecidedAssignment:
     explanation = (
         f"end of the winter truce: expulsion possible from {truce_end.isoformat()}; reminder to the"
-        " structures holding the procedure (domain.md §6b.2 point 7)"
+        " structures holding the procedure (docs/domain.md §7)"
     )
     # What the last decision matched the structure on stays visible; one added since has nothing to show.
     base = before or DecidedAssignment(
@@ -163,5 +163,5 @@ def _addition(
         over_capacity=structure.over_capacity,
         matched_rules=[],
         explanation=f"eligible at {previous.stage.value} but not kept then; added at the end of the winter truce"
-        f" (expulsion possible from {truce_end.isoformat()}, domain.md §6b.2 point 7)",
+        f" (expulsion possible from {truce_end.isoformat()}, docs/domain.md §7)",
     )

@@ -22,7 +22,7 @@ CREATE TABLE assignment (
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
--- A structure holds at most one open or accepted assignment per procedure (§6b.2 rule 4).
+-- A structure holds at most one open or accepted assignment per procedure (docs/domain.md §5.4).
 CREATE UNIQUE INDEX assignment_one_open ON assignment (procedure_id, structure_id)
     WHERE status IN ('OUVERTE', 'ACCEPTEE');
 CREATE INDEX assignment_created ON assignment (created_at);

@@ -73,7 +73,7 @@ CREATE TABLE offer (
 );
 CREATE UNIQUE INDEX offer_current ON offer (offer_id) WHERE until_version IS NULL;
 
--- Typed eligibility (domain.md §6b.1 offer_eligibility): NULL = no constraint.
+-- Typed eligibility (docs/domain.md §4.3): NULL = no constraint.
 CREATE TABLE offer_eligibility (
     offer_id                text    NOT NULL,
     from_version            integer NOT NULL,

@@ -1,4 +1,4 @@
--- "Sortie de trêve" reminders (domain.md §6b.2 point 7): one row per procedure and end of trêve, written
+-- "Sortie de trêve" reminders (docs/domain.md §7): one row per procedure and end of trêve, written
 -- in the transaction of its decision and outbox row, so a procedure is reminded once whatever the replicas
 -- and restarts. decision_id is NULL when there was nobody to remind (no structure held the procedure).
 CREATE TABLE truce_reminder (
