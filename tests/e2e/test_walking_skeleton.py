@@ -1,6 +1,6 @@
 """The walking skeleton, end to end on real parts: a CJ act in, the matched partners' emails out.
 
-domain.md S-01: a commandement de payer for a Belfort household with a private landlord is matched to
+docs/domain.md §9.1 (S-01): a commandement de payer for a Belfort household with a private landlord is matched to
 CCAS-BELFORT, PJ90-INFO and CD90-ACCOMP; each of those structures gets exactly one email carrying the
 reference, the stage, the commune and a link, and nothing personal. Sending the same act again
 changes nothing for the partners.

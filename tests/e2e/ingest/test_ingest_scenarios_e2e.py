@@ -1,8 +1,8 @@
-"""domain.md §6c scenarios S-01 … S-08, ingest part, through the raw Kafka topics and the running service.
+"""docs/domain.md §9 scenarios S-01 … S-08, ingest part, through the raw Kafka topics and the running service.
 
 Every scenario's input goes on its raw topic keyed by its emitter, in the scenario's order; what ingest
 publishes (procedure.notification, ingest.rejected, ingest.duplicate) and stores is checked against the
-scenario's "ingest:" line. Urgency is computed against the processing day (domain.md §6a.2, the reference
+scenario's "ingest:" line. Urgency is computed against the processing day (docs/domain.md §2.9, the reference
 clock), so it is only checked where the scenario's value does not depend on the day (the unit tests run
 the scenarios with the clock on the act date).
 """
@@ -46,7 +46,7 @@ def _rejection(outputs: Outputs, external_ref: str) -> dict[str, Any]:
 async def scenarios(
     ingest_service: Any, publish: Callable[..., Any], example: Callable[..., bytes], outputs: Outputs
 ) -> Outputs:
-    """Publish every scenario input in the order of domain.md, then wait for every expected output."""
+    """Publish every scenario input in the order of docs/domain.md §9, then wait for every expected output."""
     await publish(topics.RAW_CJ, [(CJ, example("s01-cj-commandement-payer"))])  # S-01
     await publish(topics.RAW_BAILLEUR, [(TERRITOIRE_HABITAT, example("s02-bailleur-saisine-ccapex"))])  # S-02
     await publish(

@@ -1,6 +1,6 @@
 """The notifier as a real process: scenarios S-01…S-08 (alert part), retries, fallbacks, and a SIGKILL mid-run.
 
-Decisions are built as orientation publishes them for each scenario of domain.md §6c (structures of the
+Decisions are built as orientation publishes them for each scenario of docs/domain.md §9 (structures of the
 expected assignments, stage, urgency, commune, earliest expulsion date), over the seed référentiel's
 contacts; S-07 and S-08 are rejected by ingest and produce no decision at all, so the exact count of
 emails below also says that nothing else was sent.

@@ -159,7 +159,7 @@ async def test_unknown_rejections_are_reported(cli: Callable[..., Any], tmp_path
 async def test_the_retention_job_blanks_old_payloads_only(
     cli: Callable[..., Any], process: Process, make_raw: MakeRaw, example: Example, pool: asyncpg.Pool
 ) -> None:
-    """domain.md §5.5: raw payloads go after the retention; the rows, hashes and outcomes stay."""
+    """docs/domain.md §8.5: raw payloads go after the retention; the rows, hashes and outcomes stay."""
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=91), now - timedelta(days=89)
     await process(

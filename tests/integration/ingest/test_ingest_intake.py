@@ -185,7 +185,7 @@ async def test_an_unranked_event_after_cloture_does_not_reopen(
 async def test_an_earlier_saisine_bounds_the_earliest_assignation_date(
     process: Process, make_raw: MakeRaw, example: Example, outbox: Outbox
 ) -> None:
-    """§1.2 stage 2: for a bailleur social, no assignation before 2 months after its CCAPEX saisine."""
+    """docs/domain.md §2.5: for a bailleur social, no assignation before 2 months after its CCAPEX saisine."""
     household_of_s02: dict[str, Any] = {
         "act_date": "2026-05-10",
         "tenants": [{"last_name": "Bernard", "first_name": "Inès"}],

@@ -1,4 +1,4 @@
-"""Sortie-de-trêve reminders on PostgreSQL (domain.md §6b.2 point 7, scenario S-06): once per procedure
+"""Sortie-de-trêve reminders on PostgreSQL (docs/domain.md §7, scenario S-06): once per procedure
 and trêve, across concurrent sweeps, with the SIAO added and the CCAPEX's removals respected."""
 
 from __future__ import annotations

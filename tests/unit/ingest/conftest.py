@@ -2,7 +2,7 @@
 
 The project runs pytest with ``--import-mode=importlib``: test directories are not importable, so shared
 data reaches the tests as session-scoped fixtures (the COG directory, the example payloads, the emitters
-and a normaliser configured with the scenario conventions of domain.md §6c).
+and a normaliser configured with the scenario conventions of docs/domain.md §9).
 
 People, places and identifiers are fictional, as in the example payloads.
 """
@@ -37,7 +37,7 @@ Outcome = Accepted | Rejected
 
 
 def _act_day(document: object) -> date:
-    """Scenario convention (domain.md §6c): the reference clock equals the act date."""
+    """Scenario convention (docs/domain.md §9): the reference clock equals the act date."""
     try:
         return date.fromisoformat(document["act_date"])  # type: ignore[index]
     except (TypeError, KeyError, ValueError):

@@ -1,4 +1,4 @@
-"""Procedure placement (domain.md §6a.1) and linking keys (§6a.2), as pure decisions."""
+"""Procedure placement (docs/domain.md §1.2) and linking keys (§1.3), as pure decisions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scenarios S-01 … S-08 of domain.md §6c, ingest part, run on the example payloads byte for byte."""
+"""Scenarios S-01 … S-08 of docs/domain.md §9, ingest part, run on the example payloads byte for byte."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Alert templates: every template × stage × urgency × marker renders, says what it must, and nothing more.
 
-domain.md §5.9 / §6c: reference, stage, commune, urgency, earliest expulsion date when relevant, link;
+docs/domain.md §8.3 / §9: reference, stage, commune, urgency, earliest expulsion date when relevant, link;
 never a name, an address, an amount or court details. SMS: GSM-7, one segment (160 characters).
 """
 
@@ -55,7 +55,7 @@ FALLBACKS = (
     FallbackNotice(FallbackKind.GENERIC_CONTACT),
     FallbackNotice(FallbackKind.DEFAULT_REFERENT, "FSL 90 – Fonds de solidarité pour le logement"),
 )
-# Words and marks that would betray personal or court data in an alert (domain.md §5.9).
+# Words and marks that would betray personal or court data in an alert (docs/domain.md §8.3).
 FORBIDDEN = re.compile(r"€|\beuros?\b|\bdette\b|\bloyer\b|\btribunal\b|\bjuge\b|\bRG\b|\brue\b", re.I)
 
 TEMPLATES = load_templates(prefix=PREFIX, sms_prefix=SMS_PREFIX)

@@ -1,4 +1,4 @@
-"""The YAML référentiel: the seed of domain.md §6b.3, round trips, content hash, errors naming the path."""
+"""The YAML référentiel: the seed of docs/domain.md §4.7, round trips, content hash, errors naming the path."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from services.orientation.domain import (
 Data = dict[str, Any]
 S = Stage
 
-# domain.md §6b.3, one row per offer: (offer, structure, typologie, stages, parc, priority, mandatory stages)
+# docs/domain.md §4.7, one row per offer: (offer, structure, typologie, stages, parc, priority, mandatory stages)
 SEED_ROWS: list[tuple[str, str, str, frozenset[Stage], str, int, frozenset[Stage]]] = [
     (
         "CD90-DSF",

@@ -1,4 +1,4 @@
-"""Scenarios S-01, S-02, S-04, S-05 and S-06 of domain.md §6c, orientation part, on the seed référentiel."""
+"""Scenarios S-01, S-02, S-04, S-05 and S-06 of docs/domain.md §9, orientation part, on the seed référentiel."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sortie-de-trêve reminder rules (domain.md §6b.2 point 7, scenario S-06), without I/O."""
+"""The sortie-de-trêve reminder rules (docs/domain.md §7, scenario S-06), without I/O."""
 
 from __future__ import annotations
 

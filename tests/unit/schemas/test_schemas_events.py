@@ -24,7 +24,7 @@ Wire = dict[str, Any]
 
 W3C_TRACEPARENT = re.compile(r"^00-(?P<trace>[0-9a-f]{32})-(?P<parent>[0-9a-f]{16})-(?P<flags>[0-9a-f]{2})$")
 
-# Events that carry personal data by design, and why. Everything else must not (domain.md §5, §6a.3).
+# Events that carry personal data by design, and why. Everything else must not (docs/domain.md §8.1).
 PII_CARRIERS: dict[type[Envelope], str] = {
     ProcedureNotificationEvent: "the canonical record, on the restricted procedure.notification topic",
     ReferentialChangedEvent: "partner structures and their professional contacts, which the notifier needs",
