@@ -18,12 +18,14 @@ __all__ = ["Channel", "OutgoingMessage", "SendOutcome", "message_id"]
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """What a channel hands to its provider: exactly one of ``email`` and ``sms`` is set."""
+    """What a channel hands to its provider: exactly one of ``email`` and ``sms`` is set. ``attempt`` is the
+    delivery's attempt number (each claim counts one), so that a re-send after a crash can be told apart."""
 
     delivery_id: uuid.UUID
     recipient: str
     email: RenderedEmail | None = None
     sms: str | None = None
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

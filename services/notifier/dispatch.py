@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -243,13 +244,22 @@ class Dispatcher:
 
         Cancelled (the service stops), it starts no new send, lets the ones under way finish (each bounded
         by ``send_timeout_s``), records them and gives the unstarted ones back: a clean stop sends nothing twice.
+
+        The connection that claimed is held until every outcome is recorded: the claimed rows are owned by
+        its database session, and another dispatcher takes them back as soon as that session is gone (this
+        process died) rather than when their lease expires. Should the session drop while this process
+        lives, no further send starts (its rows are up for grabs).
         """
-        async with pool.acquire() as conn, conn.transaction():
-            jobs = await repo.claim_deliveries(
-                conn, limit=self._config.claim_size, lease_s=self._config.lease_s, now=self._clock()
-            )
-        if not jobs:
-            return SendReport()
+        async with pool.acquire() as session:
+            async with session.transaction():
+                jobs = await repo.claim_deliveries(
+                    session, limit=self._config.claim_size, lease_s=self._config.lease_s, now=self._clock()
+                )
+            if not jobs:
+                return SendReport()
+            return await self._send_claimed(pool, session, jobs)
+
+    async def _send_claimed(self, pool: asyncpg.Pool, session: Conn, jobs: Sequence[repo.DeliveryJob]) -> SendReport:
         results: asyncio.Queue[_Result | None] = asyncio.Queue()
         recorder = asyncio.create_task(self._record_results(pool, results))
         slots = asyncio.Semaphore(self._config.concurrency)
@@ -258,9 +268,9 @@ class Dispatcher:
         async def run(group: Sequence[repo.DeliveryJob]) -> None:
             for job in group:
                 async with slots:
-                    if recorder.done():
-                        # Outcomes can no longer be recorded (the database went away): sending more would
-                        # only widen what a retry sends twice. The leases expire and the rows come back.
+                    if recorder.done() or session.is_closed():
+                        # Outcomes can no longer be recorded (the database went away), or the rows are no
+                        # longer ours: sending more would only widen what a retry sends twice.
                         return
                     await results.put(_Result(job, None) if stopping else await self._attempt(job))
 
@@ -420,11 +430,12 @@ class Dispatcher:
     def _message(self, job: repo.DeliveryJob) -> OutgoingMessage:
         notice = _notice(job.fallback_kind, job.names.get(job.subject_structure_id, job.subject_structure_id))
         sms = job.channel == ChannelCode.SMS.value
+        message = partial(OutgoingMessage, job.delivery_id, job.recipient, attempt=job.attempts)
         if job.alert is not None:
             content = self._content(job.alert, notice)
             if sms:
-                return OutgoingMessage(job.delivery_id, job.recipient, sms=render_sms(content, self._templates))
-            return OutgoingMessage(job.delivery_id, job.recipient, email=render_email(content, self._templates))
+                return message(sms=render_sms(content, self._templates))
+            return message(email=render_email(content, self._templates))
         if job.digest_day is None:
             raise ValueError(f"delivery {job.delivery_id} has neither an alert nor a digest")
         items = tuple(
@@ -433,8 +444,8 @@ class Dispatcher:
         )
         digest = DigestContent(job.digest_day, items, self._link_base_url, notice)
         if sms:
-            return OutgoingMessage(job.delivery_id, job.recipient, sms=render_digest_sms(digest, self._templates))
-        return OutgoingMessage(job.delivery_id, job.recipient, email=render_digest_email(digest, self._templates))
+            return message(sms=render_digest_sms(digest, self._templates))
+        return message(email=render_digest_email(digest, self._templates))
 
     def _content(self, alert: repo.AlertRow, notice: FallbackNotice | None) -> AlertContent:
         return AlertContent(

@@ -443,14 +443,19 @@ def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
 
 
 async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float, now: datetime) -> list[DeliveryJob]:
-    """Move up to ``limit`` due deliveries to ``sending`` under a fresh lease and return them.
+    """Move up to ``limit`` due deliveries to ``sending`` under a fresh lease, owned by ``conn``'s database
+    session, and return them.
 
     Due: ``pending``/``retrying`` with ``next_attempt_at`` reached, oldest first (then creation order),
-    and ``sending`` rows whose lease expired — a process died mid-send: that is the documented
-    in-flight window, the provider may have accepted the message already. A delivery is not claimed
-    while another delivery of the same procedure is being sent under a live lease: one procedure's
-    messages leave in order (the Kafka partition's order), different procedures' in parallel.
-    Must run inside a transaction.
+    and ``sending`` rows orphaned by a process that died mid-send — their owner session is gone from
+    ``pg_stat_activity`` (taken back at once), or their lease expired (the backstop: a session that
+    outlived its process, rows claimed before owners were recorded). That is the documented in-flight
+    window: the provider may have accepted the message already. A delivery is not claimed while another
+    delivery of the same procedure is being sent under a live lease: one procedure's messages leave in
+    order (the Kafka partition's order), different procedures' in parallel.
+
+    The caller keeps ``conn`` open until the claimed deliveries are recorded: while it lives they are
+    owned. Must run inside a transaction.
     """
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK_ID)
     token = uuid.uuid4()
@@ -459,16 +464,21 @@ async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float, now: datet
         " AND NOT EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
         " AND s.state = 'sending' AND s.lease_until >= $2)"
     )
+    # pid + start time: a pid alone may be reused by a later session. (pg_stat_activity shows both for the
+    # sessions of the same role, which every notifier replica uses.)
+    orphaned = (
+        "d.state = 'sending' AND (d.lease_until < $2 OR d.owner_pid IS NOT NULL AND NOT EXISTS ("
+        " SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.owner_pid AND a.backend_start = d.owner_started))"
+    )
     rows: list[asyncpg.Record] = []
-    for due in (
-        "d.state = 'sending' AND d.lease_until < $2",
-        f"d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2{not_busy}",
-    ):
+    for due in (orphaned, f"d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2{not_busy}"):
         rows += await conn.fetch(
             f"WITH due AS (SELECT d.delivery_id FROM delivery d WHERE {due}"
-            "  ORDER BY d.next_attempt_at, d.seq LIMIT $1 FOR UPDATE SKIP LOCKED)"
-            " UPDATE delivery d SET state = 'sending', attempts = d.attempts + 1, lease_until = $3, lease_token = $4"
-            f" FROM due WHERE d.delivery_id = due.delivery_id RETURNING {_JOB_COLUMNS}",
+            "  ORDER BY d.next_attempt_at, d.seq LIMIT $1 FOR UPDATE SKIP LOCKED),"
+            " me AS (SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())"
+            " UPDATE delivery d SET state = 'sending', attempts = d.attempts + 1, lease_until = $3, lease_token = $4,"
+            " owner_pid = me.pid, owner_started = me.backend_start"
+            f" FROM due, me WHERE d.delivery_id = due.delivery_id RETURNING {_JOB_COLUMNS}",
             limit - len(rows),
             now,
             lease_until,

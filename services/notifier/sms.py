@@ -209,7 +209,9 @@ class BrevoSmsChannel(_HttpSmsChannel):
 
 
 class LogSmsChannel:
-    """The ``log`` SMS provider for local runs: each SMS becomes a text file in ``folder``."""
+    """The ``log`` SMS provider for local runs: each SMS sent becomes a text file in ``folder``,
+    ``<delivery_id>-<attempt>.txt``, never overwritten, so that an SMS sent twice (a re-send after a crash)
+    shows as two files of the same delivery."""
 
     provider = "log"
 
@@ -220,9 +222,11 @@ class LogSmsChannel:
         if message.sms is None:
             raise ValueError("an SMS delivery needs rendered SMS text")
         self._folder.mkdir(parents=True, exist_ok=True)
-        path = self._folder / f"{message.delivery_id}.txt"
-        path.write_text(f"To: {message.recipient}\n\n{message.sms}\n", "utf-8")
-        log.info("sms_logged", delivery_id=str(message.delivery_id))
+        path = self._folder / f"{message.delivery_id}-{message.attempt}.txt"
+        # "x": an attempt number is never reused (each claim counts one), so an existing file is a bug to see.
+        with path.open("x", encoding="utf-8") as file:
+            file.write(f"To: {message.recipient}\n\n{message.sms}\n")
+        log.info("sms_logged", delivery_id=str(message.delivery_id), attempt=message.attempt)
         return SendOutcome(ok=True, provider=self.provider, provider_message_id=str(message.delivery_id))
 
     async def close(self) -> None:

@@ -11,7 +11,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,11 @@ class SlowableReplies(SmtpReplies):
     def __init__(self) -> None:
         super().__init__()
         self.slow_address: str | None = None
+        self.slow_s = 0.004
 
     def __call__(self, envelope: Any) -> str | None:
         if self.slow_address is not None and self.slow_address in envelope.rcpt_tos:
-            time.sleep(0.004)
+            time.sleep(self.slow_s)
         return super().__call__(envelope)
 
 
@@ -84,6 +86,7 @@ class NotifierWorld:
         replies: SlowableReplies,
         sms: SmsProviderEmulator,
         services: ServiceProcesses,
+        sms_dir: Path,
     ) -> None:
         self.bootstrap, self.db, self.smtp, self.replies, self.sms, self.services = (
             bootstrap,
@@ -93,6 +96,7 @@ class NotifierWorld:
             sms,
             services,
         )
+        self.sms_dir = sms_dir  # the ``log`` SMS provider's folder
 
     async def publish(self, topic: str, events: list[tuple[str, Envelope]]) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False)
@@ -172,10 +176,12 @@ def structure_events() -> list[ReferentialChangedEvent]:
     ]
 
 
-@pytest.fixture(scope="package")
-async def notifier_world(
-    pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory
+@asynccontextmanager
+async def running_notifier(
+    pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory, env: Mapping[str, str]
 ) -> AsyncIterator[NotifierWorld]:
+    """A notifier process on a database, broker, SMTP server and SMS provider emulator of its own, set with
+    ``NOTIFIER_ENV`` overridden by ``env``; the seed and test structures published."""
     name = f"prevex_notifier_e2e_{uuid.uuid4().hex[:10]}"
     database_url = await create_database(pg_server, name)
     replies = SlowableReplies()
@@ -192,10 +198,10 @@ async def notifier_world(
             "NOTIFIER_OVH_APPLICATION_SECRET": sms.ovh_application_secret,
             "NOTIFIER_OVH_CONSUMER_KEY": sms.ovh_consumer_key,
             "NOTIFIER_OVH_SERVICE_NAME": sms.ovh_service_name,
+            **env,
         }
-        config = StackConfig(
-            broker.bootstrap_servers, database_url, smtp.host, smtp.port, tmp_path_factory.mktemp("notifier-sms")
-        )
+        sms_dir = tmp_path_factory.mktemp("notifier-sms")
+        config = StackConfig(broker.bootstrap_servers, database_url, smtp.host, smtp.port, sms_dir)
         services = ServiceProcesses(config, tmp_path_factory.mktemp("notifier-logs"), extra_env=extra_env)
         services.start("notifier")
         db = await asyncpg.create_pool(
@@ -203,7 +209,13 @@ async def notifier_world(
         )
         try:
             world = NotifierWorld(
-                bootstrap=broker.bootstrap_servers, db=db, smtp=smtp, replies=replies, sms=sms, services=services
+                bootstrap=broker.bootstrap_servers,
+                db=db,
+                smtp=smtp,
+                replies=replies,
+                sms=sms,
+                services=services,
+                sms_dir=sms_dir,
             )
             await world.publish(topics.REFERENTIAL_CHANGED, [(e.key, e) for e in structure_events()])
             yield world
@@ -211,3 +223,24 @@ async def notifier_world(
             services.stop()
             await db.close()
     await drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="package")
+async def notifier_world(
+    pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[NotifierWorld]:
+    async with running_notifier(pg_server, tmp_path_factory, {}) as world:
+        yield world
+
+
+CRASH_LEASE_S = 600
+"""Far longer than the crash test may run: what it sees taken back was not taken back by lease expiry."""
+
+
+@pytest.fixture(scope="module")
+async def crash_world(
+    pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[NotifierWorld]:
+    env = {"NOTIFIER_SEND_LEASE_S": str(CRASH_LEASE_S), "NOTIFIER_SEND_TIMEOUT_S": "20", "NOTIFIER_SMS_PROVIDER": "log"}
+    async with running_notifier(pg_server, tmp_path_factory, env) as world:
+        yield world

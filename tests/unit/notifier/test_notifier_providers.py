@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import httpx
 import pytest
 
+from services.notifier.channels import OutgoingMessage
 from services.notifier.settings import NotifierSettings
-from services.notifier.sms import http_outcome, ovh_signature
+from services.notifier.sms import LogSmsChannel, http_outcome, ovh_signature
 
 
 def test_ovh_signature_matches_the_documented_scheme() -> None:
@@ -76,3 +80,22 @@ def test_malformed_quiet_hours_are_refused(value: str) -> None:
 def test_quiet_hours_setting() -> None:
     assert NotifierSettings(sms_quiet_hours="").default_quiet_hours is None
     assert str(NotifierSettings().default_quiet_hours) == "(datetime.time(20, 0), datetime.time(8, 0))"
+
+
+async def test_the_log_provider_keeps_one_file_per_attempt_so_a_resent_sms_shows(tmp_path: Path) -> None:
+    channel, delivery_id = LogSmsChannel(tmp_path), uuid.uuid4()
+    for attempt in (1, 2):
+        outcome = await channel.send(
+            OutgoingMessage(delivery_id, "+33612000001", sms=f"texte {attempt}", attempt=attempt)
+        )
+        assert outcome.ok
+    assert _files(tmp_path) == {
+        f"{delivery_id}-1.txt": "To: +33612000001\n\ntexte 1\n",
+        f"{delivery_id}-2.txt": "To: +33612000001\n\ntexte 2\n",
+    }
+    with pytest.raises(FileExistsError):  # an attempt number is never reused: a file is never overwritten
+        await channel.send(OutgoingMessage(delivery_id, "+33612000001", sms="texte 3", attempt=2))
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {path.name: path.read_text("utf-8") for path in folder.glob("*.txt")}
