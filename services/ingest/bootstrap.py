@@ -6,7 +6,7 @@ import asyncio
 import functools
 import gc
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib.resources import files
 
 import asyncpg
@@ -20,6 +20,7 @@ from services.ingest.emitters import load_emitters
 from services.ingest.http import create_app
 from services.ingest.intake import SCHEMA, Intake, Prepared, RawInput
 from services.ingest.settings import IngestSettings
+from services.platform.clock import announce_clock
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
 from services.platform.pipeline import Admit, run_pipelined
@@ -60,20 +61,21 @@ def build(settings: IngestSettings) -> Runtime:
     """Wire ingest: one batch subscription to both raw topics, the HTTP API, a raw-payload retention loop."""
     runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
     intake = build_intake(settings)
+    clock = settings.make_clock()
 
     async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        received_at = datetime.now(UTC)
-        clock = received_at.date()
+        received_at = clock.now()
+        today = received_at.date()
 
         async def write(prepared: list[Prepared], admit_next: Admit) -> None:
             async with runtime.pool.acquire() as conn, conn.transaction():
-                await intake.record(conn, prepared, clock=clock, on_locked=admit_next)
+                await intake.record(conn, prepared, clock=today, on_locked=admit_next)
 
         # A transaction per chunk, the next one admitted once this one holds its locks: a failure makes
         # the whole batch come again, and the chunks already committed are recognised by Kafka position.
         await run_pipelined(
             [_raw_input(record, received_at) for record in records],
-            prepare=functools.partial(intake.prepare, clock=clock),
+            prepare=functools.partial(intake.prepare, clock=today),
             write=write,
             chunk_size=settings.write_chunk_records,
         )
@@ -83,15 +85,16 @@ def build(settings: IngestSettings) -> Runtime:
     if not settings.http_enabled:
         log.info("http_intake_disabled")
     else:
-        app = create_app(intake=intake, pool=lambda: runtime.pool, settings=settings)
+        app = create_app(intake=intake, pool=lambda: runtime.pool, settings=settings, now=clock.now)
         runtime.add_http(app, host=settings.http_host, port=settings.http_port)
 
     async def purge_raw(rt: Runtime) -> None:
         while True:
-            await purge_expired_raw(rt.pool, settings.raw_retention_days, now=datetime.now(UTC))
+            await purge_expired_raw(rt.pool, settings.raw_retention_days, now=clock.now())
             await asyncio.sleep(_PURGE_EVERY_S)
 
     runtime.add_loop(purge_raw)
+    runtime.add_startup(announce_clock)
     runtime.add_startup(_tune_garbage_collection)
     return runtime
 

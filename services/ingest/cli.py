@@ -37,7 +37,7 @@ from services.ingest.http import create_app, render_openapi
 from services.ingest.intake import SCHEMA, IntakeResult, Outcome
 from services.ingest.reports import csv_body
 from services.ingest.settings import IngestSettings
-from services.ingest.submissions import Submissions, csv_allowed, utc_now
+from services.ingest.submissions import Submissions, csv_allowed
 from services.platform.db import apply_migrations, connect_pool, migration_files
 from services.platform.logging import configure_logging
 
@@ -133,7 +133,9 @@ async def _csv(args: argparse.Namespace, settings: IngestSettings, schema: str, 
         return EXIT_USAGE
     data = await asyncio.to_thread(_read_input, str(args.file))
     async with _pool(settings, schema) as pool:
-        report = await Submissions(intake, lambda: pool, now=utc_now).csv(emitter, data, channel="cli:csv")
+        report = await Submissions(intake, lambda: pool, now=settings.make_clock().now).csv(
+            emitter, data, channel="cli:csv"
+        )
     if report.file_rejection is not None:
         _print_result(report.file_rejection, out, "file: ")
         return EXIT_REJECTED
@@ -165,7 +167,7 @@ async def _rejections(args: argparse.Namespace, settings: IngestSettings, schema
             _show(detail, out, payload=args.payload)
             return EXIT_OK
         payload = await asyncio.to_thread(_read_input, args.file)
-        submissions = Submissions(build_intake(settings), lambda: pool, now=utc_now)
+        submissions = Submissions(build_intake(settings), lambda: pool, now=settings.make_clock().now)
         result = await submissions.resubmit(args.rejection_id, payload, emitter_id=args.emitter)
     if result is None:
         _complain(f"no rejection {args.rejection_id}")
@@ -257,7 +259,7 @@ async def run(
     if args.command == "purge-raw":
         days = args.older_than_days or settings.raw_retention_days
         async with _pool(settings, schema) as pool:
-            purged = await purge_expired_raw(pool, days, now=datetime.now(UTC))
+            purged = await purge_expired_raw(pool, days, now=settings.make_clock().now())
         print(f"{purged} raw payloads purged (older than {days} days)", file=out)
         return EXIT_OK
     if args.command == "api-key":

@@ -51,7 +51,8 @@ from services.ingest.reports import (
     rejected_body,
 )
 from services.ingest.settings import IngestSettings
-from services.ingest.submissions import Submissions, csv_allowed, utc_now
+from services.ingest.submissions import Submissions, csv_allowed
+from services.platform.clock import SYSTEM_CLOCK
 from services.platform.logging import get_logger, log_context
 
 __all__ = ["REPLAYED_HEADER", "ApiError", "create_app", "openapi_document"]
@@ -209,7 +210,7 @@ def create_app(
     intake: Intake,
     pool: Callable[[], asyncpg.Pool],
     settings: IngestSettings,
-    now: Callable[[], datetime] = utc_now,
+    now: Callable[[], datetime] = SYSTEM_CLOCK.now,
     limiter: TokenBuckets | None = None,
 ) -> FastAPI:
     """The HTTP intake app. ``pool`` is called per request (the runtime opens it after the app is built);

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -30,7 +30,6 @@ __all__ = [
     "Submissions",
     "api_source_system",
     "csv_allowed",
-    "utc_now",
 ]
 
 CSV_CHUNK_LINES = 500
@@ -173,8 +172,3 @@ def _csv_input(line: CsvLine, emitter: Emitter, channel: str, received_at: datet
         warnings=line.warnings,
         source_line=line.line,
     )
-
-
-def utc_now() -> datetime:
-    """The reception time of an input: now, in UTC."""
-    return datetime.now(UTC)

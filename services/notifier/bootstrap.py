@@ -27,6 +27,7 @@ from services.notifier.settings import NotifierSettings
 from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
 from services.notifier.templates import load_templates
+from services.platform.clock import announce_clock
 from services.platform.consume import decode_or_park
 from services.platform.kafka import subscribe_batch
 from services.platform.links import LinkKeys
@@ -93,7 +94,9 @@ def build(settings: NotifierSettings) -> Runtime:
     templates = load_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
     check_templates(templates, link_base_url=settings.link_base_url)
     channels = build_channels(settings)
-    dispatcher = Dispatcher(channels=channels, templates=templates, config=dispatch_config(settings))
+    dispatcher = Dispatcher(
+        channels=channels, templates=templates, config=dispatch_config(settings), clock=settings.make_clock().now
+    )
 
     async def on_referential(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
@@ -119,6 +122,7 @@ def build(settings: NotifierSettings) -> Runtime:
     async def send(rt: Runtime) -> int:
         return (await dispatcher.send_due(rt.pool)).claimed
 
+    runtime.add_startup(announce_clock)
     runtime.add_loop(_forever("planner", plan, settings.dispatch_interval_s))
     runtime.add_loop(_forever("sender", send, settings.dispatch_interval_s, on_stop=_closer(channels)))
     return runtime

@@ -27,7 +27,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from functools import partial
 from typing import Any
 
@@ -70,6 +70,7 @@ from services.notifier.domain.routing import (
     recipients,
 )
 from services.notifier.domain.schedule import QuietRule, RetryPolicy, digest_cutoff, next_allowed
+from services.platform.clock import SYSTEM_CLOCK
 from services.platform.db import Conn
 from services.platform.links import LinkKeys, mint_link
 from services.platform.logging import get_logger, log_context
@@ -140,7 +141,7 @@ class Dispatcher:
         channels: Mapping[str, Channel],
         templates: AlertTemplates,
         config: DispatchConfig,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK.now,
         rng: random.Random | None = None,
     ) -> None:
         self._channels = channels

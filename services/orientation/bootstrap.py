@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from importlib.resources import files
 
 import asyncpg
@@ -23,6 +22,7 @@ from services.orientation.orient import Orientation
 from services.orientation.referential_store import SCHEMA, ReferentialHolder, commit_referential, publish_current
 from services.orientation.settings import OrientationSettings, ReferentialImport
 from services.orientation.truce import remind_truce_end
+from services.platform.clock import announce_clock
 from services.platform.consume import decode_or_park
 from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
@@ -45,6 +45,7 @@ def build(settings: OrientationSettings) -> Runtime:
     holder = ReferentialHolder()
     orientation = Orientation(holder, max_structures=settings.max_structures)
     statuses = StatusHandler(holder)
+    clock = settings.make_clock()
     # Read before anything starts: a broken tokens file stops the service at once.
     tokens = load_tokens(settings.admin_tokens_path)
 
@@ -57,7 +58,7 @@ def build(settings: OrientationSettings) -> Runtime:
         log.info("referential_ready", version=active.version, imported=imported is not None, republished=published)
 
     async def on_notice(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        today = datetime.now(UTC).date()
+        today = clock.now().date()
         async with runtime.pool.acquire() as conn, conn.transaction():
             events = await decode_or_park(conn, records, ProcedureNotificationEvent)
             await orientation.handle_batch(conn, events, today=today)
@@ -70,8 +71,9 @@ def build(settings: OrientationSettings) -> Runtime:
         return await expire_assignments(conn, days=settings.assignment_expiry_days, limit=SWEEP_BATCH)
 
     async def remind(conn: Conn) -> int:
-        return await remind_truce_end(conn, holder, today=datetime.now(UTC).date(), limit=SWEEP_BATCH)
+        return await remind_truce_end(conn, holder, today=clock.now().date(), limit=SWEEP_BATCH)
 
+    runtime.add_startup(announce_clock)
     runtime.add_startup(load)
     runtime.add_loop(_sweeping(expire, "assignment_expiry", settings.assignment_expiry_interval_s))
     runtime.add_loop(_sweeping(remind, "truce_end_reminder", settings.truce_reminder_interval_s))

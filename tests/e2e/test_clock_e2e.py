@@ -1,0 +1,190 @@
+"""A March case replayed through the three running services with ``PREVEX_CLOCK`` set.
+
+S-06 (a commandement de quitter served in December, earliest expulsion 1 April 2026 at the end of the
+trêve) sent while the services' clock reads 1 March 2026, 09:00 Paris: ingest receives it on that day and
+computes its urgency against it (NORMAL: 31 days left; on the real date, past 1 April, it would be HIGH),
+orientation's own sortie-de-trêve sweep — which only runs in March — reminds its partners and adds the
+SIAO, and the notifier mails all of it. Nothing here calls a function with a date: only the environment
+variable an operator would set reaches the processes. A bad setting stops a service at start instead.
+
+A stack of its own (broker, database, SMTP sink): the session's services run on the system clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas import topics
+from schemas.procedure import ProcedureNotificationEvent, Urgency
+from schemas.topics import ALL_TOPICS
+from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, create_topics, kafka_broker, temporary_database
+from services.devenv.demo import DEMO_INPUTS
+from services.devenv.stack import ServiceProcesses, StackConfig
+from services.platform.db import connect_pool
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+REPLAYED_AT = "2026-03-01T09:00:00+01:00"
+[S06] = [demo for demo in DEMO_INPUTS if demo.scenario.startswith("S-06")]
+# S-06's partners in deploy/referential/seed-90.yaml (CCAS-BELFORT, CD90, TH90), then the SIAO added in March.
+HOLDERS = {"accueil@ccas-belfort.test", "prevention.expulsions@cd90.test", "protocole@territoire-habitat.test"}
+SIAO = "coordination@siao90.test"
+PIPELINE = ("ingest", "orientation", "notifier")
+
+
+@pytest.fixture(scope="module")
+def own_broker() -> Iterator[BrokerEndpoint]:
+    with kafka_broker() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
+    async with temporary_database(pg_server, "prevex_clock_e2e") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
+    with SmtpSink(tmp_path_factory.mktemp("clock-mail")) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+async def replayed(
+    own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServiceProcesses]:
+    """The three services with the clock set to 1 March 2026 and a sweep every half second."""
+    await create_topics(own_broker.bootstrap_servers, ALL_TOPICS)
+    work = tmp_path_factory.mktemp("clock-e2e")
+    config = StackConfig(own_broker.bootstrap_servers, own_database, mail.host, mail.port, work / "sms")
+    extra = {"PREVEX_CLOCK": REPLAYED_AT, "ORIENTATION_TRUCE_REMINDER_INTERVAL_S": "0.5"}
+    processes = ServiceProcesses(config, work / "logs", extra_env=extra)
+    processes.start(*PIPELINE)
+    try:
+        yield processes
+    finally:
+        processes.stop()
+
+
+async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_and_truce_reminder(
+    replayed: ServiceProcesses, own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink
+) -> None:
+    await _publish(own_broker.bootstrap_servers, topics.RAW_CJ, S06.payload(), S06.emitter_id().encode())
+
+    # 3 alerts of the decision, then the reminder: the 3 holders again and the SIAO.
+    mails = await mail.wait_for(7, timeout=120)
+    first = [m for m in mails if "Fin de trêve" not in _subject(m.message)]
+    reminders = [m for m in mails if "Fin de trêve" in _subject(m.message)]
+    assert {m.rcpt_tos[0] for m in first} == HOLDERS
+    assert {m.rcpt_tos[0] for m in reminders} == HOLDERS | {SIAO}
+    assert len(first) == 3
+    assert len(reminders) == 4
+    for m in first:
+        assert _subject(m.message).endswith("(Urgence normale)"), _subject(m.message)
+    for m in reminders:
+        assert "01/04/2026" in _text(m.message)
+
+    [record] = await _records(own_broker.bootstrap_servers, topics.PROCEDURE_NOTIFICATION, 1)
+    notification = ProcedureNotificationEvent.model_validate_json(record).payload.notification
+    assert notification.source.received_at.date() == date(2026, 3, 1)
+    assert notification.derived.earliest_expulsion_date == date(2026, 4, 1)
+    assert notification.derived.urgency is Urgency.NORMAL
+
+    # The stored reception time and the reminder's trêve are the replayed ones, not the machine's.
+    pool = await connect_pool(own_database, schema="ingest", max_size=1)
+    try:
+        received = await pool.fetchval("SELECT received_at FROM raw_inbound")
+        truce_end = await pool.fetchval("SELECT truce_end FROM orientation.truce_reminder")
+    finally:
+        await pool.close()
+    assert datetime(2026, 3, 1, 8, 0, tzinfo=UTC) <= received < datetime(2026, 3, 2, tzinfo=UTC)
+    assert truce_end == date(2026, 4, 1)
+
+    for name in PIPELINE:
+        assert replayed.running(name), f"{name} died; see {replayed.log_path(name)}"
+        [announce] = _log_lines(replayed.log_path(name), "clock_set")
+        assert announce["level"] == "warning"
+        assert announce["clock_start"] == "2026-03-01T08:00:00+00:00"
+        assert announce["frozen"] is False
+
+
+@pytest.mark.parametrize(
+    ("service", "env", "message"),
+    [
+        ("ingest", {"PREVEX_CLOCK": "2026-03-01"}, "PREVEX_CLOCK needs a UTC offset"),
+        ("orientation", {"PREVEX_CLOCK": "1er mars 2026"}, "PREVEX_CLOCK must be an ISO 8601 date-time"),
+        ("notifier", {"PREVEX_CLOCK_FROZEN": "true"}, "PREVEX_CLOCK_FROZEN=true needs PREVEX_CLOCK"),
+    ],
+)
+def test_a_bad_clock_setting_stops_the_service_at_start_saying_why(
+    service: str, env: dict[str, str], message: str
+) -> None:
+    # Nothing to connect to: the settings are read, and refused, before any connection is tried.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREVEX_CLOCK")} | env
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"],
+        env=environment,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "ValidationError" in done.stderr
+
+
+async def _publish(bootstrap: str, topic: str, value: bytes, key: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def _records(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[bytes]:
+    """The first ``count`` records of ``topic``."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"e2e-{uuid.uuid4().hex}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(values) < count:
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    values += [r.value for r in batch if r.value is not None]
+    finally:
+        await consumer.stop()
+    return values
+
+
+def _subject(message: object) -> str:
+    assert isinstance(message, EmailMessage)
+    return str(message["Subject"])
+
+
+def _text(message: object) -> str:
+    assert isinstance(message, EmailMessage)
+    return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+
+
+def _log_lines(path: Path, event: str) -> list[dict[str, object]]:
+    lines = (json.loads(line) for line in path.read_text("utf-8").splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("event") == event]
