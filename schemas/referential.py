@@ -20,7 +20,7 @@ from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from schemas.common import Contract
 from schemas.envelope import Envelope
@@ -46,6 +46,27 @@ FrenchMobile = Annotated[str, Field(pattern=r"^\+33[67]\d{8}$")]
 """A French mobile number in E.164 (+336…, +337…): SMS are only sent to mobiles (RDV-Solidarités' check)."""
 
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+def _without_offset(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local time has no UTC offset: HH:MM or HH:MM:SS")
+    return value
+
+
+LocalTime = Annotated[
+    time,
+    AfterValidator(_without_offset),
+    # Not JSON Schema's "format: time", which is RFC 3339's full-time and demands an offset.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+            "description": "A local wall-clock time (HH:MM[:SS]), without an offset",
+        }
+    ),
+]
+"""A time of day in the contact's zone (Europe/Paris): written ``20:00:00``, never with an offset."""
 
 
 class StructureTypology(StrEnum):
@@ -83,8 +104,8 @@ class Channels(Contract):
 class QuietHours(Contract):
     """Local (Europe/Paris) hours during which SMS wait; ``start > end`` spans midnight (20:00–08:00)."""
 
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:

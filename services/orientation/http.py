@@ -45,7 +45,7 @@ from services.orientation import repository as repo
 from services.orientation.auth import Principal, Role, TokenRegistry
 from services.orientation.domain.diff import EntityKind, diff_referentials
 from services.orientation.domain.matching import DEFAULT_CAP
-from services.orientation.domain.referential import Offer, Referential, Structure
+from services.orientation.domain.referential import INT4_MAX, Offer, Referential, Structure
 from services.orientation.domain.referential_yaml import (
     ReferentialError,
     assemble_referential,
@@ -191,6 +191,10 @@ class HealthOut(BaseModel):
     referentiel_version: int | None
 
 
+class YamlResponse(PlainTextResponse):
+    media_type = "application/yaml"
+
+
 # ------------------------------------------------------------------------------------------ errors
 
 
@@ -250,10 +254,27 @@ def _requires(*allowed: Role) -> Callable[[Principal], Principal]:
 Reader = Annotated[Principal, Depends(_requires(Role.ADMIN, Role.VIEWER))]
 Admin = Annotated[Principal, Depends(_requires(Role.ADMIN))]
 IfMatch = Annotated[str | None, Header(description="The ETag read before: refuses the change if the item changed")]
-Version = Annotated[int | None, Query(ge=1, description="A référentiel version (default: the current one)")]
+# Versions are int4 in PostgreSQL: a larger one is a 422 here, not a database error.
+Version = Annotated[
+    int | None, Query(ge=1, le=INT4_MAX, description="A référentiel version (default: the current one)")
+]
 
 _INVALID: dict[int | str, dict[str, Any]] = {422: {"model": ValidationProblems}}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+
+
+def _json_content(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+
+
+# A route that answers YAML still answers its errors in JSON: declared by content, not by model, or FastAPI
+# would document them with the route's own media type.
+_JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or an unknown bearer token", "content": _json_content(ErrorOut)},
+    403: {"description": "The token lacks the role", "content": _json_content(ErrorOut)},
+    404: {"description": "No such version", "content": _json_content(ErrorOut)},
+    422: {"description": "Invalid request", "content": _json_content(ValidationProblems)},
+}
 
 
 # ------------------------------------------------------------------------------------ collections
@@ -398,17 +419,17 @@ def _referential_routes(app: APIRouter, services: AdminServices) -> None:
     @app.get(
         "/referential/export",
         tags=tags,
-        response_class=PlainTextResponse,
-        responses={200: {"content": {"application/yaml": {}}}, **_NOT_FOUND},
+        response_class=YamlResponse,
+        responses={200: {"description": "The référentiel file"}, **_JSON_ERRORS},
     )
-    async def export_referential(_: Reader, version: Version = None) -> PlainTextResponse:
+    async def export_referential(_: Reader, version: Version = None) -> YamlResponse:
         """The référentiel as the YAML file ``cli referential import`` reads."""
         referential = (await _current(services, version)).referential
-        return PlainTextResponse(dump_referential(referential), media_type="application/yaml")
+        return YamlResponse(dump_referential(referential))
 
     @app.get("/referential/diff", tags=tags, responses=_NOT_FOUND)
     async def diff_referential(
-        _: Reader, from_version: Annotated[int, Query(ge=1)], to_version: Version = None
+        _: Reader, from_version: Annotated[int, Query(ge=1, le=INT4_MAX)], to_version: Version = None
     ) -> DiffOut:
         """What changed between two versions."""
         old, new = await _current(services, from_version), await _current(services, to_version)

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from services.orientation.domain.referential import Offer, Referential, Structure
+from services.orientation.domain.referential import Offer, Referential, Structure, int4
 from services.platform.db import Conn
 
 __all__ = [
@@ -209,7 +209,12 @@ async def insert_offers(conn: Conn, version: int, items: Sequence[tuple[int, Off
 
 
 async def load_version(conn: Conn, version: int) -> LoadedReferential:
-    """The référentiel as it was in ``version`` (validated again as a whole on the way out)."""
+    """The référentiel as it was in ``version`` (validated again as a whole on the way out).
+
+    ``LookupError`` when there is no such version, also for a number no ``integer`` column can hold.
+    """
+    if not int4(version):
+        raise LookupError(f"no référentiel version {version}")
     header = await conn.fetchrow("SELECT default_referent FROM referential_version WHERE version = $1", version)
     if header is None:
         raise LookupError(f"no référentiel version {version}")

@@ -28,6 +28,8 @@ from schemas.referential import Contact, RecordStatus, RefId, StructureTypology
 from schemas.stages import Stage, stage_rank, stages_between
 
 __all__ = [
+    "INT4_MAX",
+    "INT4_MIN",
     "AllocataireFilter",
     "Eligibility",
     "MobilisablePar",
@@ -41,8 +43,13 @@ __all__ = [
     "ZoneEntry",
     "ZoneKind",
     "as_stage_range",
+    "int4",
+    "nul_paths",
     "sorted_stages",
 ]
+
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
+"""PostgreSQL's ``integer`` (int4): the columns of priorities, capacities, counts and versions."""
 
 
 # Sort key of every stage, computed once: matching sorts stage sets for every explanation it writes.
@@ -70,6 +77,23 @@ def as_stage_range(stages: frozenset[Stage]) -> tuple[Stage, Stage] | None:
     return (first, last) if stages_between(first, last) == stages else None
 
 
+def int4(value: int) -> bool:
+    """Whether ``value`` fits a PostgreSQL ``integer`` column (a référentiel version, a priority…)."""
+    return INT4_MIN <= value <= INT4_MAX
+
+
+def nul_paths(value: object, path: str = "") -> list[str]:
+    """Paths (``contacts[0].label``) of the strings in ``value`` (a model's dump) that hold a NUL character,
+    which PostgreSQL cannot store in ``text``: refused at the edge rather than by the database."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in nul_paths(item, f"{path}.{key}" if path else key)]
+    if isinstance(value, list | tuple | frozenset):
+        return [found for index, item in enumerate(value) for found in nul_paths(item, f"{path}[{index}]")]
+    return []
+
+
 def _sorted_values(values: frozenset[Any]) -> list[Any]:
     return sorted(values)
 
@@ -85,6 +109,7 @@ StageSet = Annotated[frozenset[Stage], PlainSerializer(sorted_stages, return_typ
 Amount = Annotated[
     Decimal, Field(ge=0, max_digits=12, decimal_places=2), PlainSerializer(_amount_json, when_used="json")
 ]
+Int4 = Annotated[int, Field(ge=INT4_MIN, le=INT4_MAX)]
 Ratio = Annotated[Decimal, Field(ge=0, max_digits=6, decimal_places=2), PlainSerializer(_amount_json, when_used="json")]
 _COMMUNE_PATTERN = r"^[0-9][0-9AB][0-9]{3}$"  # INSEE code, Corsica's 2A/2B included
 _SIREN_PATTERN = r"^\d{9}$"
@@ -189,7 +214,7 @@ class Eligibility(Contract):
     resources_max: Amount | None = None
     allocataire: AllocataireFilter | None = None
     compositions: Annotated[frozenset[Composition], _SORTED] | None = None
-    children_min: int | None = Field(default=None, ge=0)
+    children_min: int | None = Field(default=None, ge=0, le=INT4_MAX)
     requires_surendettement: bool = Field(default=False, description="False = no constraint")
     valid_from: date | None = None
     valid_to: date | None = None
@@ -206,7 +231,18 @@ class Eligibility(Contract):
         return self
 
 
-class Structure(Contract):
+class _Stored(Contract):
+    """An item stored in the référentiel's tables: no text of it, nested contacts included, holds a NUL."""
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Self:
+        paths = nul_paths(self.model_dump())
+        if paths:
+            raise ValueError(f"text may not contain a NUL character (\\u0000): {', '.join(paths)}")
+        return self
+
+
+class Structure(_Stored):
     """A partner structure (data·inclusion ``Structure``, HSDS ``organization``) and its contacts."""
 
     id: RefId
@@ -226,7 +262,7 @@ class Structure(Contract):
         return any(contact.deliverable for contact in self.contacts)
 
 
-class Offer(Contract):
+class Offer(_Stored):
     """A service of a structure (data·inclusion ``Service``) with its eviction-specific matching data.
 
     ``priority``: higher ranks first (set by the CCAPEX). ``mandatory_stages``: stages at which the
@@ -243,11 +279,11 @@ class Offer(Contract):
     modes_mobilisation: Annotated[frozenset[ModeMobilisation], _SORTED] = frozenset()
     mobilisable_par: Annotated[frozenset[MobilisablePar], _SORTED] = frozenset()
     conditions_acces: str | None = Field(default=None, max_length=2000)
-    priority: int = 0
+    priority: Int4 = 0
     mandatory_stages: StageSet = frozenset()
     eligibility: Eligibility = Eligibility()
     zone: Zone
-    max_new_assignments_per_week: int | None = Field(default=None, ge=1)
+    max_new_assignments_per_week: int | None = Field(default=None, ge=1, le=INT4_MAX)
     date_maj: date | None = None
     suspension_date: date | None = Field(default=None, description="DORA: suspended from this date on")
     status: RecordStatus = RecordStatus.ACTIVE
