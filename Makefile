@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit venv clean
+.PHONY: run test lint typecheck contracts unit venv clean browser-deps
 
 venv: $(STAMP)
 
@@ -28,7 +28,19 @@ typecheck: venv
 contracts: venv
 	$(PY) -m schemas.export --check
 
-test: lint typecheck contracts
+# Debian's chromium for the browser tests (tests/browser; Playwright's own browser download cannot be used):
+# installed when missing if we are root, as CI is; otherwise say how, and those tests skip (they fail under CI=true).
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	  else \
+	    echo "chromium is missing: run 'sudo make browser-deps' (or apt-get install chromium); browser tests skip"; \
+	  fi; }
+
+test: lint typecheck contracts browser-deps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:

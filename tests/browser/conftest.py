@@ -1,0 +1,197 @@
+"""Browser tests: what a partner sees, rendered by a real headless Chromium and checked with axe-core.
+
+Chromium is Debian's package (``/usr/bin/chromium``, installed by ``make browser-deps``, which ``make test``
+runs), driven by Playwright from PyPI through ``executable_path``: Playwright's own browser download is never
+used. Without Chromium these tests fail under ``CI=true`` and are skipped elsewhere, saying how to install it.
+
+Fixtures:
+
+- ``browser`` (session): one Chromium for the whole run.
+- ``page`` / ``phone_page``: a fresh French-locale context per test, desktop (1280×900) or phone (390×844).
+  Any request to a host other than this machine is refused and fails the test at teardown (no CDN, no
+  tracker), and so does an uncaught script error.
+- ``axe``: ``await axe(page, "what")`` runs axe-core in the page and fails listing every serious or critical
+  violation (rule, impact, help, elements).
+- ``screenshot``: ``await screenshot(page, "name")`` writes ``var/screenshots/<name>.png`` (full page) for a
+  person to look at, and returns its path.
+- ``stack`` (package): the services as real processes on a broker, a database and an SMTP sink of their own,
+  so that these tests and ``tests/e2e`` (same consumer groups) never share a broker or a database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import pytest
+from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]
+from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, async_playwright
+
+from schemas.topics import ALL_TOPICS
+from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
+from services.devenv.demo import DemoInput, publish_demo, wait_for_http
+from services.devenv.stack import ServiceProcesses, StackConfig
+
+_ROOT: Final = Path(__file__).resolve().parents[2]
+CHROMIUM: Final = Path("/usr/bin/chromium")
+SCREENSHOTS: Final = _ROOT / "var" / "screenshots"
+# Root needs --no-sandbox. The network is closed: the rest stop Chromium from calling Google hosts
+# (component updates, sync, field trials, QUIC probes) at start and while idle.
+CHROMIUM_ARGS: Final = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+DESKTOP: Final = ViewportSize(width=1280, height=900)
+PHONE: Final = ViewportSize(width=390, height=844)
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+_BLOCKING_IMPACTS: Final = frozenset({"serious", "critical"})
+
+AxeCheck = Callable[[Page, str], Awaitable[None]]
+Screenshot = Callable[[Page, str], Awaitable[Path]]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless; missing, it fails the run in CI and skips these tests elsewhere."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: `make browser-deps` installs Debian's chromium (as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+class _Guard:
+    """What a page did that it must not: reach another host, or throw a script error."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    async def attach(self, context: BrowserContext) -> None:
+        await context.route("**/*", self._route)
+        context.on("weberror", lambda error: self.problems.append(f"script error: {error.error}"))
+
+    async def _route(self, route: Route) -> None:
+        url = route.request.url
+        host = urlsplit(url).hostname or ""
+        if url.startswith(("data:", "about:", "blob:")) or host in _LOCAL_HOSTS:
+            await route.continue_()
+            return
+        self.problems.append(f"request to another host refused: {url}")
+        await route.abort("blockedbyclient")
+
+
+@asynccontextmanager
+async def _page(browser: Browser, viewport: ViewportSize, *, mobile: bool) -> AsyncIterator[Page]:
+    context = await browser.new_context(
+        viewport=viewport, locale="fr-FR", timezone_id="Europe/Paris", is_mobile=mobile, has_touch=mobile
+    )
+    guard = _Guard()
+    await guard.attach(context)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+    assert not guard.problems, "\n".join(guard.problems)
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A desktop page (1280×900) in a context of its own."""
+    async with _page(browser, DESKTOP, mobile=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def phone_page(browser: Browser) -> AsyncIterator[Page]:
+    """A phone page (390×844, touch) in a context of its own."""
+    async with _page(browser, PHONE, mobile=True) as opened:
+        yield opened
+
+
+def _violation_lines(violations: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {', '.join(str(n['target']) for n in v['nodes'])}"
+        for v in violations
+        if v["impact"] in _BLOCKING_IMPACTS
+    ]
+
+
+@pytest.fixture(scope="session")
+def axe() -> AxeCheck:
+    """``await axe(page, what)``: fail listing the page's serious and critical axe-core violations."""
+    runner = Axe()
+
+    async def check(page: Page, what: str) -> None:
+        results = await runner.run(page)
+        lines = _violation_lines(results.response["violations"])
+        assert not lines, f"accessibility of {what}: " + "\n".join(lines)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def screenshot() -> Screenshot:
+    """``await screenshot(page, name)``: the whole page as ``var/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    async def take(page: Page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        await page.screenshot(path=path, full_page=True)
+        return path
+
+    return take
+
+
+@dataclass(frozen=True)
+class BrowserStack:
+    """The running services and what the tests read from or send to them."""
+
+    config: StackConfig
+    services: ServiceProcesses
+    smtp: SmtpSink
+    mail_dir: Path
+
+    async def send(self, *inputs: DemoInput) -> None:
+        """Send demo inputs the way their emitters do (Kafka raw topic, HTTP intake, CSV)."""
+        ingest_url = f"http://127.0.0.1:{self.config.ingest_http_port}"
+        await wait_for_http(ingest_url)
+        await publish_demo(self.config.bootstrap_servers, ingest_url, inputs)
+
+
+@pytest.fixture(scope="package")
+async def stack(pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserStack]:
+    """Every service as a real process on a broker, a database and an SMTP sink of this package's own."""
+    name = f"prevex_browser_{uuid.uuid4().hex[:10]}"
+    database_url = await create_database(pg_server, name)
+    mail_dir = tmp_path_factory.mktemp("browser-mail")
+    try:
+        with kafka_broker() as broker, SmtpSink(mail_dir) as smtp:
+            await create_topics(broker.bootstrap_servers, ALL_TOPICS)
+            config = StackConfig(
+                broker.bootstrap_servers, database_url, smtp.host, smtp.port, tmp_path_factory.mktemp("browser-sms")
+            )
+            services = ServiceProcesses(config, tmp_path_factory.mktemp("browser-logs"))
+            services.start()
+            try:
+                yield BrowserStack(config, services, smtp, mail_dir)
+            finally:
+                services.stop()
+    finally:
+        await drop_database(pg_server, name)
