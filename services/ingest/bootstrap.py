@@ -58,7 +58,7 @@ async def purge_expired_raw(pool: asyncpg.Pool, retention_days: int, *, now: dat
 
 
 def build(settings: IngestSettings) -> Runtime:
-    """Wire ingest: one batch subscription to both raw topics, the HTTP API, a raw-payload retention loop."""
+    """Wire ingest: one batch subscription to the raw topics, the HTTP API, a raw-payload retention loop."""
     runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
     intake = build_intake(settings)
     clock = settings.make_clock()
