@@ -107,9 +107,10 @@ _REJECTIONS: dict[int | str, dict[str, Any]] = {
     422: {"model": RejectedBody, "description": "Rejected with codes; stored and published"},
 }
 _DESCRIPTION = """\
-Procedure notifications from commissaires de justice and bailleurs, for emitters that cannot produce to
-the Kafka raw topics. Payloads are the source formats `prevex.cj-act/1` and `prevex.bailleur-notice/1`
-(JSON Schemas in `schemas/json/sources/`), or a bailleur CSV export (`docs/ingest.md`, "CSV").
+Procedure notifications from commissaires de justice, the préfecture (its CFP request and decision) and
+bailleurs, for emitters that cannot produce to the Kafka raw topics. Payloads are the source formats
+`prevex.cj-act/1` and `prevex.bailleur-notice/1` (JSON Schemas in `schemas/json/sources/`), or a bailleur
+CSV export (`docs/ingest.md`, "CSV").
 
 Authenticate with your API key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`): your identity comes
 from the key, and a payload whose `emitter.siret` is not yours is refused (403 `EMITTER_MISMATCH`).
