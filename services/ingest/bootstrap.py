@@ -80,7 +80,15 @@ def build(settings: IngestSettings) -> Runtime:
             chunk_size=settings.write_chunk_records,
         )
 
-    subscribe_batch(runtime.broker, *_RAW_SOURCES, group_id=GROUP_ID, settings=settings, handler=handle)
+    async def set_aside(record: ConsumerRecord[bytes, bytes], _: BaseException) -> None:
+        # A record whose processing keeps raising is still stored, rejected INTERNAL_ERROR (resubmittable).
+        raw = _raw_input(record, datetime.now(UTC))
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await intake.record_internal_error(conn, raw, clock=raw.received_at.date())
+
+    subscribe_batch(
+        runtime.broker, *_RAW_SOURCES, group_id=GROUP_ID, settings=settings, handler=handle, on_poison=set_aside
+    )
 
     if not settings.http_enabled:
         log.info("http_intake_disabled")
@@ -111,15 +119,4 @@ async def _tune_garbage_collection(_: Runtime) -> None:
 
 
 def _raw_input(record: ConsumerRecord[bytes, bytes], received_at: datetime) -> RawInput:
-    # The record key is the emitter id: on a real cluster, ACLs bind it to the producing principal.
-    key = record.key.decode("utf-8", "replace") if record.key else None
-    return RawInput(
-        payload=record.value or b"",
-        source_system=_RAW_SOURCES[record.topic],
-        channel=f"kafka:{record.topic}",
-        emitter_key=key,
-        received_at=received_at,
-        kafka_topic=record.topic,
-        kafka_partition=record.partition,
-        kafka_offset=record.offset,
-    )
+    return RawInput.of_record(record, _RAW_SOURCES[record.topic], received_at)

@@ -3,7 +3,8 @@
 Commands (``--help`` on each for its options):
 
 - ``csv FILE --emitter SIRET``: ingest a bailleur CSV export, print the per-line report;
-- ``rejections list|show|resubmit``: find rejections, read one, re-submit a corrected payload for it;
+- ``rejections list|show|resubmit``: find rejections, read one, re-submit a corrected payload for it (or,
+  ``--stored``, its own raw payload: after an ``INTERNAL_ERROR``, once the code is fixed);
 - ``purge-raw``: blank raw payloads older than the retention now (the service also does it hourly);
 - ``api-key``: a new API key for an emitter, and the hash to put in the emitters file;
 - ``openapi``: print the HTTP API's OpenAPI document (``--check``: compare with the committed one).
@@ -70,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--payload", action="store_true", help="print the raw payload (personal data: screen only)")
     resubmit = actions.add_parser("resubmit", help="re-submit a corrected JSON payload for a rejection")
     resubmit.add_argument("rejection_id", type=uuid.UUID)
-    resubmit.add_argument("file", help="the corrected payload (JSON source document), or - for stdin")
+    resubmit.add_argument("file", nargs="?", help="the corrected payload (JSON source document), or - for stdin")
+    resubmit.add_argument(
+        "--stored", action="store_true", help="instead of a file: the rejection's own raw payload (INTERNAL_ERROR)"
+    )
     resubmit.add_argument("--emitter", help="submit as this emitter (to correct EMITTER_UNKNOWN)")
 
     purge = commands.add_parser("purge-raw", help="blank raw payloads older than the retention, now")
@@ -166,7 +170,9 @@ async def _rejections(args: argparse.Namespace, settings: IngestSettings, schema
                 return EXIT_NOT_FOUND
             _show(detail, out, payload=args.payload)
             return EXIT_OK
-        payload = await asyncio.to_thread(_read_input, args.file)
+        payload = await _resubmitted_payload(args, pool)
+        if payload is None:
+            return EXIT_NOT_FOUND
         submissions = Submissions(build_intake(settings), lambda: pool, now=settings.make_clock().now)
         result = await submissions.resubmit(args.rejection_id, payload, emitter_id=args.emitter)
     if result is None:
@@ -174,6 +180,19 @@ async def _rejections(args: argparse.Namespace, settings: IngestSettings, schema
         return EXIT_NOT_FOUND
     _print_result(result, out)
     return EXIT_REJECTED if result.outcome is Outcome.REJECTED else EXIT_OK
+
+
+async def _resubmitted_payload(args: argparse.Namespace, pool: asyncpg.Pool) -> bytes | None:
+    """The payload ``rejections resubmit`` submits: the file's, or the rejection's stored raw payload
+    (``None``, after saying why, when there is no such rejection or its payload was purged)."""
+    if not args.stored:
+        return await asyncio.to_thread(_read_input, args.file)
+    async with pool.acquire() as conn:
+        detail = await repo.get_rejection(conn, args.rejection_id)
+    if detail is None or not detail.payload:
+        _complain(f"no stored payload for rejection {args.rejection_id}")
+        return None
+    return detail.payload
 
 
 async def _list(args: argparse.Namespace, pool: asyncpg.Pool, out: TextIO) -> int:
@@ -250,7 +269,10 @@ async def run(
     argv: Sequence[str], *, settings: IngestSettings | None = None, schema: str = SCHEMA, out: TextIO = sys.stdout
 ) -> int:
     """Run one command; ``settings`` and ``schema`` default to the service's (tests pass their own)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "rejections" and args.action == "resubmit" and args.stored == (args.file is not None):
+        parser.error("rejections resubmit takes either a file or --stored")
     settings = settings or IngestSettings()
     if args.command == "csv":
         return await _csv(args, settings, schema, out)

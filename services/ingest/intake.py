@@ -24,6 +24,7 @@ acts of one household in the same batch link exactly as if they had come in two 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+
+from aiokafka import ConsumerRecord
 
 from schemas import topics
 from schemas.envelope import new_envelope_fields
@@ -54,10 +57,14 @@ from services.ingest.domain.normalise import Accepted, Rejected, RejectionError,
 from services.ingest.domain.rejections import WarningCode
 from services.ingest.emitters import EmitterRegistry
 from services.platform.db import Conn
+from services.platform.isolation import TransientError, failure_summary
+from services.platform.kafka import HeaderEntry, key_text, undecodable_headers
+from services.platform.kafka import header_entries as kafka_header_entries
 from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage, enqueue
 
 __all__ = [
+    "INTERNAL_ERROR",
     "PRODUCER",
     "SCHEMA",
     "ConcurrentDeliveryError",
@@ -73,7 +80,11 @@ __all__ = [
 
 PRODUCER = "ingest"
 SCHEMA = "ingest"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+"""The rejection code of an input whose processing raised: a bug in ingest, not in the input. Its raw
+payload is kept; ops re-submit it (``rejections resubmit ID --stored``) once the code is fixed."""
 _MAX_EMITTER_REF = 64  # schemas.ingest.EmitterRef
+_MAX_HEADER_IN_PATH = 64
 
 log = get_logger(__name__)
 _level = logging.getLogger(__name__)  # the stdlib logger behind ``log``: its level decides what is emitted
@@ -118,6 +129,36 @@ class RawInput:
     warnings: tuple[str, ...] = ()
     corrects_rejection_id: uuid.UUID | None = None
     source_line: int | None = None
+    kafka_key: bytes | None = None
+    """The Kafka record key as received, when it is not UTF-8 (``emitter_key`` has it with U+FFFD)."""
+    kafka_headers: list[HeaderEntry] | None = None
+    """The Kafka record headers as received (:func:`services.platform.kafka.header_entries`)."""
+    undecodable_headers: tuple[str, ...] = ()
+    """Names of the Kafka headers whose value is not text; named in the input's rejection if it has one."""
+
+    @classmethod
+    def of_record(
+        cls, record: ConsumerRecord[bytes, bytes], source_system: SourceSystem, received_at: datetime
+    ) -> RawInput:
+        """A raw input from a Kafka record of a raw topic, whatever its key and headers hold.
+
+        The record key is the emitter id (on a real cluster, ACLs bind it to the producing principal);
+        a key that is not UTF-8 is read with replacement characters, so it names no known emitter.
+        """
+        key = key_text(record)
+        return cls(
+            payload=record.value or b"",
+            source_system=source_system,
+            channel=f"kafka:{record.topic}",
+            emitter_key=key or None,
+            received_at=received_at,
+            kafka_topic=record.topic,
+            kafka_partition=record.partition,
+            kafka_offset=record.offset,
+            kafka_key=record.key if key is not None and "\ufffd" in key else None,
+            kafka_headers=kafka_header_entries(record),
+            undecodable_headers=tuple(undecodable_headers(record)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,8 +552,23 @@ class Intake:
         prepared = []
         for raw in inputs:
             row = self._raw_row(raw)
-            prepared.append(Prepared(raw, row, self._validate(raw, row.payload_sha256, clock)))
+            try:
+                verdict = self._validate(raw, row.payload_sha256, clock)
+            except Exception as error:
+                # A bug reached by one input must not fail the others. Not log.exception: the exception's
+                # message may quote the input (personal data); where it failed is enough to find the bug.
+                log.error("raw_input_internal_error", channel=raw.channel, error=failure_summary(error))  # noqa: TRY400
+                verdict = _internal_error(raw, row.payload_sha256)
+            prepared.append(Prepared(raw, row, verdict))
         return prepared
+
+    async def record_internal_error(self, conn: Conn, raw: RawInput, *, clock: date) -> IntakeResult:
+        """Store ``raw`` rejected with :data:`INTERNAL_ERROR`, without validating it: its processing raised
+        (in a transaction, where :meth:`prepare` cannot catch it), so it is set aside for the others to go
+        on. In the caller's transaction; a Kafka record already stored is left as it is."""
+        row = self._raw_row(raw)
+        [result] = await self.record(conn, [Prepared(raw, row, _internal_error(raw, row.payload_sha256))], clock=clock)
+        return result
 
     async def record(
         self,
@@ -583,9 +639,17 @@ class Intake:
             received_at=raw.received_at,
             corrects_rejection_id=raw.corrects_rejection_id,
             source_line=raw.source_line,
+            kafka_key=raw.kafka_key,
+            kafka_headers=None if raw.kafka_headers is None else json.dumps(raw.kafka_headers),
         )
 
     def _validate(self, raw: RawInput, payload_sha256: str, clock: date) -> Accepted | Rejected:
+        verdict = self._verdict(raw, payload_sha256, clock)
+        if isinstance(verdict, Rejected) and (details := _kafka_details(raw)):
+            return dataclasses.replace(verdict, codes=(*verdict.codes, *details))
+        return verdict
+
+    def _verdict(self, raw: RawInput, payload_sha256: str, clock: date) -> Accepted | Rejected:
         if raw.refusal is not None:
             refusal = raw.refusal
             return Rejected((refusal.error,), _emitter_ref(raw.emitter_key), refusal.external_ref, payload_sha256)
@@ -701,7 +765,32 @@ class Intake:
         return IntakeResult(outcome, receipt=receipt), message
 
 
-class ConcurrentDeliveryError(RuntimeError):
+def _internal_error(raw: RawInput, payload_sha256: str) -> Rejected:
+    error = RejectionError(
+        INTERNAL_ERROR, None, "ingest failed to process this input; it is kept and will be re-submitted once fixed"
+    )
+    return Rejected((error, *_kafka_details(raw)), _emitter_ref(raw.emitter_key), None, payload_sha256)
+
+
+def _kafka_details(raw: RawInput) -> tuple[RejectionError, ...]:
+    """What a rejection says about a Kafka record's key and headers that are not text (stored as bytes with
+    the raw input): the names, never the values."""
+    details = [
+        RejectionError(
+            "KAFKA_HEADER_NOT_TEXT",
+            f"headers.{name[:_MAX_HEADER_IN_PATH]}",
+            "this Kafka header's value is not UTF-8 text (or is null); it is kept as bytes with the input",
+        )
+        for name in raw.undecodable_headers
+    ]
+    if raw.kafka_key is not None:
+        details.append(
+            RejectionError("KAFKA_KEY_NOT_TEXT", None, "the Kafka record key is not UTF-8; it is kept as bytes")
+        )
+    return tuple(details)
+
+
+class ConcurrentDeliveryError(TransientError):
     """Another transaction stored a Kafka record of this batch while it was processed (a consumer group
     rebalance let two consumers read it). The batch must be rolled back; redelivered, it is skipped."""
 

@@ -61,6 +61,9 @@ class RawRow:
     received_at: datetime
     corrects_rejection_id: uuid.UUID | None = None
     source_line: int | None = None
+    kafka_key: bytes | None = None
+    kafka_headers: str | None = None
+    """JSON text of the Kafka headers (:func:`services.platform.kafka.header_entries`)."""
     outcome: str = "PENDING"
 
 
@@ -207,9 +210,13 @@ async def insert_raw(conn: Conn, rows: Sequence[RawRow]) -> int:
         return 0
     inserted = await conn.fetch(
         "INSERT INTO raw_inbound (raw_id, source_system, channel, kafka_topic, kafka_partition, kafka_offset,"
-        " emitter_key, payload, payload_sha256, received_at, corrects_rejection_id, source_line, outcome)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],"
-        " $7::text[], $8::bytea[], $9::text[], $10::timestamptz[], $11::uuid[], $12::int[], $13::text[])"
+        " emitter_key, payload, payload_sha256, received_at, corrects_rejection_id, source_line, kafka_key,"
+        " kafka_headers, outcome)"
+        # Headers come as JSON text, cast here: a jsonb[] parameter would read a list of lists as dimensions.
+        " SELECT r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14::jsonb, r15"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[],"
+        " $7::text[], $8::bytea[], $9::text[], $10::timestamptz[], $11::uuid[], $12::int[], $13::bytea[],"
+        " $14::text[], $15::text[]) AS u(r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15)"
         " ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING RETURNING raw_id",
         *_columns(rows, RawRow),
     )

@@ -28,7 +28,7 @@ from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
 from services.notifier.templates import load_templates
 from services.platform.clock import announce_clock
-from services.platform.consume import decode_or_park
+from services.platform.consume import decode_or_park, parking
 from services.platform.kafka import subscribe_batch
 from services.platform.links import LinkKeys
 from services.platform.logging import get_logger
@@ -108,11 +108,22 @@ def build(settings: NotifierSettings) -> Runtime:
             events = await decode_or_park(conn, records, OrientationDecidedEvent)
             await record_decisions(conn, events, topics.ORIENTATION_DECIDED)
 
+    park = parking(lambda: runtime.pool)
     subscribe_batch(
-        runtime.broker, topics.REFERENTIAL_CHANGED, group_id=GROUP_ID, settings=settings, handler=on_referential
+        runtime.broker,
+        topics.REFERENTIAL_CHANGED,
+        group_id=GROUP_ID,
+        settings=settings,
+        handler=on_referential,
+        on_poison=park,
     )
     subscribe_batch(
-        runtime.broker, topics.ORIENTATION_DECIDED, group_id=GROUP_ID, settings=settings, handler=on_decided
+        runtime.broker,
+        topics.ORIENTATION_DECIDED,
+        group_id=GROUP_ID,
+        settings=settings,
+        handler=on_decided,
+        on_poison=park,
     )
 
     async def plan(rt: Runtime) -> int:

@@ -23,7 +23,7 @@ from services.orientation.referential_store import SCHEMA, ReferentialHolder, co
 from services.orientation.settings import OrientationSettings, ReferentialImport
 from services.orientation.truce import remind_truce_end
 from services.platform.clock import announce_clock
-from services.platform.consume import decode_or_park
+from services.platform.consume import decode_or_park, parking
 from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
@@ -77,11 +77,22 @@ def build(settings: OrientationSettings) -> Runtime:
     runtime.add_startup(load)
     runtime.add_loop(_sweeping(expire, "assignment_expiry", settings.assignment_expiry_interval_s))
     runtime.add_loop(_sweeping(remind, "truce_end_reminder", settings.truce_reminder_interval_s))
+    park = parking(lambda: runtime.pool)
     subscribe_batch(
-        runtime.broker, topics.PROCEDURE_NOTIFICATION, group_id=GROUP_ID, settings=settings, handler=on_notice
+        runtime.broker,
+        topics.PROCEDURE_NOTIFICATION,
+        group_id=GROUP_ID,
+        settings=settings,
+        handler=on_notice,
+        on_poison=park,
     )
     subscribe_batch(
-        runtime.broker, topics.ASSIGNMENT_STATUS, group_id=STATUS_GROUP_ID, settings=settings, handler=on_status
+        runtime.broker,
+        topics.ASSIGNMENT_STATUS,
+        group_id=STATUS_GROUP_ID,
+        settings=settings,
+        handler=on_status,
+        on_poison=park,
     )
     if settings.http_enabled:
         # Bound at start by the runtime: a taken port stops the service with a clear error.
