@@ -20,6 +20,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -173,6 +174,15 @@ class BrowserStack:
         ingest_url = f"http://127.0.0.1:{self.config.ingest_http_port}"
         await wait_for_http(ingest_url)
         await publish_demo(self.config.bootstrap_servers, ingest_url, inputs)
+
+    async def stored_emails(self, count: int, timeout_s: float = 120) -> list[Path]:
+        """The ``.eml`` files of the SMTP sink, in arrival order, once there are at least ``count``."""
+        await self.smtp.wait_for(count, timeout=timeout_s)
+        # The sink records a message before it writes the file: wait for the file too.
+        async with asyncio.timeout(10):
+            while len(files := sorted(self.mail_dir.glob("*.eml"))) < count:  # noqa: ASYNC110 (files: no event)
+                await asyncio.sleep(0.05)
+        return files
 
 
 @pytest.fixture(scope="package")

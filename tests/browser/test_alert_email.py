@@ -51,10 +51,11 @@ def _normal(text: str) -> str:
 
 
 def _sentences_and_links(text: str) -> tuple[list[str], set[tuple[str, str]]]:
-    """The plain-text part's lines, and its links as (what they open, address); the signature dashes left out."""
+    """The plain-text part's lines, and its links as (what they open, address); the signature dashes and the
+    "- " of list items (bullets in HTML) left out."""
     sentences: list[str] = []
     links: set[tuple[str, str]] = set()
-    for line in filter(None, (raw.strip() for raw in text.splitlines())):
+    for line in filter(None, (raw.strip().removeprefix("- ") for raw in text.splitlines())):
         if match := _LINK_LINE.match(line):
             links.add((_normal(match["label"]), match["url"]))
         elif line != "--":
@@ -73,8 +74,7 @@ async def test_each_alert_email_renders_accessibly_and_says_what_its_text_part_s
     stack: Any, page: Page, phone_page: Page, axe: Any, screenshot: Any
 ) -> None:
     await stack.send(S01)
-    await stack.smtp.wait_for(S01.emails, timeout=120)
-    emls = sorted(stack.mail_dir.glob("*.eml"))
+    emls = await stack.stored_emails(S01.emails)
     assert len(emls) == S01.emails
 
     urgencies = [urgency_label(urgency) for urgency in Urgency]
