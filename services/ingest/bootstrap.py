@@ -82,7 +82,7 @@ def build(settings: IngestSettings) -> Runtime:
 
     async def set_aside(record: ConsumerRecord[bytes, bytes], _: BaseException) -> None:
         # A record whose processing keeps raising is still stored, rejected INTERNAL_ERROR (resubmittable).
-        raw = _raw_input(record, datetime.now(UTC))
+        raw = _raw_input(record, clock.now())
         async with runtime.pool.acquire() as conn, conn.transaction():
             await intake.record_internal_error(conn, raw, clock=raw.received_at.date())
 
