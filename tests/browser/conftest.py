@@ -16,16 +16,22 @@ Fixtures:
   person to look at, and returns its path.
 - ``stack`` (package): the services as real processes on a broker, a database and an SMTP sink of their own,
   so that these tests and ``tests/e2e`` (same consumer groups) never share a broker or a database.
+- ``alerts`` (package): S-01 (Belfort) and S-04 (Valdoie) sent the way their commissaire de justice sends
+  them, and the emails they caused, read from the ``.eml`` files the SMTP sink stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -36,7 +42,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportS
 
 from schemas.topics import ALL_TOPICS
 from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
-from services.devenv.demo import DemoInput, publish_demo, wait_for_http
+from services.devenv.demo import DEMO_INPUTS, DemoInput, publish_demo, wait_for_http
 from services.devenv.stack import ServiceProcesses, StackConfig
 
 _ROOT: Final = Path(__file__).resolve().parents[2]
@@ -57,6 +63,11 @@ DESKTOP: Final = ViewportSize(width=1280, height=900)
 PHONE: Final = ViewportSize(width=390, height=844)
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 _BLOCKING_IMPACTS: Final = frozenset({"serious", "critical"})
+# S-01 (commandement de payer, Belfort: CCAS-BELFORT, CDAD90, CD90) and S-04 (assignation, Valdoie: CD90,
+# CDAD90, FSL90): two cases that share some structures and not others.
+ALERTED_INPUTS: Final = (DEMO_INPUTS[0], DEMO_INPUTS[3])
+# A plain-text line that carries a link: "<what it opens> : <address>".
+_LINK_LINE: Final = re.compile(r"^(?P<label>.+?) : (?P<url>https?://\S+)$")
 
 AxeCheck = Callable[[Page, str], Awaitable[None]]
 Screenshot = Callable[[Page, str], Awaitable[Path]]
@@ -205,3 +216,37 @@ async def stack(pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFa
                 services.stop()
     finally:
         await drop_database(pg_server, name)
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """One email as the SMTP sink stored it (a ``.eml`` file), read as a mail client reads it."""
+
+    path: Path
+    recipient: str
+    subject: str
+    text: str
+    html: str
+
+    @classmethod
+    def read(cls, path: Path) -> StoredAlert:
+        """Parse ``path``; fails when the email lacks its plain-text or its HTML part."""
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        plain, html = message.get_body(("plain",)), message.get_body(("html",))
+        assert plain is not None, f"{path.name} has no plain-text part"
+        assert html is not None, f"{path.name} has no HTML part"
+        return cls(path, str(message["To"]), str(message["Subject"]), plain.get_content(), html.get_content())
+
+    def text_links(self) -> dict[str, str]:
+        """The plain-text part's links: what each opens (its label) → its address."""
+        matches = (_LINK_LINE.match(line.strip()) for line in self.text.splitlines())
+        return {match["label"]: match["url"] for match in matches if match}
+
+
+@pytest.fixture(scope="package")
+async def alerts(stack: BrowserStack) -> list[StoredAlert]:
+    """The emails S-01 and S-04 caused, in arrival order."""
+    await stack.send(*ALERTED_INPUTS)
+    paths = await stack.stored_emails(sum(item.emails for item in ALERTED_INPUTS))
+    return [StoredAlert.read(path) for path in paths]
