@@ -243,7 +243,8 @@ def _read_header(line: str) -> tuple[Column, ...] | RejectionError:
         return _header_error("the header line cannot be read as ';'-separated values")
     if len(names) == 1 and ("," in line or "\t" in line):
         return _header_error("columns must be separated by ';'")
-    unknown = [name[:40] for name in names if name not in _BY_NAME]
+    # Quoted back to the emitter and stored (jsonb): a control character, NUL above all, is shown as "?".
+    unknown = ["".join(c if c.isprintable() else "?" for c in name[:40]) for name in names if name not in _BY_NAME]
     if unknown:
         return _header_error(f"unknown columns: {_listed(unknown)}")
     if len(set(names)) != len(names):
