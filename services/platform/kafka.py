@@ -129,8 +129,9 @@ def key_text(record: ConsumerRecord[bytes, bytes]) -> str | None:
 
 
 def undecodable_headers(record: ConsumerRecord[bytes, bytes]) -> list[str]:
-    """Names of the record's headers whose value is not text: ``None``, not UTF-8, or holding NUL."""
-    return [name for name, value in record.headers if _header_text(value) is None]
+    """Names of the record's headers whose value is not text: ``None``, not UTF-8, or holding NUL (a NUL in
+    a name is replaced by U+FFFD: names are stored as text)."""
+    return [name.replace("\x00", "\ufffd") for name, value in record.headers if _header_text(value) is None]
 
 
 def header_entries(record: ConsumerRecord[bytes, bytes]) -> list[HeaderEntry] | None:
@@ -145,6 +146,7 @@ def header_entries(record: ConsumerRecord[bytes, bytes]) -> list[HeaderEntry] | 
 
 
 def _header_entry(name: str, value: bytes | None) -> HeaderEntry:
+    name = name.replace("\x00", "\ufffd")  # PostgreSQL jsonb refuses NUL, even escaped
     text = _header_text(value)
     if value is None or text is not None:
         return {"name": name, "value": text}
