@@ -1,0 +1,1 @@
+"""The workspace's pure domain: labels, case file views, actions, sessions, référentiel search."""

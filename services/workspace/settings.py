@@ -1,0 +1,51 @@
+"""Workspace settings: environment variables prefixed ``WORKSPACE_``.
+
+``link_secrets`` is a secret (``SecretStr``: environment only, never in ``repr`` or logs, no default).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from services.platform.links import LinkKeys
+from services.platform.settings import ServiceSettings
+
+__all__ = ["WorkspaceSettings"]
+
+
+class WorkspaceSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="WORKSPACE_", extra="ignore")
+
+    link_secrets: SecretStr = Field(
+        default=SecretStr(""),
+        description="HMAC secrets of the alerts' links, comma-separated; every one verifies (key rotation)",
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8083, ge=1, le=65_535)
+    # Off only for plain http on the loopback (make run, tests): browsers drop Secure cookies over http.
+    cookie_secure: bool = True
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60, description="A silent session ends after")
+    session_absolute_hours: int = Field(default=12, ge=1, le=7 * 24, description="Any session ends after")
+    retention_days: int = Field(
+        default=365, ge=0, le=3650, description="Personal data of a closed procedure is purged after"
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="How often the purge runs")
+
+    def link_keys(self) -> LinkKeys:
+        """The verifying keys; raises ``ValueError`` when none is configured (the service does not start)."""
+        return LinkKeys.parse(self.link_secrets.get_secret_value())
+
+    @property
+    def session_idle(self) -> timedelta:
+        return timedelta(minutes=self.session_idle_minutes)
+
+    @property
+    def session_absolute(self) -> timedelta:
+        return timedelta(hours=self.session_absolute_hours)
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
