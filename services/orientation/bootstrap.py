@@ -44,8 +44,8 @@ def build(settings: OrientationSettings) -> Runtime:
     runtime = Runtime("orientation", settings, schema=SCHEMA, migrations=files("services.orientation") / "migrations")
     holder = ReferentialHolder()
     orientation = Orientation(holder, max_structures=settings.max_structures)
-    statuses = StatusHandler(holder)
     clock = settings.make_clock()
+    statuses = StatusHandler(holder, clock=clock)
     # Read before anything starts: a broken tokens file stops the service at once.
     tokens = load_tokens(settings.admin_tokens_path)
 
@@ -58,20 +58,19 @@ def build(settings: OrientationSettings) -> Runtime:
         log.info("referential_ready", version=active.version, imported=imported is not None, republished=published)
 
     async def on_notice(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        today = clock.now().date()
         async with runtime.pool.acquire() as conn, conn.transaction():
             events = await decode_or_park(conn, records, ProcedureNotificationEvent)
-            await orientation.handle_batch(conn, events, today=today)
+            await orientation.handle_batch(conn, events, now=clock.now())
 
     async def on_status(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         async with runtime.pool.acquire() as conn, conn.transaction():
             await statuses.handle_batch(conn, await decode_or_park(conn, records, AssignmentStatusEvent))
 
     async def expire(conn: Conn) -> int:
-        return await expire_assignments(conn, days=settings.assignment_expiry_days, limit=SWEEP_BATCH)
+        return await expire_assignments(conn, days=settings.assignment_expiry_days, now=clock.now(), limit=SWEEP_BATCH)
 
     async def remind(conn: Conn) -> int:
-        return await remind_truce_end(conn, holder, today=clock.now().date(), limit=SWEEP_BATCH)
+        return await remind_truce_end(conn, holder, now=clock.now(), limit=SWEEP_BATCH)
 
     runtime.add_startup(announce_clock)
     runtime.add_startup(load)
@@ -97,7 +96,11 @@ def build(settings: OrientationSettings) -> Runtime:
     if settings.http_enabled:
         # Bound at start by the runtime: a taken port stops the service with a clear error.
         services = AdminServices(
-            pool=lambda: runtime.pool, holder=holder, tokens=tokens, max_structures=settings.max_structures
+            pool=lambda: runtime.pool,
+            holder=holder,
+            tokens=tokens,
+            max_structures=settings.max_structures,
+            clock=clock,
         )
         runtime.add_http(create_app(services), host=settings.http_host, port=settings.http_port)
     return runtime

@@ -161,7 +161,8 @@ async def _simulate(args: argparse.Namespace, out: TextIO) -> int:
             if latest is None:
                 raise CliError("the database holds no référentiel; import one or pass --referential FILE")
             active = await load_active(conn, args.version or latest)
-            state = None if args.no_state else await read_state(conn, canonical, active.referential)
+            now = OrientationSettings().make_clock().now()
+            state = None if args.no_state else await read_state(conn, canonical, active.referential, now=now)
         result = run_simulation(active.matcher, canonical, referentiel_version=active.version, k=k, on=on, state=state)
     print(result.model_dump_json(indent=2) if args.json else result.text, file=out)
     return OK

@@ -61,6 +61,7 @@ from services.orientation.referential_store import (
     load_active,
 )
 from services.orientation.simulate import SimulationOut, parse_canonical, read_state, run_simulation
+from services.platform.clock import SYSTEM_CLOCK, Clock
 from services.platform.logging import get_logger
 
 __all__ = ["API_TITLE", "OPENAPI_PATH", "AdminServices", "create_app", "openapi_document"]
@@ -79,12 +80,13 @@ Item = Structure | Offer
 @dataclass(frozen=True)
 class AdminServices:
     """What the API needs from the running service. ``pool`` is a function: the pool only exists once
-    the service started, after the app was built."""
+    the service started, after the app was built. ``clock`` dates the week whose capacity ``simulate`` reads."""
 
     pool: Callable[[], asyncpg.Pool]
     holder: ReferentialHolder
     tokens: TokenRegistry
     max_structures: int
+    clock: Clock = SYSTEM_CLOCK
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -649,7 +651,7 @@ def _simulate_routes(app: APIRouter, services: AdminServices) -> None:
         state = None
         if with_state:
             async with services.pool().acquire() as conn:
-                state = await read_state(conn, canonical, active.referential)
+                state = await read_state(conn, canonical, active.referential, now=services.clock.now())
         k = k or services.max_structures
         return run_simulation(active.matcher, canonical, referentiel_version=active.version, k=k, on=on, state=state)
 

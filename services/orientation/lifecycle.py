@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from schemas import topics
 from schemas.assignment import (
@@ -37,6 +38,7 @@ from services.orientation import repository as repo
 from services.orientation.domain.events import OVERRIDE_EXPLANATION, override_payload
 from services.orientation.domain.lifecycle import Refusal, Verdict, check_change
 from services.orientation.referential_store import PRODUCER, SCHEMA, ReferentialHolder
+from services.platform.clock import SYSTEM_CLOCK, Clock
 from services.platform.db import Conn
 from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
@@ -48,10 +50,12 @@ log = get_logger(__name__)
 
 
 class StatusHandler:
-    """Applies ``assignment.status`` events to orientation's assignments."""
+    """Applies ``assignment.status`` events to orientation's assignments; ``clock`` dates the assignments
+    a CCAPEX ``ADD`` opens."""
 
-    def __init__(self, holder: ReferentialHolder) -> None:
+    def __init__(self, holder: ReferentialHolder, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._holder = holder
+        self._clock = clock
 
     async def handle_batch(self, conn: Conn, events: Sequence[AssignmentStatusEvent]) -> None:
         """Apply a batch in the caller's transaction, the procedures it touches locked."""
@@ -159,6 +163,7 @@ class StatusHandler:
                     origin="OVERRIDE",
                 )
             ],
+            now=self._clock.now(),
         )
         if decided is not None:
             await repo.insert_decisions(conn, [repo.DecisionRow.of(decided)])
@@ -170,13 +175,14 @@ class StatusHandler:
         log.info("assignment_added_by_ccapex", assignment_id=str(assignment_id), structure_id=change.structure_id)
 
 
-async def expire_assignments(conn: Conn, *, days: int, limit: int = 500) -> int:
-    """Expire up to ``limit`` OUVERTE assignments older than ``days``, in the caller's transaction.
+async def expire_assignments(conn: Conn, *, days: int, now: datetime, limit: int = 500) -> int:
+    """Expire up to ``limit`` OUVERTE assignments created more than ``days`` before ``now`` (the service's
+    clock), in the caller's transaction.
 
     Each gets a history line and an ``assignment.status`` event (``EXPIREE``, ``by=SYSTEM``). Returns
     how many expired; call again while it returns ``limit``.
     """
-    expired = await repo.expire_due(conn, days=days, limit=limit)
+    expired = await repo.expire_due(conn, days=days, limit=limit, now=now)
     if not expired:
         return 0
     await repo.insert_history(

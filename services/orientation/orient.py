@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 
 from schemas import topics
 from schemas.orientation import AssignmentKind, OrientationDecidedEvent, OrientationUnmatchedEvent
@@ -48,8 +48,8 @@ class CapacityLedger:
         self._used = used
 
     @classmethod
-    async def load(cls, conn: Conn, active: ActiveReferential) -> CapacityLedger:
-        return cls(active, await repo.weekly_assignment_counts(conn, active.matcher.capped_offers))
+    async def load(cls, conn: Conn, active: ActiveReferential, *, now: datetime) -> CapacityLedger:
+        return cls(active, await repo.weekly_assignment_counts(conn, active.matcher.capped_offers, now=now))
 
     def remaining(self) -> dict[str, int | None]:
         """Offer id → new assignments still possible this week, for the capped offers."""
@@ -71,13 +71,13 @@ class _Batch:
 
     active: ActiveReferential
     ledger: CapacityLedger
-    today: date
+    now: datetime
     assignments: list[repo.NewAssignment] = field(default_factory=list)
     decisions: list[repo.DecisionRow] = field(default_factory=list)
     messages: list[OutboxMessage] = field(default_factory=list)
 
     async def flush(self, conn: Conn) -> None:
-        await repo.insert_assignments(conn, self.assignments)
+        await repo.insert_assignments(conn, self.assignments, now=self.now)
         await repo.insert_decisions(conn, self.decisions)
         await enqueue(conn, SCHEMA, self.messages)
 
@@ -89,8 +89,9 @@ class Orientation:
         self._holder = holder
         self._k = max_structures
 
-    async def handle_batch(self, conn: Conn, events: Sequence[ProcedureNotificationEvent], *, today: date) -> None:
-        """Orient a batch of notices in the caller's transaction.
+    async def handle_batch(self, conn: Conn, events: Sequence[ProcedureNotificationEvent], *, now: datetime) -> None:
+        """Orient a batch of notices in the caller's transaction, at ``now`` (the service's clock: the day
+        offers are judged on, the week capacity is counted in, the new assignments' creation time).
 
         Notices already seen (inbox), late ones and clôtures are skipped. The batch reads the procedures'
         state and this week's capacity once, keeps both current as it decides (a procedure twice in a
@@ -115,7 +116,7 @@ class Orientation:
         if not to_orient:
             return
         states = await repo.procedure_states(conn, (event.payload.procedure_id for event in to_orient))
-        batch = _Batch(active, await CapacityLedger.load(conn, active), today)
+        batch = _Batch(active, await CapacityLedger.load(conn, active, now=now), now)
         for event in to_orient:
             with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
                 self._orient(event, states[event.payload.procedure_id], batch)
@@ -130,7 +131,7 @@ class Orientation:
             excluded_structures=state.removed_structures,
             remaining_capacity=ledger.remaining(),
             k=self._k,
-            on=batch.today,
+            on=batch.now.date(),
         )
         ids = {a.structure_id: state.open_assignments.get(a.structure_id) or uuid.uuid4() for a in result.assignments}
         payload = decided_payload(notice, result, referentiel_version=active.version, assignment_ids=ids)

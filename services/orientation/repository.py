@@ -170,8 +170,8 @@ async def procedure_state(conn: Conn, procedure_id: uuid.UUID, *, lock: bool = T
     return (await procedure_states(conn, [procedure_id], lock=lock))[procedure_id]
 
 
-async def weekly_assignment_counts(conn: Conn, offer_ids: Iterable[str]) -> dict[str, int]:
-    """Offer id → assignments created this week (Monday 00:00, Paris time) that carry the offer.
+async def weekly_assignment_counts(conn: Conn, offer_ids: Iterable[str], *, now: datetime) -> dict[str, int]:
+    """Offer id → assignments created in the week of ``now`` (from Monday 00:00, Paris time) that carry it.
 
     An assignment merging several offers of a structure counts against each of them. Refused ones and
     those the CCAPEX removed do not count: the partner did not take the household on.
@@ -181,22 +181,25 @@ async def weekly_assignment_counts(conn: Conn, offer_ids: Iterable[str]) -> dict
         return {}
     rows = await conn.fetch(
         "SELECT offer_id, count(*) AS n FROM assignment, unnest(offer_ids) AS offer_id"
-        " WHERE created_at >= date_trunc('week', now() AT TIME ZONE 'Europe/Paris') AT TIME ZONE 'Europe/Paris'"
+        " WHERE created_at"
+        " >= date_trunc('week', $2::timestamptz AT TIME ZONE 'Europe/Paris') AT TIME ZONE 'Europe/Paris'"
         " AND status <> 'REFUSEE' AND NOT removed_by_ccapex AND offer_id = ANY($1::text[])"
         " GROUP BY offer_id",
         wanted,
+        now,
     )
     return {r["offer_id"]: r["n"] for r in rows}
 
 
-async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment]) -> None:
-    """Insert new OUVERTE assignments and the first line of their history."""
+async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment], *, now: datetime) -> None:
+    """Insert new OUVERTE assignments, created at ``now`` (the service's clock: expiry and weekly capacity
+    count from it), and the first line of their history."""
     if not rows:
         return
     await conn.executemany(
         "INSERT INTO assignment (assignment_id, procedure_id, structure_id, offer_ids, mandatory, priority,"
-        " over_capacity, explanation, referentiel_version, notification_id, correlation_id, origin)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        " over_capacity, explanation, referentiel_version, notification_id, correlation_id, origin, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         [
             (
                 a.assignment_id,
@@ -211,6 +214,7 @@ async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment]) -> None:
                 a.notification_id,
                 a.correlation_id,
                 a.origin,
+                now,
             )
             for a in rows
         ],
@@ -414,20 +418,23 @@ async def insert_truce_reminders(conn: Conn, truce_end: date, decisions: Mapping
     )
 
 
-async def expire_due(conn: Conn, *, days: int, limit: int) -> list[AssignmentRow]:
-    """Move up to ``limit`` OUVERTE assignments older than ``days`` to EXPIREE; return them, expired.
+async def expire_due(conn: Conn, *, days: int, limit: int, now: datetime) -> list[AssignmentRow]:
+    """Move up to ``limit`` OUVERTE assignments created more than ``days`` before ``now`` to EXPIREE;
+    return them, expired.
 
     ``SKIP LOCKED``: a replica running the same sweep, or a status event being applied, keeps its rows.
     """
     rows = await conn.fetch(
         f"WITH due AS (SELECT assignment_id FROM assignment WHERE status = 'OUVERTE'"
-        f" AND created_at < now() - make_interval(days => $1) ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+        f" AND created_at < $4::timestamptz - make_interval(days => $1) ORDER BY created_at LIMIT $2"
+        f" FOR UPDATE SKIP LOCKED)"
         f" UPDATE assignment a SET status = 'EXPIREE', status_reason = $3, status_by = 'SYSTEM',"
         f" status_changed_at = now(), updated_at = now() FROM due WHERE a.assignment_id = due.assignment_id"
         f" RETURNING {', '.join('a.' + c.strip() for c in _ASSIGNMENT_COLUMNS.split(','))}",
         days,
         limit,
         EXPIRY_REASON,
+        now,
     )
     return [AssignmentRow(**dict(row)) for row in rows]
 

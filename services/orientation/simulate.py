@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -110,11 +110,11 @@ def parse_canonical(raw: bytes | str) -> Canonical:
     return ProcedureNotification.model_validate_json(raw, strict=True)
 
 
-async def read_state(conn: Conn, canonical: Canonical, referential: Referential) -> ProcedureState:
-    """What the service would know: this week's remaining capacity of the capped offers and, for a notice,
-    the procedure's open structures and the structures the CCAPEX removed. Only reads."""
+async def read_state(conn: Conn, canonical: Canonical, referential: Referential, *, now: datetime) -> ProcedureState:
+    """What the service would know at ``now``: that week's remaining capacity of the capped offers and, for a
+    notice, the procedure's open structures and the structures the CCAPEX removed. Only reads."""
     caps = {o.id: o.max_new_assignments_per_week for o in referential.offers if o.max_new_assignments_per_week}
-    used = await repo.weekly_assignment_counts(conn, caps)
+    used = await repo.weekly_assignment_counts(conn, caps, now=now)
     remaining = {offer_id: cap - used.get(offer_id, 0) for offer_id, cap in caps.items()}
     if not isinstance(canonical, ProcedureNotice):
         return ProcedureState(remaining_capacity=remaining)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import datetime
 
 from schemas import topics
 from schemas.envelope import new_envelope_fields
@@ -29,12 +29,12 @@ __all__ = ["remind_truce_end"]
 log = get_logger(__name__)
 
 
-async def remind_truce_end(conn: Conn, holder: ReferentialHolder, *, today: date, limit: int = 500) -> int:
+async def remind_truce_end(conn: Conn, holder: ReferentialHolder, *, now: datetime, limit: int = 500) -> int:
     """Remind up to ``limit`` procedures whose earliest expulsion is the end of the trêve (or record that
     one has nobody left to remind); return how many due procedures were found, of which a replica sweeping
-    at the same time may have handled some. 0 outside March or when none is due; call again while it
-    returns ``limit``."""
-    truce_end = truce_end_ahead(today)
+    at the same time may have handled some. 0 outside March (of ``now``, the service's clock) or when none
+    is due; call again while it returns ``limit``."""
+    truce_end = truce_end_ahead(now.date())
     if truce_end is None:
         return 0
     candidates = await repo.truce_end_due(conn, truce_end, limit=limit)
@@ -73,7 +73,7 @@ async def remind_truce_end(conn: Conn, holder: ReferentialHolder, *, today: date
         handled[item.procedure_id] = decided.event_id
         decisions.append(decided)
         additions += _new_assignments(decided, item.correlation_id or decided.correlation_id)
-    await repo.insert_assignments(conn, additions)
+    await repo.insert_assignments(conn, additions, now=now)
     await repo.insert_decisions(conn, [repo.DecisionRow.of(decided) for decided in decisions])
     await repo.insert_truce_reminders(conn, truce_end, handled)
     await enqueue(

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -63,11 +64,18 @@ def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
         yield sink
 
 
+@dataclass(frozen=True)
+class Replay:
+    processes: ServiceProcesses
+    config: StackConfig
+    work: Path
+
+
 @pytest.fixture(scope="module")
-async def replayed(
+async def replay(
     own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ServiceProcesses]:
-    """The three services with the clock set to 1 March 2026 and a sweep every half second."""
+) -> AsyncIterator[Replay]:
+    """The three services with the clock set to 1 March 2026 and a trêve sweep every half second."""
     await create_topics(own_broker.bootstrap_servers, ALL_TOPICS)
     work = tmp_path_factory.mktemp("clock-e2e")
     config = StackConfig(own_broker.bootstrap_servers, own_database, mail.host, mail.port, work / "sms")
@@ -75,14 +83,15 @@ async def replayed(
     processes = ServiceProcesses(config, work / "logs", extra_env=extra)
     processes.start(*PIPELINE)
     try:
-        yield processes
+        yield Replay(processes, config, work)
     finally:
         processes.stop()
 
 
-async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_and_truce_reminder(
-    replayed: ServiceProcesses, own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink
+async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_truce_reminder_and_april_expiry(
+    replay: Replay, own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink
 ) -> None:
+    replayed = replay.processes
     await _publish(own_broker.bootstrap_servers, topics.RAW_CJ, S06.payload(), S06.emitter_id().encode())
 
     # 3 alerts of the decision, then the reminder: the 3 holders again and the SIAO.
@@ -104,18 +113,43 @@ async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_a
     assert notification.derived.earliest_expulsion_date == date(2026, 4, 1)
     assert notification.derived.urgency is Urgency.NORMAL
 
-    # The stored reception time and the reminder's trêve are the replayed ones, not the machine's.
-    pool = await connect_pool(own_database, schema="ingest", max_size=1)
+    # The stored reception and assignment times and the reminder's trêve are the replayed ones.
+    pool = await connect_pool(own_database, schema="orientation", max_size=1)
     try:
-        received = await pool.fetchval("SELECT received_at FROM raw_inbound")
-        truce_end = await pool.fetchval("SELECT truce_end FROM orientation.truce_reminder")
+        received = await pool.fetchval("SELECT received_at FROM ingest.raw_inbound")
+        assert await pool.fetchval("SELECT truce_end FROM truce_reminder") == date(2026, 4, 1)
+        opened = await pool.fetch("SELECT created_at, status FROM assignment")
+        assert _in_replayed_day(received)
+        assert len(opened) == 4
+        assert all(_in_replayed_day(row["created_at"]) and row["status"] == "OUVERTE" for row in opened)
+
+        # A month on: orientation restarted with its clock frozen on 2 April expires the four assignments
+        # nobody answered (30 days), counted from the replayed 1 March.
+        replayed.kill("orientation")
+        april = {
+            "PREVEX_CLOCK": "2026-04-02T09:00:00+02:00",
+            "PREVEX_CLOCK_FROZEN": "true",
+            "ORIENTATION_ASSIGNMENT_EXPIRY_INTERVAL_S": "0.5",
+        }
+        later = ServiceProcesses(replay.config, replay.work / "logs-april", extra_env=april)
+        later.start("orientation")
+        try:
+            expired = "SELECT count(*) FROM assignment WHERE status = 'EXPIREE'"
+            async with asyncio.timeout(120):
+                while await pool.fetchval(expired) < len(opened):
+                    assert later.running("orientation"), f"orientation died; see {later.log_path('orientation')}"
+                    await asyncio.sleep(0.1)  # polling PostgreSQL: no event to wait on from here
+            [announce] = _log_lines(later.log_path("orientation"), "clock_set")
+            assert (announce["clock_start"], announce["frozen"]) == ("2026-04-02T07:00:00+00:00", True)
+        finally:
+            later.stop()
     finally:
         await pool.close()
-    assert datetime(2026, 3, 1, 8, 0, tzinfo=UTC) <= received < datetime(2026, 3, 2, tzinfo=UTC)
-    assert truce_end == date(2026, 4, 1)
+    statuses = await _records(own_broker.bootstrap_servers, topics.ASSIGNMENT_STATUS, len(opened))
+    assert {json.loads(raw)["payload"]["status"] for raw in statuses} == {"EXPIREE"}
 
     for name in PIPELINE:
-        assert replayed.running(name), f"{name} died; see {replayed.log_path(name)}"
+        assert name == "orientation" or replayed.running(name), f"{name} died; see {replayed.log_path(name)}"
         [announce] = _log_lines(replayed.log_path(name), "clock_set")
         assert announce["level"] == "warning"
         assert announce["clock_start"] == "2026-03-01T08:00:00+00:00"
@@ -183,6 +217,10 @@ def _subject(message: object) -> str:
 def _text(message: object) -> str:
     assert isinstance(message, EmailMessage)
     return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+
+
+def _in_replayed_day(instant: datetime) -> bool:
+    return datetime(2026, 3, 1, 8, 0, tzinfo=UTC) <= instant < datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def _log_lines(path: Path, event: str) -> list[dict[str, object]]:

@@ -11,7 +11,7 @@ import asyncio
 import subprocess
 import sys
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -297,12 +297,12 @@ async def test_on_1_march_the_running_service_publishes_one_truce_end_reminder_p
     handled = 0
     while True:
         async with orientation.db.acquire() as conn, conn.transaction():
-            batch = await remind_truce_end(conn, holder, today=date(2026, 3, 1), limit=50)
+            batch = await remind_truce_end(conn, holder, now=datetime(2026, 3, 1, 8, tzinfo=UTC), limit=50)
         handled += batch
         if batch < 50:
             break
     async with orientation.db.acquire() as conn, conn.transaction():
-        assert await remind_truce_end(conn, holder, today=date(2026, 3, 20)) == 0  # once per trêve
+        assert await remind_truce_end(conn, holder, now=datetime(2026, 3, 20, 8, tzinfo=UTC)) == 0  # once per trêve
     await orientation.until(lambda: _outbox_empty(orientation), 1)
 
     decided = await orientation.db.fetchval("SELECT count(*) FROM decision")

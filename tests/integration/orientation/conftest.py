@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ def orient(pool: asyncpg.Pool, orientation: Orientation) -> Callable[..., Any]:
 
     async def run(*events: ProcedureNotificationEvent) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            await orientation.handle_batch(conn, events, today=events[0].payload.notification.act.date)
+            act_day = events[0].payload.notification.act.date
+            await orientation.handle_batch(conn, events, now=datetime.combine(act_day, time(12), UTC))
 
     return run

@@ -172,12 +172,15 @@ async def test_silent_assignments_expire_and_the_expiry_is_published_once(
 ) -> None:
     procedure, ccas = s01["procedure"], s01["CCAS-BELFORT"]
     await apply(_status(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=s01["CD90"]))
-    await pool.execute("UPDATE assignment SET created_at = now() - interval '31 days' WHERE structure_id <> 'CDAD90'")
+    # The sweep runs when CDAD90's assignment was opened; the others were opened 31 days before.
+    now = await pool.fetchval("SELECT created_at FROM assignment WHERE structure_id = 'CDAD90'")
+    older = "UPDATE assignment SET created_at = $1::timestamptz - interval '31 days' WHERE structure_id <> 'CDAD90'"
+    await pool.execute(older, now)
 
     async with pool.acquire() as conn, conn.transaction():
-        expired = await expire_assignments(conn, days=30)
+        expired = await expire_assignments(conn, days=30, now=now)
     async with pool.acquire() as conn, conn.transaction():
-        again = await expire_assignments(conn, days=30)
+        again = await expire_assignments(conn, days=30, now=now)
 
     assert (expired, again) == (1, 0)  # CD90 answered, CDAD90 is recent
     assert await _status_of(pool, ccas) == ("EXPIREE", "SANS_REPONSE", "SYSTEM")

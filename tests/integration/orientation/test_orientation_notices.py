@@ -90,11 +90,13 @@ async def test_merged_offers_count_against_each_offer_and_refusals_free_capacity
 ) -> None:
     s04 = make_event("s04-cj-assignation")
     await orient(s04)
-    counts = await repo.weekly_assignment_counts(pool, ["CD90-DSF", "CD90-ACCOMP", "PJ90-INFO", "CAF90-MAINTIEN"])
+    now = await pool.fetchval("SELECT max(created_at) FROM assignment")  # the week it was oriented in
+    offers = ["CD90-DSF", "CD90-ACCOMP", "PJ90-INFO", "CAF90-MAINTIEN"]
+    counts = await repo.weekly_assignment_counts(pool, offers, now=now)
     assert counts == {"CD90-DSF": 1, "CD90-ACCOMP": 1, "PJ90-INFO": 1}
 
     await pool.execute("UPDATE assignment SET status = 'REFUSEE' WHERE structure_id = 'CDAD90'")
-    assert await repo.weekly_assignment_counts(pool, ["PJ90-INFO"]) == {}
+    assert await repo.weekly_assignment_counts(pool, ["PJ90-INFO"], now=now) == {}
 
 
 async def test_capacity_used_within_a_batch_is_not_overbooked(

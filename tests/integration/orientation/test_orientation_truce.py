@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import asyncpg
@@ -33,7 +33,7 @@ async def _decided(pool: asyncpg.Pool) -> list[OrientationDecidedEvent]:
 
 async def _remind(pool: asyncpg.Pool, holder: ReferentialHolder, today: date, limit: int = 500) -> int:
     async with pool.acquire() as conn, conn.transaction():
-        return await remind_truce_end(conn, holder, today=today, limit=limit)
+        return await remind_truce_end(conn, holder, now=datetime.combine(today, time(9), UTC), limit=limit)
 
 
 @pytest.fixture
