@@ -21,6 +21,7 @@ from services.ingest.http import create_app
 from services.ingest.intake import SCHEMA, Intake, Prepared, RawInput
 from services.ingest.settings import IngestSettings
 from services.platform.clock import announce_clock
+from services.platform.consume import or_parked
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
 from services.platform.pipeline import Admit, run_pipelined
@@ -87,7 +88,12 @@ def build(settings: IngestSettings) -> Runtime:
             await intake.record_internal_error(conn, raw, clock=raw.received_at.date())
 
     subscribe_batch(
-        runtime.broker, *_RAW_SOURCES, group_id=GROUP_ID, settings=settings, handler=handle, on_poison=set_aside
+        runtime.broker,
+        *_RAW_SOURCES,
+        group_id=GROUP_ID,
+        settings=settings,
+        handler=handle,
+        on_poison=or_parked(set_aside, lambda: runtime.pool),
     )
 
     if not settings.http_enabled:

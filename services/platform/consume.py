@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from schemas.envelope import Envelope
 from services.platform.db import Conn
-from services.platform.isolation import PoisonHandler, failure_summary
+from services.platform.isolation import PoisonHandler, failure_summary, is_transient
 from services.platform.kafka import header_entries
 from services.platform.logging import get_logger
 
-__all__ = ["decode_or_park", "park", "parking"]
+__all__ = ["decode_or_park", "or_parked", "park", "parking"]
 
 EventT = TypeVar("EventT", bound=Envelope)
 
@@ -84,3 +84,20 @@ def parking(pool: Callable[[], asyncpg.Pool]) -> PoisonHandler:
             await park(conn, record, f"processing failed: {failure_summary(error)}")
 
     return park_poison
+
+
+def or_parked(set_aside: PoisonHandler, pool: Callable[[], asyncpg.Pool]) -> PoisonHandler:
+    """``set_aside``, or, when it fails too for a reason that is not transient, the record parked in
+    ``dead_letter``: a poison record is never retried forever because setting it aside raises as well."""
+    park_poison = parking(pool)
+
+    async def set_aside_or_park(record: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+        try:
+            await set_aside(record, error)
+        except Exception as aside_error:
+            if is_transient(aside_error):
+                raise
+            log.error("set_aside_failed", topic=record.topic, offset=record.offset, error=failure_summary(aside_error))  # noqa: TRY400
+            await park_poison(record, aside_error)
+
+    return set_aside_or_park

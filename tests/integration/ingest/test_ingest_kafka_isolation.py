@@ -232,3 +232,38 @@ async def test_a_validation_that_raises_rejects_that_input_alone_on_every_path(
     errors = [line for line in logs if line["log_level"] == "error"]
     assert [line["event"] for line in errors] == ["raw_input_internal_error"]
     assert "date value out of range" not in str(errors)  # the message may quote the input: not logged
+
+
+async def test_a_record_that_cannot_even_be_stored_rejected_is_parked(
+    ingest: RunningIngest, example: Callable[..., bytes]
+) -> None:
+    run_id = uuid.uuid4().hex[:6]
+    poison_ref = f"UNSTORABLE-{run_id}"
+    real_with_saisine = intake_module.with_saisine
+
+    def with_saisine(record: ProcedureNotification, *args: Any, **kwargs: Any) -> ProcedureNotification:
+        if record.source.external_ref == poison_ref:
+            raise ArithmeticError("a bug reached by one act")
+        return real_with_saisine(record, *args, **kwargs)
+
+    async def record_internal_error(*_: Any, **__: Any) -> Any:
+        raise UnicodeError("the rejection cannot be stored either")
+
+    with (
+        mock.patch.object(intake_module, "with_saisine", with_saisine),
+        mock.patch.object(intake_module.Intake, "record_internal_error", record_internal_error),
+    ):
+        offsets = await ingest.publish([(CJ, _act(example, ref), []) for ref in (f"P-{run_id}", poison_ref)])
+        await ingest.outcomes(offsets[:1])
+        async with asyncio.timeout(WAIT_S):
+            parked = await ingest.pool.fetchrow('SELECT error FROM dead_letter WHERE "offset" = $1', offsets[1])
+            while parked is None:
+                await asyncio.sleep(0.05)
+                parked = await ingest.pool.fetchrow('SELECT error FROM dead_letter WHERE "offset" = $1', offsets[1])
+
+    assert parked["error"].startswith("processing failed: UnicodeError at test_ingest_kafka_isolation.py:")
+    async with asyncio.timeout(WAIT_S):  # committed once the handler returned: the batch is not retried
+        committed = await ingest.committed()
+        while committed <= offsets[1]:
+            await asyncio.sleep(0.05)
+            committed = await ingest.committed()
