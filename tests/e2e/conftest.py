@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from services.devenv import BrokerEndpoint, SmtpSink
+from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, kafka_broker, temporary_database
 from services.devenv.stack import ServiceProcesses, StackConfig
+
+
+@pytest.fixture(scope="module")
+def own_broker() -> Iterator[BrokerEndpoint]:
+    """A broker of the module's own: its services' consumer groups then see none of the session stack's
+    records, nor the session stack theirs (Tansu unless ``KAFKA_BOOTSTRAP_SERVERS`` names one)."""
+    with kafka_broker() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
+    """A database of the module's own on the session's PostgreSQL server, dropped at the end."""
+    async with temporary_database(pg_server, "prevex_e2e_module") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,9 @@ from schemas import topics
 from schemas.sources.samples import variant
 from services.devenv import (
     BrokerEndpoint,
-    PostgresEndpoint,
     ReceivedMail,
     SmtpSink,
     create_topics,
-    kafka_broker,
-    temporary_database,
     wait_for_port,
 )
 from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
@@ -116,18 +113,6 @@ class World:
                 if len(found) >= count:
                     return found
                 await asyncio.sleep(0.05)  # the sink has no feed to wait on
-
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[BrokerEndpoint]:
-    with kafka_broker() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    async with temporary_database(pg_server, "prevex_pref_e2e") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

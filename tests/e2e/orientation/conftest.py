@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +25,8 @@ from schemas.envelope import Envelope
 from schemas.topics import ALL_TOPICS
 from services.devenv import (
     BrokerEndpoint,
-    PostgresEndpoint,
     create_topics,
     free_port,
-    kafka_broker,
-    temporary_database,
 )
 from services.devenv.stack import ServiceProcesses, StackConfig
 from services.orientation.auth import hash_token
@@ -91,18 +88,6 @@ class Harness:
                 if not self.processes.running("orientation"):
                     raise AssertionError(f"orientation died; see {self.processes.log_path('orientation')}")
                 await asyncio.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[BrokerEndpoint]:
-    with kafka_broker() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    async with temporary_database(pg_server, "prevex_orient_e2e") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,14 @@ def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {PREFECTURE_KEY}"}
 
 
+async def _post(client: httpx.AsyncClient, payload: bytes, status: int) -> dict[str, Any]:
+    """The answer to a notification posted with the préfecture's key, its status checked."""
+    response = await client.post("/v1/notifications", content=payload, headers=_auth())
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def _notices(outbox: Outbox) -> list[ProcedureNotice]:
     values = await outbox(topics.PROCEDURE_NOTIFICATION)
     return [ProcedureNotificationEvent.model_validate_json(value).payload for value in values]
@@ -43,21 +51,13 @@ async def _notices(outbox: Outbox) -> list[ProcedureNotice]:
 async def test_a_cfp_decision_posted_with_the_prefecture_key_is_accepted_as_an_exploc_input(
     client: httpx.AsyncClient, example: Example, outbox: Outbox, pool: asyncpg.Pool
 ) -> None:
-    response = await client.post("/v1/notifications", content=example(DECISION), headers=_auth())
-    assert response.status_code == 201, response.text
-    body = response.json()
-    assert (body["outcome"], body["stage"], body["external_ref"]) == (
-        "ACCEPTED",
-        "DECISION_CFP",
-        "PREF90-CFP-2026-0031-DECISION",
-    )
+    body = await _post(client, example(DECISION), 201)
+    expected = {"outcome": "ACCEPTED", "stage": "DECISION_CFP", "external_ref": "PREF90-CFP-2026-0031-DECISION"}
+    assert {name: body[name] for name in expected} == expected
     [notice] = await _notices(outbox)
     source = notice.notification.source
-    assert (source.emitter_type, source.emitter_id, source.system) == (
-        EmitterType.PREFECTURE,
-        PREFECTURE,
-        SourceSystem.EXPLOC_EXPORT,
-    )
+    assert source.emitter_type is EmitterType.PREFECTURE
+    assert (source.emitter_id, source.system) == (PREFECTURE, SourceSystem.EXPLOC_EXPORT)
     row = await pool.fetchrow("SELECT channel, source_system, emitter_key FROM raw_inbound")
     assert row is not None
     assert tuple(row) == ("http", "exploc_export", PREFECTURE)
@@ -70,18 +70,13 @@ async def test_a_cfp_decision_posted_with_the_prefecture_key_is_accepted_as_an_e
 async def test_a_stage_it_may_not_send_is_stored_rejected_and_published_with_the_code(
     client: httpx.AsyncClient, example: Example, outbox: Outbox, pool: asyncpg.Pool
 ) -> None:
-    response = await client.post("/v1/notifications", content=example(NOT_ALLOWED), headers=_auth())
-    assert response.status_code == 422, response.text
-    body = response.json()
+    body = await _post(client, example(NOT_ALLOWED), 422)
     assert [(e["code"], e["field"]) for e in body["errors"]] == [("STAGE_NOT_ALLOWED_FOR_EMITTER", "stage")]
     [value] = await outbox(topics.INGEST_REJECTED)
     rejected = json.loads(value)["payload"]
     assert rejected["rejection_id"] == body["rejection_id"]
-    assert (rejected["emitter_id"], rejected["emitter_type"], rejected["source_system"]) == (
-        PREFECTURE,
-        "PREFECTURE",
-        "exploc_export",
-    )
+    emitter = {"emitter_id": PREFECTURE, "emitter_type": "PREFECTURE", "source_system": "exploc_export"}
+    assert {name: rejected[name] for name in emitter} == emitter
     assert await outbox(topics.PROCEDURE_NOTIFICATION) == []
     assert await pool.fetchval("SELECT count(*) FROM raw_inbound WHERE outcome = 'REJECTED'") == 1
     assert "Martin" not in value.decode()
