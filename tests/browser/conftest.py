@@ -12,6 +12,8 @@ Fixtures:
   tracker), and so does an uncaught script error.
 - ``axe``: ``await axe(page, "what")`` runs axe-core in the page and fails listing every serious or critical
   violation (rule, impact, help, elements).
+- ``fits_screen``: ``await fits_screen(page, "what")`` fails when the page scrolls sideways, naming the
+  elements that stick out (on a phone, text must wrap and wide tables scroll inside their own box).
 - ``screenshot``: ``await screenshot(page, "name")`` writes ``var/screenshots/<name>.png`` (full page) for a
   person to look at, and returns its path.
 - ``stack`` (package): the services as real processes on a broker, a database and an SMTP sink of their own,
@@ -70,6 +72,7 @@ ALERTED_INPUTS: Final = (DEMO_INPUTS[0], DEMO_INPUTS[3])
 _LINK_LINE: Final = re.compile(r"^(?P<label>.+?) : (?P<url>https?://\S+)$")
 
 AxeCheck = Callable[[Page, str], Awaitable[None]]
+FitCheck = Callable[[Page, str], Awaitable[None]]
 Screenshot = Callable[[Page, str], Awaitable[Path]]
 
 
@@ -154,6 +157,34 @@ def axe() -> AxeCheck:
         results = await runner.run(page)
         lines = _violation_lines(results.response["violations"])
         assert not lines, f"accessibility of {what}: " + "\n".join(lines)
+
+    return check
+
+
+# The elements that stick out of the viewport when the page scrolls sideways (none otherwise), their right edge;
+# those inside a box that scrolls or clips on its own (a wide table's wrapper) do not count.
+_STICKING_OUT: Final = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width) return [];
+  const scrolls = e => ["auto", "scroll", "hidden"].includes(getComputedStyle(e).overflowX);
+  const clipped = e => {
+    for (let a = e.parentElement; a; a = a.parentElement) if (scrolls(a)) return true;
+    return false;
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter(e => e.getBoundingClientRect().right > width + 0.5 && !clipped(e))
+    .slice(0, 10)
+    .map(e => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}: ${Math.round(e.getBoundingClientRect().right)} px`);
+}"""
+
+
+@pytest.fixture(scope="session")
+def fits_screen() -> FitCheck:
+    """``await fits_screen(page, what)``: fail when the page is wider than its viewport, naming what sticks out."""
+
+    async def check(page: Page, what: str) -> None:
+        sticking_out: list[str] = await page.evaluate(_STICKING_OUT)
+        assert not sticking_out, f"{what} scrolls sideways: " + ", ".join(sticking_out)
 
     return check
 
