@@ -1,4 +1,4 @@
-"""The three services as real processes, configured for a given broker, database and SMTP server.
+"""The four services as real processes, configured for a given broker, database and SMTP server.
 
 Used by ``make run`` and by the end-to-end tests, so both exercise the same entry points
 (``python -m services.<name>``) with the same environment variables an operator would set.
@@ -20,7 +20,7 @@ from services.devenv.net import free_port
 
 __all__ = ["SERVICES", "ServiceProcesses", "StackConfig", "service_environment"]
 
-SERVICES: Final = ("ingest", "orientation", "notifier")
+SERVICES: Final = ("ingest", "orientation", "notifier", "workspace")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +44,7 @@ class StackConfig:
 
 
 def service_environment(config: StackConfig) -> dict[str, str]:
-    """Environment variables for the three services, with local-broker friendly Kafka timings.
+    """Environment variables for the four services, with local-broker friendly Kafka timings.
 
     Tansu joins a group in about half the session timeout (docs/architecture.md §7.1): a short session keeps
     start-up to a second or two; a low fetch wait keeps each hop near 50 ms.
@@ -87,15 +87,21 @@ class ServiceProcesses:
     """Starts, kills and stops the service processes; each logs JSON lines to ``<log_dir>/<name>.log``."""
 
     def __init__(self, config: StackConfig, log_dir: Path, *, extra_env: Mapping[str, str] | None = None) -> None:
+        self.config = config
         self._env = os.environ | service_environment(config) | dict(extra_env or {})
         self._log_dir = log_dir
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def workspace_url(self) -> str:
+        """Where the workspace's pages answer (plain http on the loopback)."""
+        return f"http://127.0.0.1:{self.config.workspace_http_port}"
 
     def log_path(self, name: str) -> Path:
         return self._log_dir / f"{name}.log"
 
     def start(self, *names: str) -> None:
-        """Start the named services (all three by default)."""
+        """Start the named services (all four by default)."""
         self._log_dir.mkdir(parents=True, exist_ok=True)
         for name in names or SERVICES:
             with self.log_path(name).open("ab") as log_file:

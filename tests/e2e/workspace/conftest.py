@@ -1,0 +1,84 @@
+"""The four services as processes on a broker, a database and an SMTP sink of their own, S-01 and S-04 sent
+the way their commissaire de justice sends them, and a way to reach the workspace's pages.
+
+Reusable (the browser tests may build on it): ``workspace_stack`` (package scope) yields a
+``WorkspaceStack``: ``url`` of the workspace, ``alert_link(recipient, ref)`` the link of the alert the SMTP sink
+received, ``database_url`` to look at what orientation applied, ``services`` to read logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import httpx
+import pytest
+
+from schemas import topics
+from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
+from services.devenv.demo import DEMO_INPUTS, publish_demo, wait_for_http
+from services.devenv.stack import ServiceProcesses, StackConfig
+
+S01, S04 = DEMO_INPUTS[0], DEMO_INPUTS[3]
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_-]{20}")
+
+
+@dataclass
+class WorkspaceStack:
+    url: str
+    database_url: str
+    smtp: SmtpSink
+    services: ServiceProcesses
+
+    def alert_link(self, recipient: str, ref: str) -> str:
+        """The « Ouvrir le dossier » link of the alert ``recipient`` received about ``ref``."""
+        for mail in self.smtp.messages:
+            message = mail.message
+            assert isinstance(message, EmailMessage)
+            if recipient in mail.rcpt_tos and f"Dossier {ref}" in str(message["Subject"]):
+                body = message.get_body(("plain",))
+                assert body is not None
+                found = LINK.search(body.get_content())
+                assert found is not None, f"no workspace link in {recipient}'s alert about {ref}"
+                return found.group(0)
+        raise AssertionError(f"{recipient} received no alert about {ref}")
+
+    async def open(self, client: httpx.AsyncClient, link: str, timeout_s: float = 60) -> httpx.Response:
+        """Open ``link`` until the workspace knows its assignment (its consumer may still be reading the
+        decision the alert came from): a state to wait for, not a duration."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                answer = await client.get(link)
+                if answer.status_code != 403:
+                    return answer
+                await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="package")
+async def workspace_stack(
+    pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[WorkspaceStack]:
+    name = f"prevex_workspace_e2e_{uuid.uuid4().hex[:10]}"
+    database_url = await create_database(pg_server, name)
+    try:
+        with kafka_broker() as broker, SmtpSink(tmp_path_factory.mktemp("workspace-mail")) as smtp:
+            await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
+            config = StackConfig(
+                broker.bootstrap_servers, database_url, smtp.host, smtp.port, tmp_path_factory.mktemp("workspace-sms")
+            )
+            services = ServiceProcesses(config, tmp_path_factory.mktemp("workspace-logs"))
+            services.start()
+            try:
+                await wait_for_http(f"http://127.0.0.1:{config.ingest_http_port}")
+                await wait_for_http(services.workspace_url)
+                await publish_demo(broker.bootstrap_servers, f"http://127.0.0.1:{config.ingest_http_port}", (S01, S04))
+                await smtp.wait_for(S01.emails + S04.emails, timeout=90)
+                yield WorkspaceStack(services.workspace_url, database_url, smtp, services)
+            finally:
+                services.stop()
+    finally:
+        await drop_database(pg_server, name)
