@@ -1,33 +1,37 @@
 """``make run``: the whole pipeline on local infrastructure, fed with demo data.
 
 Starts (or reuses, per the environment) a broker, PostgreSQL and an SMTP sink writing ``.eml`` files,
-runs the three services as processes, publishes the demo inputs, prints what arrived, and keeps
-running until Ctrl-C, which stops everything it started.
+runs the four services as processes, publishes the demo inputs, prints what arrived and a link that
+opens one demo case in the workspace, and keeps running until Ctrl-C, which stops everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import time
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 
 import asyncpg
+import httpx
 
 from schemas.topics import ALL_TOPICS
 from services.devenv.broker import create_topics, kafka_broker
 from services.devenv.demo import DEMO_INPUTS, expected_alerts, publish_demo, wait_for_http
 from services.devenv.postgres import PostgresEndpoint, create_database, drop_database, postgres_server
-from services.devenv.smtp import SmtpSink
-from services.devenv.stack import ServiceProcesses, StackConfig
+from services.devenv.smtp import ReceivedMail, SmtpSink
+from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
 from services.notifier.settings import NotifierSettings
 from services.platform.settings import ServiceSettings
 
 __all__ = ["main"]
 
 DATABASE = "prevex_dev"
+_WORKSPACE_LINK = re.compile(r"https?://\S+/d/[A-Za-z0-9_-]{20}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         config = StackConfig(broker.bootstrap_servers, database_url, smtp.host, smtp.port, sms_dir)
         services = ServiceProcesses(config, log_dir)
         services.start()
-        print(f"services    ingest, orientation, notifier (logs in {log_dir})")
+        print(f"services    {', '.join(SERVICES)} (logs in {log_dir})")
+        print(f"workspace   {services.workspace_url} (the partners' pages the alerts link to)")
         if shared.clock is not None:
             how = "frozen there" if shared.clock_frozen else "running from there"
             print(f"clock       {shared.clock.isoformat()}, {how} (PREVEX_CLOCK): urgency and reminders of that day")
@@ -88,6 +93,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"delivered   {len(mails)} email(s) in {time.monotonic() - started:.1f} s:")
             for mail in mails:
                 print(f"  → {', '.join(mail.rcpt_tos)}: {mail.message['Subject']}")
+            if mails:
+                recipient, link = asyncio.run(_case_link(mails[0], args.timeout))
+                print(f"open a case {link}  (the link of {recipient}'s alert: paste it in a browser)")
             texts, held = asyncio.run(_wait_for_sms(sms_dir, database_url, sms, args.timeout))
             print(f"sms (log)   {len(texts)} in {sms_dir}")
             zone = NotifierSettings().zone  # the notifier's, which the stack leaves at its default
@@ -133,6 +141,20 @@ async def _wait_for_sms(
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+async def _case_link(mail: ReceivedMail, timeout_s: float) -> tuple[str, str]:
+    """The recipient and the workspace link of ``mail``, once the link opens a session (the workspace may
+    still be reading the decision the alert came from)."""
+    text = "\n".join(p.get_content() for p in mail.message.walk() if p.get_content_type() == "text/plain")
+    found = _WORKSPACE_LINK.search(text)
+    if found is None:
+        raise RuntimeError(f"no workspace link in the alert to {mail.rcpt_tos[0]}")
+    async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(timeout_s):
+        while True:
+            if (await client.get(found.group(0))).status_code == HTTPStatus.SEE_OTHER:
+                return mail.rcpt_tos[0], found.group(0)
+            await asyncio.sleep(0.2)
 
 
 async def _fresh_database(server: PostgresEndpoint, name: str) -> str:
