@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import AwareDatetime, Field
 
@@ -26,6 +26,9 @@ class Envelope(Contract):
     ``causation_id`` is the ``event_id`` of the event that caused this one (``None`` at intake).
     """
 
+    SCHEMA_VERSION: ClassVar[str] = "1.0"
+    """The ``schema_version`` this code writes for the event type; an additive change bumps the minor."""
+
     event_id: uuid.UUID
     event_type: str
     schema_version: str = Field(pattern=r"^\d+\.\d+$")
@@ -38,7 +41,12 @@ class Envelope(Contract):
     def caused_by(cls, cause: Envelope, *, producer: str, **fields: Any) -> Self:
         """Build an event caused by ``cause``: same correlation, ``causation_id`` = its ``event_id``."""
         return cls(
-            **new_envelope_fields(producer, correlation_id=cause.correlation_id, causation_id=cause.event_id),
+            **new_envelope_fields(
+                producer,
+                correlation_id=cause.correlation_id,
+                causation_id=cause.event_id,
+                schema_version=cls.SCHEMA_VERSION,
+            ),
             **fields,
         )
 
@@ -49,11 +57,13 @@ def new_envelope_fields(
     correlation_id: uuid.UUID | None = None,
     causation_id: uuid.UUID | None = None,
     now: datetime | None = None,
+    schema_version: str = Envelope.SCHEMA_VERSION,
 ) -> dict[str, Any]:
-    """Envelope fields for a new event; a fresh correlation starts when none is given."""
+    """Envelope fields for a new event; a fresh correlation starts when none is given. Pass the event
+    class's ``SCHEMA_VERSION`` when it is not 1.0."""
     return {
         "event_id": uuid.uuid4(),
-        "schema_version": "1.0",
+        "schema_version": schema_version,
         "occurred_at": now or datetime.now(UTC),
         "correlation_id": correlation_id or uuid.uuid4(),
         "causation_id": causation_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -43,6 +43,7 @@ EXPLANATION_MAX_LENGTH = 4000
 
 CommuneInsee = Annotated[str, Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")]
 RuleText = Annotated[str, Field(min_length=1, max_length=500)]
+WarningCode = Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,64}$")]
 
 
 class AssignmentKind(StrEnum):
@@ -81,6 +82,14 @@ class DecidedAssignment(Contract):
     over_capacity: bool
     matched_rules: list[RuleText]
     explanation: str = Field(min_length=1, max_length=EXPLANATION_MAX_LENGTH)
+    warnings: list[WarningCode] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Since schema 1.1: the codes of the act's warnings this structure is told (schemas/warnings.py"
+            " PARTNER_WARNINGS: audience by structure typology or offer, and the sentence shown); absent in 1.0"
+        ),
+    )
 
 
 class AlsoEligibleOffer(Contract):
@@ -121,9 +130,14 @@ class OrientationDecided(Contract):
 
 
 class OrientationDecidedEvent(Envelope):
-    """Orientation's decision for one notification, keyed by ``procedure_id``."""
+    """Orientation's decision for one notification, keyed by ``procedure_id``.
 
+    Schema 1.1 added ``DecidedAssignment.warnings`` (optional): a 1.0 event is still read, with none.
+    """
+
+    SCHEMA_VERSION: ClassVar[str] = "1.1"
     event_type: Literal["orientation.decided"] = "orientation.decided"
+    schema_version: Literal["1.0", "1.1"]
     payload: OrientationDecided
 
 

@@ -456,6 +456,8 @@ class Dispatcher:
             urgency=Urgency(alert.urgency),
             earliest_expulsion_date=alert.earliest_expulsion_date,
             link=self._link(alert),
+            today=self._clock().astimezone(self._config.zone).date(),
+            warnings=alert.warnings,
             manual_orientation=alert.manual_orientation,
             stage_update=alert.stage_update,
             truce_end=alert.truce_end,

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -331,9 +331,11 @@ def decided_event(
     fallback_used: bool = False,
     procedure_id: uuid.UUID | None = None,
     assignment_ids: Sequence[uuid.UUID] = (),
+    warnings: Mapping[str, Sequence[str]] | None = None,
 ) -> OrientationDecidedEvent:
     """An ``orientation.decided`` event as orientation publishes it: one assignment per structure, of
-    ``kind``, with fresh ids unless ``assignment_ids`` (a later decision on the same assignments) are given."""
+    ``kind``, with fresh ids unless ``assignment_ids`` (a later decision on the same assignments) are given;
+    ``warnings``: the warning codes each structure id is told."""
     ids = list(assignment_ids) or [uuid.uuid4() for _ in structure_ids]
     payload = OrientationDecided(
         procedure_id=procedure_id or uuid.uuid4(),
@@ -347,11 +349,14 @@ def decided_event(
         is_correction=is_correction,
         referentiel_version=1,
         rules_version="stand-in",
-        assignments=[_assignment(i, s, kind) for i, s in zip(ids, structure_ids, strict=True)],
+        assignments=[
+            _assignment(i, s, kind, (warnings or {}).get(s, ())) for i, s in zip(ids, structure_ids, strict=True)
+        ],
         also_eligible=[],
         fallback_used=fallback_used,
     )
-    return OrientationDecidedEvent(**new_envelope_fields("orientation"), payload=payload)
+    fields = new_envelope_fields("orientation", schema_version=OrientationDecidedEvent.SCHEMA_VERSION)
+    return OrientationDecidedEvent(**fields, payload=payload)
 
 
 def truce_end_event(
@@ -374,7 +379,9 @@ def truce_end_event(
     return OrientationDecidedEvent(**new_envelope_fields("orientation"), payload=payload)
 
 
-def _assignment(assignment_id: uuid.UUID, structure_id: str, kind: AssignmentKind) -> DecidedAssignment:
+def _assignment(
+    assignment_id: uuid.UUID, structure_id: str, kind: AssignmentKind, warnings: Sequence[str] = ()
+) -> DecidedAssignment:
     return DecidedAssignment(
         assignment_id=assignment_id,
         structure_id=structure_id,
@@ -385,6 +392,7 @@ def _assignment(assignment_id: uuid.UUID, structure_id: str, kind: AssignmentKin
         over_capacity=False,
         matched_rules=[],
         explanation="stand-in decision",
+        warnings=list(warnings),
     )
 
 

@@ -106,6 +106,7 @@ def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
                 mode=mode.value,
                 stage_update=assignment.kind is AssignmentKind.STAGE_UPDATE,
                 truce_end=truce_end,
+                warnings=tuple(assignment.warnings),
             )
         )
     return alerts

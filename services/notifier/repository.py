@@ -75,6 +75,7 @@ class AlertRow:
     mode: str = "IMMEDIATE"
     stage_update: bool = False
     truce_end: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ _ALERT_TYPES = {
     "mode": "text",
     "stage_update": "bool",
     "truce_end": "bool",
+    "warnings": "jsonb",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))
@@ -322,7 +324,7 @@ async def awaiting_alerts(conn: Conn, limit: int, *, contact_wait_s: float) -> l
         limit,
         contact_wait_s,
     )
-    return [AlertRow(**dict(r)) for r in rows]
+    return [_alert_row(r) for r in rows]
 
 
 async def mark_alerts_expanded(conn: Conn, alert_ids: Sequence[uuid.UUID]) -> None:
@@ -495,7 +497,7 @@ async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]
     alert_ids = [r["alert_id"] for r in rows if r["alert_id"] is not None]
     digest_ids = [r["digest_id"] for r in rows if r["digest_id"] is not None]
     alerts = {
-        a["alert_id"]: AlertRow(**dict(a))
+        a["alert_id"]: _alert_row(a)
         for a in await conn.fetch(f"SELECT {_ALERT_COLUMNS} FROM alert WHERE alert_id = ANY($1::uuid[])", alert_ids)
     }
     lines: dict[uuid.UUID, list[DigestLine]] = {}
@@ -508,7 +510,7 @@ async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]
             " WHERE i.digest_id = ANY($1::uuid[]) ORDER BY a.seq",
             digest_ids,
         ):
-            alert = AlertRow(**{name: r[name] for name in _ALERT_FIELDS})
+            alert = _alert_row(r)
             lines.setdefault(r["digest_id"], []).append(DigestLine(alert, _fallback_kind(r["item_fallback"])))
             days[r["digest_id"]] = (r["day"], r["digest_structure"])
     structure_ids = {r["structure_id"] for r in rows}
@@ -605,6 +607,12 @@ async def mark_failed(conn: Conn, job: DeliveryJob, *, provider: str, error: str
         error,
     )
     return status.endswith(" 1")
+
+
+def _alert_row(record: asyncpg.Record) -> AlertRow:
+    """An alert from a row holding (at least) its columns; jsonb ``warnings`` comes back as a list."""
+    values = {name: record[name] for name in _ALERT_FIELDS}
+    return AlertRow(**{**values, "warnings": tuple(values["warnings"])})
 
 
 def _window(start: time | None, end: time | None) -> tuple[time, time] | None:

@@ -134,7 +134,10 @@ class Orientation:
             on=batch.now.date(),
         )
         ids = {a.structure_id: state.open_assignments.get(a.structure_id) or uuid.uuid4() for a in result.assignments}
-        payload = decided_payload(notice, result, referentiel_version=active.version, assignment_ids=ids)
+        typologies = {s.id: s.typologie for s in active.referential.structures}
+        payload = decided_payload(
+            notice, result, referentiel_version=active.version, assignment_ids=ids, typologies=typologies
+        )
         decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
         new = [a for a in result.assignments if a.kind is AssignmentKind.NEW]
         for assignment in new:

@@ -67,9 +67,10 @@ async def remind_truce_end(conn: Conn, holder: ReferentialHolder, *, now: dateti
             handled[item.procedure_id] = None
             log.info("truce_end_nobody_to_remind", procedure_ref=previous.procedure_short_ref)
             continue
-        decided = OrientationDecidedEvent(
-            **new_envelope_fields(PRODUCER, correlation_id=item.correlation_id), payload=payload
+        fields = new_envelope_fields(
+            PRODUCER, correlation_id=item.correlation_id, schema_version=OrientationDecidedEvent.SCHEMA_VERSION
         )
+        decided = OrientationDecidedEvent(**fields, payload=payload)
         handled[item.procedure_id] = decided.event_id
         decisions.append(decided)
         additions += _new_assignments(decided, item.correlation_id or decided.correlation_id)

@@ -14,7 +14,12 @@ contact (``DigestContent``).
 (``services/platform/links.py``); the commune is the one elastic value: when the text
 exceeds 160 characters it is cut, down to ``SMS_MIN_COMMUNE`` characters. If even that does not fit,
 ``SmsTooLongError`` says by how much — a configuration problem (heading or link base too long), which
-``check_templates`` reveals at start-up.
+``check_templates`` reveals at start-up. A legal warning (``schemas/warnings.py``) is added to an SMS only
+when the text still fits whole, commune included; otherwise the SMS is the one without it.
+
+**Dates read right.** "Expulsion impossible avant le 01/04/2026" is only true while that day is ahead:
+from that day on (``AlertContent.today``, the sending day, which the caller gives) every template says
+the expulsion is possible since that date.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import jinja2.meta
 from schemas.notification import FallbackKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage, stage_label
+from schemas.warnings import PARTNER_WARNINGS, warning_texts
 from services.platform.links import TOKEN_LENGTH
 
 __all__ = [
@@ -87,6 +93,8 @@ _ALERT_VARIABLES = frozenset(
         "update",
         "truce_end",
         "fallback",
+        "expulsion_possible",
+        "warnings",
     }
 )
 _DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
@@ -154,6 +162,9 @@ class AlertContent:
     ``stage_update``: the structure already holds the file and is told it moved on (docs/domain.md
     §5.4). ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
     reminder (docs/domain.md §7), ``earliest_expulsion_date`` being the day the trêve ends.
+    ``today``: the day the alert is sent (in the notifier's zone), given by the caller's clock: from
+    ``earliest_expulsion_date`` on, the expulsion reads possible since that date. ``warnings``: the codes of
+    the legal warnings meant for this structure (``schemas/warnings.py``: fixed sentences, no personal data).
     """
 
     procedure_short_ref: str
@@ -162,6 +173,8 @@ class AlertContent:
     urgency: Urgency
     earliest_expulsion_date: date | None
     link: str
+    today: date
+    warnings: tuple[str, ...] = ()
     manual_orientation: bool = False
     stage_update: bool = False
     truce_end: bool = False
@@ -263,8 +276,14 @@ def render_email(content: AlertContent, templates: AlertTemplates) -> RenderedEm
 def render_sms(content: AlertContent, templates: AlertTemplates) -> str:
     """The SMS text in GSM-7, at most 160 characters; raises ``SmsTooLongError`` when it cannot fit.
 
-    The link (``<base>/<token>``) opens the case; the commune is shortened if needed.
+    The link (``<base>/<token>``) opens the case; the commune is shortened if needed. The legal warnings
+    come only when they fit with the whole commune; otherwise the SMS is rendered without them.
     """
+    if content.warnings:
+        with_warnings = to_gsm7(_one_line(templates.render("sms.txt", _alert_values(content, templates, _SMS))))
+        if len(with_warnings) <= SMS_MAX_CHARS:
+            return with_warnings
+        content = replace(content, warnings=())
     commune = to_gsm7(content.commune)
     while True:
         values = _alert_values(replace(content, commune=commune), templates, _SMS)
@@ -318,6 +337,9 @@ def to_gsm7(text: str) -> str:
     return "".join(out)
 
 
+_BOTH = (False, True)  # both values of a flag, in check_templates' product
+
+
 def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref: str = "90-2026-000001") -> None:
     """Render every stage × urgency × marker combination once; raise what would fail at send time.
 
@@ -327,13 +349,23 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
     # The longest link an alert carries: the base and a signed token, which are all the same length.
     link = f"{link_base_url.rstrip('/')}/{'A' * TOKEN_LENGTH}"
     fallbacks = (None, FallbackNotice(FallbackKind.DEFAULT_REFERENT, "Structure injoignable"))
-    for stage, urgency, earliest, manual, update, truce_end, fallback in itertools.product(
-        Stage, Urgency, (None, date(2026, 4, 1)), (False, True), (False, True), (False, True), fallbacks
+    earliest = date(2026, 4, 1)
+    # A day before the earliest expulsion date and the day itself: the two wordings of the date.
+    for stage, urgency, dated, manual, update, truce_end, fallback, today in itertools.product(
+        Stage, Urgency, _BOTH, _BOTH, _BOTH, _BOTH, fallbacks, (date(2026, 3, 1), earliest)
     ):
-        content = AlertContent(sample_ref, stage, "Saint-Germain-le-Châtelet", urgency, earliest, link, manual, update)
-        content = replace(content, truce_end=truce_end, fallback=fallback)
+        content = AlertContent(
+            sample_ref, stage, "Saint-Germain-le-Châtelet", urgency, earliest if dated else None, link, today
+        )
+        content = replace(
+            content, manual_orientation=manual, stage_update=update, truce_end=truce_end, fallback=fallback
+        )
         render_email(content, templates)
         render_sms(content, templates)
+    # Every warning at once: the email lists them; the SMS renders (without them when they do not fit).
+    content = replace(content, warnings=tuple(PARTNER_WARNINGS))
+    render_email(content, templates)
+    render_sms(content, templates)
     digest = DigestContent(date(2026, 3, 2), (content,), link_base_url)
     render_digest_email(digest, templates)
     render_digest_sms(digest, templates)
@@ -347,6 +379,9 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "commune": content.commune,
         "urgency": style.urgency(content.urgency),
         "earliest": _day(content.earliest_expulsion_date),
+        "expulsion_possible": content.earliest_expulsion_date is not None
+        and content.today >= content.earliest_expulsion_date,
+        "warnings": warning_texts(content.warnings, sms=style.sms),
         "link": content.link,
         "manual_tag": MANUAL_ORIENTATION_TAG if content.manual_orientation else None,
         "update": content.stage_update,

@@ -19,7 +19,8 @@ from schemas.orientation import (
     OrientationUnmatched,
 )
 from schemas.procedure import ProcedureNotice
-from schemas.referential import OfferSummary, RecordStatus, StructureRecord
+from schemas.referential import OfferSummary, RecordStatus, StructureRecord, StructureTypology
+from schemas.warnings import partner_warnings
 from services.orientation.domain.matching import MATCHING_RULES_VERSION, Assignment, MatchResult
 from services.orientation.domain.referential import Offer, Referential, Structure, sorted_stages
 
@@ -42,15 +43,25 @@ def decided_payload(
     *,
     referentiel_version: int,
     assignment_ids: Mapping[str, uuid.UUID],
+    typologies: Mapping[str, StructureTypology] | None = None,
     rules_version: str = MATCHING_RULES_VERSION,
 ) -> OrientationDecided:
     """The ``orientation.decided`` payload: the decision plus what an alert shows (short ref, stage,
-    commune name, urgency, earliest expulsion date). Nothing else is read from the household.
+    commune name, urgency, earliest expulsion date, the act's legal warnings meant for each structure).
+    Nothing else is read from the household.
 
     ``assignment_ids``: structure id → assignment id; for a ``STAGE_UPDATE`` the handler passes the id of
     the open assignment, for a ``NEW`` one a fresh id. ``KeyError`` if a structure has none.
+    ``typologies``: structure id → typology, which with the assignment's offers says which of the act's
+    warnings the structure is told (``schemas/warnings.py``); without it, no assignment carries any.
     """
     record = notice.notification
+
+    def told(assignment: Assignment) -> list[str]:
+        if typologies is None:
+            return []
+        return partner_warnings(record.warnings, typologies[assignment.structure_id], assignment.offer_ids)
+
     return OrientationDecided(
         procedure_id=notice.procedure_id,
         procedure_short_ref=notice.procedure_short_ref,
@@ -63,7 +74,7 @@ def decided_payload(
         is_correction=notice.is_correction,
         referentiel_version=referentiel_version,
         rules_version=rules_version,
-        assignments=[_decided(a, assignment_ids[a.structure_id]) for a in result.assignments],
+        assignments=[_decided(a, assignment_ids[a.structure_id], told(a)) for a in result.assignments],
         also_eligible=also_eligible_offers(result),
         fallback_used=result.fallback_used,
     )
@@ -159,7 +170,7 @@ def override_payload(
     )
 
 
-def _decided(assignment: Assignment, assignment_id: uuid.UUID) -> DecidedAssignment:
+def _decided(assignment: Assignment, assignment_id: uuid.UUID, warnings: list[str]) -> DecidedAssignment:
     return DecidedAssignment(
         assignment_id=assignment_id,
         structure_id=assignment.structure_id,
@@ -170,6 +181,7 @@ def _decided(assignment: Assignment, assignment_id: uuid.UUID) -> DecidedAssignm
         over_capacity=assignment.over_capacity,
         matched_rules=list(assignment.matched_rules),
         explanation=_bounded(assignment.explanation),
+        warnings=warnings,
     )
 
 

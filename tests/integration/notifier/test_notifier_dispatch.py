@@ -482,3 +482,35 @@ async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_ba
     assert states.count(("pending", 0)) == 10 - len(sent)  # the others are due again at once, untouched
     await world.run()
     assert sorted(s.recipient for s in world.sms.received) == numbers
+
+
+async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_possible(world: Any, contacts: Any) -> None:
+    # Sent on 2 April: the earliest expulsion date (1 April) has passed.
+    world.clock.now = datetime(2026, 4, 2, 10, 0, tzinfo=PARIS).astimezone(UTC)
+    await world.structure("CD90", contacts.email("CD90-MAIL", "prevention.expulsions@cd90.test"))
+    await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
+    await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
+    told = ["PREFECT_NOTICE_LT_6_WEEKS"]
+    await world.decide("CD90", "FSL90", stage=Stage.ASSIGNATION, earliest=date(2026, 4, 1), warnings={"CD90": told})
+    # An SMS has room for the warning without a date, not with one (the SMS then stays as it is).
+    await world.decide("MED", ref="90-2026-000002", stage=Stage.ASSIGNATION, warnings={"MED": told})
+    await world.decide(
+        "MED", ref="90-2026-000003", stage=Stage.ASSIGNATION, earliest=date(2026, 4, 1), warnings={"MED": told}
+    )
+    await world.run()
+
+    sentence = "Notification au préfet moins de 6 semaines avant l'audience : irrecevabilité possible"
+    [cd90] = world.mails_to("prevention.expulsions@cd90.test")
+    [fsl] = world.mails_to("fsl@cd90.test")
+    assert sentence in _text(cd90)
+    assert "préfet" not in _text(fsl)
+    for mail in (cd90, fsl):
+        assert "Expulsion possible depuis le 01/04/2026" in _text(mail)
+        assert "Expulsion impossible avant" not in _text(mail)
+    undated, dated = sorted((sms.text for sms in world.sms.received), key=lambda text: "01/04/2026" in text)
+    assert (
+        "Assignation, Belfort. Urg. normale. Prefet avise <6 sem. avant audience: irrecevabilite possible." in undated
+    )
+    assert "Prefet" not in dated
+    assert "Expulsion possible dès 01/04/2026." in dated
+    assert max(len(undated), len(dated)) <= 160

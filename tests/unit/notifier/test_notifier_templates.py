@@ -21,6 +21,7 @@ from markupsafe import escape
 from schemas.notification import FallbackKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage, stage_label
+from schemas.warnings import PARTNER_WARNINGS, warning_texts
 from services.notifier.domain.alerts import (
     ALLOWED_VARIABLES,
     MANUAL_ORIENTATION_TAG,
@@ -72,15 +73,27 @@ communes = (
     .filter(bool)
 )
 dates = st.none() | st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31))
+sending_days = st.dates(min_value=date(2024, 1, 1), max_value=date(2030, 12, 31))
+BEFORE_ANY = date(2023, 12, 31)
+"""A sending day before every generated earliest expulsion date: the date still ahead."""
 
 
 def _content(
-    ref: str, stage: Stage, commune: str, urgency: Urgency, earliest: date | None, **flags: object
+    ref: str,
+    stage: Stage,
+    commune: str,
+    urgency: Urgency,
+    earliest: date | None,
+    *,
+    today: date = BEFORE_ANY,
+    **flags: object,
 ) -> AlertContent:
-    return AlertContent(ref, stage, commune, urgency, earliest, f"{LINK_BASE}/{ref}", **flags)  # type: ignore[arg-type]
+    return AlertContent(ref, stage, commune, urgency, earliest, f"{LINK_BASE}/{ref}", today, **flags)  # type: ignore[arg-type]
 
 
-def _all_variants(ref: str, commune: str, earliest: date | None) -> list[AlertContent]:
+def _all_variants(
+    ref: str, commune: str, earliest: date | None, today: date = BEFORE_ANY, warnings: tuple[str, ...] = ()
+) -> list[AlertContent]:
     return [
         _content(
             ref,
@@ -88,6 +101,8 @@ def _all_variants(ref: str, commune: str, earliest: date | None) -> list[AlertCo
             commune,
             urgency,
             earliest,
+            today=today,
+            warnings=warnings,
             manual_orientation=manual,
             stage_update=update,
             truce_end=truce_end,
@@ -109,17 +124,21 @@ def _check_text_only_carries(text: str, content: AlertContent, *, day: date | No
     allowed += " ".join(f"{d:%d/%m/%Y}" for d in dates) + f" {count}"
     if content.truce_end:
         allowed += " 31 mars"  # the legal end of the trêve hivernale, the same for every file
+    # The fixed sentences of legal warnings ("6 semaines", "29 juillet 2023"), never a value of the file.
+    allowed += " ".join([*warning_texts(content.warnings), *warning_texts(content.warnings, sms=True)])
     # A heading's level (<h1>) is markup, not a number the reader sees.
     stray = [number for number in re.findall(r"\d+", re.sub(r"</?h[1-6]\b", "", text)) if number not in allowed]
     assert not stray, f"numbers that are no reference, date or link: {stray}"
 
 
 @settings(max_examples=8, deadline=None)
-@given(ref=refs, commune=communes, earliest=dates)
+@given(ref=refs, commune=communes, earliest=dates, today=sending_days, warned=st.booleans())
 def test_every_template_stage_urgency_and_marker_renders_the_required_content_and_nothing_else(
-    ref: str, commune: str, earliest: date | None
+    ref: str, commune: str, earliest: date | None, today: date, warned: bool
 ) -> None:
-    for content in _all_variants(ref, commune, earliest):
+    passed = earliest is not None and today >= earliest
+    warnings = tuple(PARTNER_WARNINGS) if warned else ()
+    for content in _all_variants(ref, commune, earliest, today, warnings):
         email = render_email(content, TEMPLATES)
         for part in (email.subject, email.text, email.html):
             _check_text_only_carries(part, content)
@@ -136,8 +155,13 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
                 assert f"{earliest:%d/%m/%Y}" in body
             assert (MANUAL_ORIENTATION_TAG in body) == content.manual_orientation
             assert ("REPLI" in body.upper()) == (content.fallback is not None)
-            assert ("La trêve hivernale prend fin le 31 mars" in body) == content.truce_end
-            assert ("Expulsion impossible avant le" in body) == (earliest is not None and not content.truce_end)
+            assert ("La trêve hivernale prend fin le 31 mars" in body) == (content.truce_end and not passed)
+            assert ("La trêve hivernale a pris fin le 31 mars" in body) == (content.truce_end and passed)
+            dated = earliest is not None and not content.truce_end
+            assert ("Expulsion impossible avant le" in body) == (dated and not passed)
+            assert ("Expulsion possible depuis le" in body) == (dated and passed)
+            for sentence in warning_texts(warnings):
+                assert shown(sentence) in body
         assert ("Fin de trêve – " in email.subject) == content.truce_end
 
         sms = render_sms(content, TEMPLATES)
@@ -147,7 +171,10 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
         assert to_gsm7(sms_stage_label(content.stage)) in sms
         if earliest:
             assert f"{earliest:%d/%m/%Y}" in sms
-        assert ("Fin de treve" in sms) == content.truce_end
+        assert ("Fin de treve" in sms) == (content.truce_end and not passed)
+        assert ("Treve finie" in sms) == (content.truce_end and passed)
+        assert ("Expulsion pas avant" in sms) == (earliest is not None and not content.truce_end and not passed)
+        assert ("Expulsion possible dès" in sms) == (earliest is not None and not content.truce_end and passed)
         _check_text_only_carries(sms, content)
 
 
@@ -330,6 +357,8 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "urgency",
         "earliest_expulsion_date",
         "link",
+        "today",
+        "warnings",
         "manual_orientation",
         "stage_update",
         "truce_end",
