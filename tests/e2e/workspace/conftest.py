@@ -1,7 +1,8 @@
 """The four services as processes on a broker, a database and an SMTP sink of their own, S-01 and S-04 sent
 the way their commissaire de justice sends them, and a way to reach the workspace's pages.
 
-Reusable (the browser tests may build on it): ``workspace_stack`` (package scope) yields a
+Reusable (the browser tests may build on it): ``workspace_stack`` (module scope, on the module's own broker
+and database) yields a
 ``WorkspaceStack``: ``url`` of the workspace, ``alert_link(recipient, ref)`` the link of the alert the SMTP sink
 received, ``database_url`` to look at what orientation applied, ``services`` to read logs.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from schemas import topics
-from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
+from services.devenv import BrokerEndpoint, SmtpSink, create_topics
 from services.devenv.demo import DEMO_INPUTS, publish_demo, wait_for_http
 from services.devenv.stack import ServiceProcesses, StackConfig
 
@@ -58,27 +58,23 @@ class WorkspaceStack:
                 await asyncio.sleep(0.2)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 async def workspace_stack(
-    pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory
+    own_broker: BrokerEndpoint, own_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[WorkspaceStack]:
-    name = f"prevex_workspace_e2e_{uuid.uuid4().hex[:10]}"
-    database_url = await create_database(pg_server, name)
-    try:
-        with kafka_broker() as broker, SmtpSink(tmp_path_factory.mktemp("workspace-mail")) as smtp:
-            await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
-            config = StackConfig(
-                broker.bootstrap_servers, database_url, smtp.host, smtp.port, tmp_path_factory.mktemp("workspace-sms")
-            )
-            services = ServiceProcesses(config, tmp_path_factory.mktemp("workspace-logs"))
-            services.start()
-            try:
-                await wait_for_http(f"http://127.0.0.1:{config.ingest_http_port}")
-                await wait_for_http(services.workspace_url)
-                await publish_demo(broker.bootstrap_servers, f"http://127.0.0.1:{config.ingest_http_port}", (S01, S04))
-                await smtp.wait_for(S01.emails + S04.emails, timeout=90)
-                yield WorkspaceStack(services.workspace_url, database_url, smtp, services)
-            finally:
-                services.stop()
-    finally:
-        await drop_database(pg_server, name)
+    with SmtpSink(tmp_path_factory.mktemp("workspace-mail")) as smtp:
+        await create_topics(own_broker.bootstrap_servers, topics.ALL_TOPICS)
+        config = StackConfig(
+            own_broker.bootstrap_servers, own_database, smtp.host, smtp.port, tmp_path_factory.mktemp("workspace-sms")
+        )
+        services = ServiceProcesses(config, tmp_path_factory.mktemp("workspace-logs"))
+        services.start()
+        try:
+            ingest_url = f"http://127.0.0.1:{config.ingest_http_port}"
+            await wait_for_http(ingest_url)
+            await wait_for_http(services.workspace_url)
+            await publish_demo(own_broker.bootstrap_servers, ingest_url, (S01, S04))
+            await smtp.wait_for(S01.emails + S04.emails, timeout=90)
+            yield WorkspaceStack(services.workspace_url, own_database, smtp, services)
+        finally:
+            services.stop()
