@@ -19,7 +19,8 @@ Fixtures:
 - ``stack`` (package): the services as real processes on a broker, a database and an SMTP sink of their own,
   so that these tests and ``tests/e2e`` (same consumer groups) never share a broker or a database.
 - ``alerts`` (package): S-01 (Belfort) and S-04 (Valdoie) sent the way their commissaire de justice sends
-  them, and the emails they caused, read from the ``.eml`` files the SMTP sink stored.
+  them, S-05 (Giromagny, no matching offer) as its administrateur de biens' CSV export, and the emails they
+  caused, read from the ``.eml`` files the SMTP sink stored.
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ PHONE: Final = ViewportSize(width=390, height=844)
 _LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 _BLOCKING_IMPACTS: Final = frozenset({"serious", "critical"})
 # S-01 (commandement de payer, Belfort: CCAS-BELFORT, CDAD90, CD90) and S-04 (assignation, Valdoie: CD90,
-# CDAD90, FSL90): two cases that share some structures and not others.
-ALERTED_INPUTS: Final = (DEMO_INPUTS[0], DEMO_INPUTS[3])
+# CDAD90, FSL90): two cases that share some structures and not others; S-05: no offer matches, the CCAPEX
+# secretariat is asked to orient it by hand.
+ALERTED_INPUTS: Final = tuple(
+    item for item in DEMO_INPUTS if item.scenario.startswith(("S-01 commandement", "S-04 assignation", "S-05"))
+)
 # A plain-text line that carries a link: "<what it opens> : <address>".
 _LINK_LINE: Final = re.compile(r"^(?P<label>.+?) : (?P<url>https?://\S+)$")
 
@@ -277,7 +281,12 @@ class StoredAlert:
 
 @pytest.fixture(scope="package")
 async def alerts(stack: BrowserStack) -> list[StoredAlert]:
-    """The emails S-01 and S-04 caused, in arrival order."""
-    await stack.send(*ALERTED_INPUTS)
-    paths = await stack.stored_emails(sum(item.emails for item in ALERTED_INPUTS))
-    return [StoredAlert.read(path) for path in paths]
+    """The emails S-01, S-04 and S-05 caused, in arrival order; their references are 90-2026-000001, -000002
+    and -000003."""
+    expected: list[Path] = []
+    # One input after the other's emails: the Kafka and HTTP intakes run side by side, and references are
+    # numbered in the order ingest stores the acts.
+    for item in ALERTED_INPUTS:
+        await stack.send(item)
+        expected = await stack.stored_emails(len(expected) + item.emails)
+    return [StoredAlert.read(path) for path in expected]
