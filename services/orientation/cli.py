@@ -160,7 +160,10 @@ async def _simulate(args: argparse.Namespace, out: TextIO) -> int:
             latest = await ref_repo.latest_version(conn)
             if latest is None:
                 raise CliError("the database holds no référentiel; import one or pass --referential FILE")
-            active = await load_active(conn, args.version or latest)
+            try:
+                active = await load_active(conn, args.version or latest)
+            except LookupError:
+                raise CliError(f"no référentiel version {args.version}") from None
             now = OrientationSettings().make_clock().now()
             state = None if args.no_state else await read_state(conn, canonical, active.referential, now=now)
         result = run_simulation(active.matcher, canonical, referentiel_version=active.version, k=k, on=on, state=state)

@@ -197,6 +197,22 @@ class YamlResponse(PlainTextResponse):
     media_type = "application/yaml"
 
 
+# What the YAML text holds, as a parser of it reads it (stage lists may be written as "A..B" ranges).
+_YAML_FILE = {
+    "application/yaml": {
+        "schema": {
+            "type": "object",
+            "required": ["default_referent", "structures"],
+            "properties": {
+                "default_referent": {"type": "string"},
+                "structures": {"type": "array", "items": {"type": "object"}},
+                "offers": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    }
+}
+
+
 # ------------------------------------------------------------------------------------------ errors
 
 
@@ -422,7 +438,7 @@ def _referential_routes(app: APIRouter, services: AdminServices) -> None:
         "/referential/export",
         tags=tags,
         response_class=YamlResponse,
-        responses={200: {"description": "The référentiel file"}, **_JSON_ERRORS},
+        responses={200: {"description": "The référentiel file", "content": _YAML_FILE}, **_JSON_ERRORS},
     )
     async def export_referential(_: Reader, version: Version = None) -> YamlResponse:
         """The référentiel as the YAML file ``cli referential import`` reads."""

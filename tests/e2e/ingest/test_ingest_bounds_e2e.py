@@ -24,7 +24,9 @@ async def test_an_out_of_range_date_on_kafka_is_rejected_and_the_intake_goes_on(
 ) -> None:
     far_ref, next_ref = f"CQL-FAR-{vacate_by}", f"CP-AFTER-{vacate_by}"
     far = example("s06-cj-commandement-quitter", external_ref=far_ref, commandement_quitter__vacate_by=vacate_by)
-    after = example("s01-cj-commandement-payer", external_ref=next_ref)
+    # A household of its own: the scenario tests of this service expect S-01's to be new.
+    tenants = [{"last_name": f"Borne-{vacate_by[:4]}", "first_name": "Max"}]
+    after = example("s01-cj-commandement-payer", external_ref=next_ref, tenants=tenants)
     await publish(topics.RAW_CJ, [(CJ, far), (CJ, after)])
 
     def rejected() -> list[dict[str, Any]]:

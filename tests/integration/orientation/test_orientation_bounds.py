@@ -8,9 +8,11 @@ the YAML export were JSON while documented ``text/plain``; quiet hours were docu
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from services.orientation import cli
 from services.orientation import referential_repository as ref_repo
 from services.orientation.auth import Role, TokenRegistry, hash_token
 from services.orientation.http import OPENAPI_PATH, AdminServices, create_app
@@ -80,6 +83,31 @@ async def test_a_version_beyond_int4_is_simply_not_found_in_the_store(pool: asyn
     async with pool.acquire() as conn:
         with pytest.raises(LookupError, match="no référentiel version"):
             await ref_repo.load_version(conn, INT4_OVER)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["referential", "export", "--version", str(INT4_OVER)],
+        ["referential", "diff", f"db:{INT4_OVER}", "db:1"],
+        ["simulate", "{notice}", "--version", str(INT4_OVER)],
+    ],
+)
+async def test_the_cli_says_no_such_version_beyond_int4(
+    *,
+    database_url: str,
+    schema_pool: tuple[str, asyncpg.Pool],
+    seeded: ReferentialHolder,
+    make_event: Callable[..., Any],
+    tmp_path: Path,
+    argv: list[str],
+) -> None:
+    notice = tmp_path / "notice.json"
+    notice.write_text(make_event("s06-cj-commandement-quitter").payload.model_dump_json(), "utf-8")
+    database = ["--database-url", database_url, "--schema", schema_pool[0]]
+    out, err = io.StringIO(), io.StringIO()
+    code = await cli.run([arg.format(notice=notice) for arg in argv] + database, out=out, err=err)
+    assert (code, err.getvalue()) == (cli.FAILED, f"error: no référentiel version {INT4_OVER}\n")
 
 
 @pytest.mark.parametrize(
