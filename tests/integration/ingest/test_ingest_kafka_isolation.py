@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +15,16 @@ from unittest import mock
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
 from schemas import topics
 from schemas.procedure import ProcedureNotification
-from services.devenv import PostgresEndpoint, create_topics, kafka_broker, temporary_database
 from services.ingest import intake as intake_module
 from services.ingest.bootstrap import GROUP_ID, build
 from services.ingest.cli import EXIT_OK, run
 from services.ingest.intake import INTERNAL_ERROR, SCHEMA
 from services.ingest.settings import IngestSettings
-from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.integration
 
@@ -41,21 +37,20 @@ WAIT_S = 90.0
 Header = tuple[str, bytes | None]
 
 
-@contextmanager
-def _without_env(name: str) -> Iterator[None]:
-    saved = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
-
-
 @dataclass
 class RunningIngest:
-    settings: IngestSettings
-    pool: asyncpg.Pool
+    service: Any  # tests/integration/conftest.py InProcess
     producer: AIOKafkaProducer
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        pool: asyncpg.Pool = self.service.pool
+        return pool
+
+    @property
+    def settings(self) -> IngestSettings:
+        settings: IngestSettings = self.service.settings
+        return settings
 
     async def publish(self, records: list[tuple[bytes | None, bytes, list[Header]]]) -> list[int]:
         """Publish on partition 0 of the CJ raw topic; the offsets the broker gave the records."""
@@ -85,14 +80,8 @@ class RunningIngest:
         return {row["kafka_offset"]: row for row in found}
 
     async def committed(self) -> int:
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=GROUP_ID, enable_auto_commit=False
-        )
-        await reader.start()
-        try:
-            return await reader.committed(TopicPartition(topics.RAW_CJ, 0)) or 0
-        finally:
-            await reader.stop()
+        committed: int = await self.service.committed(GROUP_ID, topics.RAW_CJ)
+        return committed
 
     async def assert_nothing_committed_unstored(self, first: int) -> None:
         """Every offset from ``first`` up to the group's committed offset has its raw row."""
@@ -102,30 +91,16 @@ class RunningIngest:
 
 
 @pytest.fixture(scope="module")
-async def ingest(pg_server: PostgresEndpoint) -> AsyncIterator[RunningIngest]:
-    with _without_env("KAFKA_BOOTSTRAP_SERVERS"), kafka_broker() as broker:
-        await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
-        async with temporary_database(pg_server, "prevex_ingest_hostile") as url:
-            settings = IngestSettings(
-                kafka_bootstrap_servers=broker.bootstrap_servers,
-                database_url=url,
-                emitters_path=EMITTERS_FILE,
-                http_enabled=False,
-                kafka_session_timeout_ms=6_000,
-            )
-            runtime = build(settings)
-            await runtime.start()
-            await runtime.broker.start()
-            producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
-            await producer.start()
-            pool = await connect_pool(url, schema=SCHEMA, max_size=2)
-            try:
-                yield RunningIngest(settings, pool, producer)
-            finally:
-                await pool.close()
-                await producer.stop()
-                await runtime.broker.stop()
-                await runtime.stop()
+async def ingest(serve_in_process: Callable[..., Any]) -> AsyncIterator[RunningIngest]:
+    async with serve_in_process(
+        build, IngestSettings, SCHEMA, emitters_path=EMITTERS_FILE, http_enabled=False
+    ) as service:
+        producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap_servers, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            yield RunningIngest(service, producer)
+        finally:
+            await producer.stop()
 
 
 def _act(example: Callable[..., bytes], ref: str, *, commune: str = "90010") -> bytes:

@@ -6,9 +6,7 @@ them become alerts."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from unittest import mock
 
@@ -19,62 +17,21 @@ from structlog.testing import capture_logs
 
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
-from services.devenv import PostgresEndpoint, create_topics, free_port, kafka_broker, temporary_database
+from services.devenv import free_port
 from services.notifier import bootstrap
 from services.notifier.dispatch import SCHEMA
 from services.notifier.emulator import decided_event
 from services.notifier.settings import NotifierSettings
-from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.integration
 
-WAIT_S = 90.0
-"""Upper bound of every wait: a guard against hanging, not a performance assertion."""
-
-
-@contextmanager
-def _without_env(name: str) -> Iterator[None]:
-    saved = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
-
-
-async def _until(probe: Callable[[], Any]) -> Any:
-    """``probe()``'s first truthy answer (the database has no feed: polled)."""
-    async with asyncio.timeout(WAIT_S):
-        answer = await probe()
-        while not answer:
-            await asyncio.sleep(0.05)
-            answer = await probe()
-    return answer
-
 
 @pytest.fixture
-async def running(pg_server: PostgresEndpoint) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+async def running(serve_in_process: Callable[..., Any]) -> AsyncIterator[Any]:
     """The notifier's runtime started in-process (no SMTP server: nothing here is sent)."""
-    with _without_env("KAFKA_BOOTSTRAP_SERVERS"), kafka_broker() as broker:
-        await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
-        async with temporary_database(pg_server, "prevex_notifier_hostile") as url:
-            settings = NotifierSettings(
-                kafka_bootstrap_servers=broker.bootstrap_servers,
-                database_url=url,
-                smtp_port=free_port(),
-                link_secrets="notifier-hostile-tests-link-secret",
-                kafka_session_timeout_ms=6_000,
-            )
-            runtime = bootstrap.build(settings)
-            await runtime.start()
-            await runtime.broker.start()
-            pool = await connect_pool(url, schema=SCHEMA, max_size=2)
-            try:
-                yield broker.bootstrap_servers, pool
-            finally:
-                await pool.close()
-                await runtime.broker.stop()
-                await runtime.stop()
+    settings = {"smtp_port": free_port(), "link_secrets": "notifier-hostile-tests-link-secret"}
+    async with serve_in_process(bootstrap.build, NotifierSettings, SCHEMA, **settings) as service:
+        yield service
 
 
 async def _alerted(pool: asyncpg.Pool, refs: set[str]) -> bool:
@@ -87,8 +44,8 @@ async def _parked(pool: asyncpg.Pool) -> list[asyncpg.Record] | None:
     return rows if len(rows) >= 2 else None
 
 
-async def test_hostile_decisions_are_parked_and_the_others_alerted(running: tuple[str, asyncpg.Pool]) -> None:
-    bootstrap_servers, pool = running
+async def test_hostile_decisions_are_parked_and_the_others_alerted(running: Any, until: Callable[..., Any]) -> None:
+    bootstrap_servers, pool = running.bootstrap_servers, running.pool
     before, poison, after = (decided_event(f"90-2026-00090{n}", ["CD90"]) for n in range(3))
     real_record = bootstrap.record_decisions
 
@@ -112,8 +69,8 @@ async def test_hostile_decisions_are_parked_and_the_others_alerted(running: tupl
                 for value, headers in records
             ]
             offsets = [metadata.offset for metadata in await asyncio.gather(*futures)]
-            parked = await _until(lambda: _parked(pool))
-            await _until(lambda: _alerted(pool, {"90-2026-000900", "90-2026-000902"}))
+            parked = await until(lambda: _parked(pool))
+            await until(lambda: _alerted(pool, {"90-2026-000900", "90-2026-000902"}))
     finally:
         await producer.stop()
 

@@ -6,79 +6,36 @@ or applied; none is skipped, none stops the records after it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from unittest import mock
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
 from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
 from schemas.envelope import Envelope, new_envelope_fields
 from schemas.procedure import ProcedureNotificationEvent
-from services.devenv import PostgresEndpoint, create_topics, kafka_broker, temporary_database
 from services.orientation import repository as repo
 from services.orientation.bootstrap import STATUS_GROUP_ID, build
 from services.orientation.lifecycle import StatusHandler
 from services.orientation.referential_store import SCHEMA
 from services.orientation.settings import OrientationSettings
-from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.integration
 
 BINARY = b"\x00\xff\x80"
-WAIT_S = 90.0
-"""Upper bound of every wait: a guard against hanging, not a performance assertion."""
-
-
-@contextmanager
-def _without_env(name: str) -> Iterator[None]:
-    saved = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
-
-
-async def _until(probe: Callable[[], Any]) -> Any:
-    """``probe()``'s first truthy answer (the database has no feed: polled)."""
-    async with asyncio.timeout(WAIT_S):
-        answer = await probe()
-        while not answer:
-            await asyncio.sleep(0.05)
-            answer = await probe()
-    return answer
 
 
 @pytest.fixture
-async def running(pg_server: PostgresEndpoint) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """The orientation service's runtime started in-process; its broker's address and a pool on its schema."""
-    with _without_env("KAFKA_BOOTSTRAP_SERVERS"), kafka_broker() as broker:
-        await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
-        async with temporary_database(pg_server, "prevex_orientation_hostile") as url:
-            settings = OrientationSettings(
-                kafka_bootstrap_servers=broker.bootstrap_servers,
-                database_url=url,
-                http_enabled=False,
-                kafka_session_timeout_ms=6_000,
-            )
-            runtime = build(settings)
-            await runtime.start()
-            await runtime.broker.start()
-            pool = await connect_pool(url, schema=SCHEMA, max_size=2)
-            try:
-                yield broker.bootstrap_servers, pool
-            finally:
-                await pool.close()
-                await runtime.broker.stop()
-                await runtime.stop()
+async def running(serve_in_process: Callable[..., Any]) -> AsyncIterator[Any]:
+    """The orientation service's runtime started in-process (tests/integration/conftest.py)."""
+    async with serve_in_process(build, OrientationSettings, SCHEMA, http_enabled=False) as service:
+        yield service
 
 
 async def _publish(
@@ -95,27 +52,18 @@ async def _publish(
         await producer.stop()
 
 
-async def _committed(bootstrap: str) -> int:
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=STATUS_GROUP_ID, enable_auto_commit=False)
-    await reader.start()
-    try:
-        return await reader.committed(TopicPartition(topics.ASSIGNMENT_STATUS, 0)) or 0
-    finally:
-        await reader.stop()
-
-
 def _json(event: Envelope) -> bytes:
     return event.model_dump_json().encode()
 
 
 async def test_hostile_status_records_are_parked_and_the_following_ones_applied(
-    running: tuple[str, asyncpg.Pool], make_event: Callable[..., ProcedureNotificationEvent]
+    running: Any, until: Callable[..., Any], make_event: Callable[..., ProcedureNotificationEvent]
 ) -> None:
-    bootstrap, pool = running
+    bootstrap, pool = running.bootstrap_servers, running.pool
     notice = make_event("s01-cj-commandement-payer")
     procedure = notice.payload.procedure_id
     await _publish(bootstrap, topics.PROCEDURE_NOTIFICATION, [(_json(notice), [])])
-    assignments = await _until(lambda: repo.procedure_assignments(pool, procedure))
+    assignments = await until(lambda: repo.procedure_assignments(pool, procedure))
     by_structure = {row.structure_id: row.assignment_id for row in assignments}
     first, second, third = sorted(by_structure)[:3]
 
@@ -149,8 +97,8 @@ async def test_hostile_status_records_are_parked_and_the_following_ones_applied(
                 (_json(accepted(third)), []),
             ],
         )
-        parked = await _until(lambda: _parked(pool, count=2))
-        await _until(lambda: _accepted(pool, by_structure[third]))
+        parked = await until(lambda: _parked(pool, count=2))
+        await until(lambda: _accepted(pool, by_structure[third]))
 
     assert [row["offset"] for row in parked] == [offsets[0], offsets[2]]
     undecodable, failed = parked
@@ -162,15 +110,15 @@ async def test_hostile_status_records_are_parked_and_the_following_ones_applied(
     assert await _status(pool, by_structure[second]) == "OUVERTE"
     assert await _status(pool, by_structure[third]) == "ACCEPTEE"
     assert [line["offset"] for line in logs if line["event"] == "record_set_aside"] == [offsets[2]]
-    assert await _until(lambda: _passed(bootstrap, offsets[-1]))
+    assert await until(lambda: _passed(running, offsets[-1]))
 
 
 async def _accepted(pool: asyncpg.Pool, assignment_id: uuid.UUID) -> bool:
     return await _status(pool, assignment_id) == "ACCEPTEE"
 
 
-async def _passed(bootstrap: str, offset: int) -> bool:
-    return await _committed(bootstrap) > offset
+async def _passed(service: Any, offset: int) -> bool:
+    return await service.committed(STATUS_GROUP_ID, topics.ASSIGNMENT_STATUS) > offset
 
 
 async def _parked(pool: asyncpg.Pool, *, count: int) -> list[asyncpg.Record] | None:

@@ -1,0 +1,106 @@
+"""Fixtures shared by the integration tests that run a service's runtime in-process (its real
+``bootstrap.build`` wiring) on a broker and a database of their own.
+
+A private broker, as for the e2e tests: on the session's broker, a service process of another test (same
+consumer group) could take these records. ``KAFKA_BOOTSTRAP_SERVERS`` is set aside while it is resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas import topics
+from services.devenv import PostgresEndpoint, create_topics, kafka_broker, temporary_database
+from services.platform.db import connect_pool
+from services.platform.runtime import Runtime
+from services.platform.settings import ServiceSettings
+
+WAIT_S = 90.0
+"""Upper bound of every wait: a guard against hanging, not a performance assertion."""
+
+
+@contextmanager
+def _without_env(name: str) -> Iterator[None]:
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """A started service runtime: its broker's address, its settings and a pool on its schema."""
+
+    bootstrap_servers: str
+    settings: Any
+    pool: asyncpg.Pool
+
+    async def committed(self, group: str, topic: str, partition: int = 0) -> int:
+        """The offset ``group`` committed on ``topic``'s ``partition`` (0 when none)."""
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, group_id=group, enable_auto_commit=False)
+        await reader.start()
+        try:
+            return await reader.committed(TopicPartition(topic, partition)) or 0
+        finally:
+            await reader.stop()
+
+
+ServeInProcess = Callable[..., AbstractAsyncContextManager[InProcess]]
+
+
+@pytest.fixture(scope="session")
+def serve_in_process(pg_server: PostgresEndpoint) -> ServeInProcess:
+    """``async with serve_in_process(build, SettingsClass, schema, **settings) as service``: the runtime
+    ``build(SettingsClass(...))`` started on a fresh broker and database, stopped (with both) at the end."""
+
+    @asynccontextmanager
+    async def _serve(
+        build: Callable[[Any], Runtime], settings_class: type[ServiceSettings], schema: str, **settings: Any
+    ) -> AsyncIterator[InProcess]:
+        with _without_env("KAFKA_BOOTSTRAP_SERVERS"), kafka_broker() as broker:
+            await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
+            async with temporary_database(pg_server, f"prevex_{schema}_inproc") as url:
+                configured = settings_class(
+                    kafka_bootstrap_servers=broker.bootstrap_servers,
+                    database_url=url,
+                    kafka_session_timeout_ms=6_000,
+                    **settings,
+                )
+                runtime = build(configured)
+                await runtime.start()
+                await runtime.broker.start()
+                pool = await connect_pool(url, schema=schema, max_size=2)
+                try:
+                    yield InProcess(broker.bootstrap_servers, configured, pool)
+                finally:
+                    await pool.close()
+                    await runtime.broker.stop()
+                    await runtime.stop()
+
+    return _serve
+
+
+@pytest.fixture(scope="session")
+def until() -> Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]:
+    """``await until(probe)``: ``probe()``'s first truthy answer, polled (a database has no feed)."""
+
+    async def _until(probe: Callable[[], Awaitable[Any]]) -> Any:
+        async with asyncio.timeout(WAIT_S):
+            answer = await probe()
+            while not answer:
+                await asyncio.sleep(0.05)
+                answer = await probe()
+        return answer
+
+    return _until
