@@ -21,7 +21,7 @@ from services.notifier.domain.alerts import MANUAL_ORIENTATION_TAG, urgency_labe
 
 pytestmark = pytest.mark.e2e
 
-# The first procedure of a fresh database, its stage and commune (domain.md S-01), and its three partners.
+# The first procedure of a fresh database, its stage and commune (docs/domain.md §9.1), and its three partners.
 S01_REF, S01_STAGE, S01_COMMUNE, S01_EMAILS = "90-2026-000001", "Commandement de payer", "Belfort", 3
 CCAPEX = "ccapex90@pref.test"
 # The households, dwellings and debts of S-01, S-04 and S-05 as their acts describe them: none may be shown.
