@@ -32,16 +32,18 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_EXAMPLE = ROOT / ".env.example"
 COMPOSE_SPEC_SCHEMA = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 
-APP_PREFIXES = {"ingest": "INGEST_", "orientation": "ORIENTATION_", "notifier": "NOTIFIER_"}
+APP_PREFIXES = {"ingest": "INGEST_", "orientation": "ORIENTATION_", "notifier": "NOTIFIER_", "workspace": "WORKSPACE_"}
 SETTINGS_CLASSES = {
     "ingest": "services.ingest.settings:IngestSettings",
     "orientation": "services.orientation.settings:OrientationSettings",
     "notifier": "services.notifier.settings:NotifierSettings",
+    "workspace": "services.workspace.settings:WorkspaceSettings",
 }
 APP_COMMANDS = {
     "ingest": ["prevex-ingest"],
     "orientation": ["prevex-orientation"],
     "notifier": ["prevex-notifier"],
+    "workspace": ["prevex-workspace"],
 }
 COMMON_SETTINGS = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "LOG_LEVEL", "KAFKA_FETCH_MAX_WAIT_MS")
 SPECIFIC_SETTINGS = {
@@ -55,6 +57,7 @@ SPECIFIC_SETTINGS = {
         "SMTP_USERNAME",
         "SMTP_PASSWORD",
         "LINK_BASE_URL",
+        "LINK_SECRETS",
         "SMS_PROVIDER",
         "OVH_APPLICATION_KEY",
         "OVH_APPLICATION_SECRET",
@@ -62,6 +65,7 @@ SPECIFIC_SETTINGS = {
         "OVH_SERVICE_NAME",
         "BREVO_API_KEY",
     ),
+    "workspace": ("LINK_SECRETS", "HTTP_HOST", "HTTP_PORT", "COOKIE_SECURE", "RETENTION_DAYS"),
 }
 
 EXPECTED_TOPICS = frozenset(
@@ -267,6 +271,7 @@ def test_compose_file_uses_the_specification_format() -> None:
         "ingest",
         "orientation",
         "notifier",
+        "workspace",
     }
 
 
@@ -405,7 +410,9 @@ def test_application_environment_uses_the_service_prefix(service: str, prefix: s
 @pytest.mark.parametrize(("service", "prefix"), sorted(APP_PREFIXES.items()))
 def test_application_environment_points_at_the_compose_network(service: str, prefix: str) -> None:
     env = {
-        name: _interpolate(value, {"POSTGRES_PASSWORD": "pw"})
+        name: _interpolate(
+            value, {"POSTGRES_PASSWORD": "pw", "PREVEX_LINK_SECRETS": "compose-test-link-secret-0123456789"}
+        )
         for name, value in _environment(_services()[service]).items()
     }
     assert env[f"{prefix}KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
@@ -519,7 +526,10 @@ def test_compose_environment_matches_the_settings_class(service: str, prefix: st
 def test_settings_class_accepts_the_compose_values(service: str, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The values compose passes parse: what the container would see, /app/ mapped to the repository."""
     settings_class = _settings_class(service)
-    secrets = {"POSTGRES_PASSWORD": "compose-test-password"}
+    secrets = {
+        "POSTGRES_PASSWORD": "compose-test-password",
+        "PREVEX_LINK_SECRETS": "compose-test-link-secret-0123456789",
+    }
     for name in list(os.environ):
         if name.startswith(prefix):
             monkeypatch.delenv(name)
