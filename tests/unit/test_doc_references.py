@@ -33,7 +33,7 @@ MD_PATH = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.md)\b")
 # §6, §2.10, and the old brief's §6b.2, so that those are reported rather than skipped.
 SECTION = re.compile(r"§\s?(\d[\dA-Za-z.]*[\dA-Za-z]|\d)")
 RFC_SECTION = re.compile(r"RFC \d+ $")
-# How far before a section sign its document may be named: "docs/domain.md §8.3 / §9", "§2.6 and §2.7".
+# How far before a section sign its document may be named, within one paragraph: "docs/domain.md §8.3 / §9".
 SECTION_REACH = 80
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
 OLD_NAMES = re.compile(r"infra-notes|(?<![\w/-])(?:domain|architecture)\.md", re.IGNORECASE)
@@ -97,7 +97,11 @@ def _section_problem(
 ) -> str | None:
     number = match.group(1)
     window_start = match.start() - SECTION_REACH
-    owners = [(name, target) for end, name, target in cited if window_start <= end <= match.start()]
+    owners = [
+        (name, target)
+        for end, name, target in cited
+        if window_start <= end <= match.start() and "\n\n" not in text[end : match.start()]
+    ]
     if not owners and source.suffix == ".md":
         owners = [(source.name, source)]  # a document's own sections
     if not owners:
@@ -201,6 +205,7 @@ def test_a_doc_may_cite_its_neighbours_by_bare_name_and_its_own_sections_alone()
 
     assert reference_problems("details in ingest.md and domain.md §2.6", docs / "orientation.md") == []
     assert reference_problems("the boundary of §2.6, as in §9.4", docs / "domain.md") == []
+    assert reference_problems("(docs/architecture.md §4.4).\n\nAs §3.3 says", docs / "domain.md") == []
     assert [p.text for p in reference_problems("see §9.4", docs / "architecture.md")] == [
         "architecture.md has no section §9.4"
     ]
