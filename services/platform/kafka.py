@@ -103,9 +103,12 @@ async def _parse_without_headers(
 ) -> StreamMessage[Any]:
     # FastStream's batch parser decodes every header value as UTF-8. A value that is not (or is None)
     # raises there, before the handler, where NACK_ON_ERROR cannot rewind: the next batch's commit then
-    # skipped the whole batch unseen. It is given the records without their headers (handlers read them
-    # from the records, tolerantly), and the message keeps the records as received.
-    message = await default(tuple(dataclasses.replace(record, headers=()) for record in records))
+    # skipped the whole batch unseen. It is given only the batch's first and last records (what it reads
+    # besides headers and bodies: positions for the message id), without their headers — copying every
+    # record costs ~12 µs each, 3 % of ingest's time per notification — and the message then carries the
+    # records as received, which the handler reads (headers tolerantly) and a nack rewinds.
+    ends = (records[0], records[-1]) if len(records) > 1 else records
+    message = await default(tuple(dataclasses.replace(record, headers=()) for record in ends))
     message.raw_message = records
     return message
 
