@@ -7,7 +7,7 @@ orientation's own sortie-de-trêve sweep — which only runs in March — remind
 SIAO, and the notifier mails all of it. Nothing here calls a function with a date: only the environment
 variable an operator would set reaches the processes. A bad setting stops a service at start instead.
 
-A stack of its own (broker, database, SMTP sink): the session's services run on the system clock.
+A stack of its own (conftest.py): the session's services run on the system clock.
 """
 
 from __future__ import annotations
@@ -17,74 +17,32 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas import topics
 from schemas.procedure import ProcedureNotification, Urgency
-from schemas.topics import ALL_TOPICS
-from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, create_topics, kafka_broker, temporary_database
+from services.devenv import BrokerEndpoint, SmtpSink
 from services.devenv.demo import DEMO_INPUTS
-from services.devenv.stack import ServiceProcesses, StackConfig
+from services.devenv.stack import ServiceProcesses
 from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-REPLAYED_AT = "2026-03-01T09:00:00+01:00"
+REPO = Path(__file__).resolve().parents[3]
+# Read by conftest.py's ``replay``: the clock of this module's stack, and a trêve sweep every half second.
+CLOCK_ENV = {"PREVEX_CLOCK": "2026-03-01T09:00:00+01:00", "ORIENTATION_TRUCE_REMINDER_INTERVAL_S": "0.5"}
 [S06] = [demo for demo in DEMO_INPUTS if demo.scenario.startswith("S-06")]
 # S-06's partners in deploy/referential/seed-90.yaml (CCAS-BELFORT, CD90, TH90), then the SIAO added in March.
 HOLDERS = {"accueil@ccas-belfort.test", "prevention.expulsions@cd90.test", "protocole@territoire-habitat.test"}
 SIAO = "coordination@siao90.test"
-PIPELINE = ("ingest", "orientation", "notifier")
-
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[BrokerEndpoint]:
-    with kafka_broker() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    async with temporary_database(pg_server, "prevex_clock_e2e") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
-    with SmtpSink(tmp_path_factory.mktemp("clock-mail")) as sink:
-        yield sink
-
-
-@dataclass(frozen=True)
-class Replay:
-    processes: ServiceProcesses
-    config: StackConfig
-    work: Path
-
-
-@pytest.fixture(scope="module")
-async def replay(
-    own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Replay]:
-    """The three services with the clock set to 1 March 2026 and a trêve sweep every half second."""
-    await create_topics(own_broker.bootstrap_servers, ALL_TOPICS)
-    work = tmp_path_factory.mktemp("clock-e2e")
-    config = StackConfig(own_broker.bootstrap_servers, own_database, mail.host, mail.port, work / "sms")
-    extra = {"PREVEX_CLOCK": REPLAYED_AT, "ORIENTATION_TRUCE_REMINDER_INTERVAL_S": "0.5"}
-    processes = ServiceProcesses(config, work / "logs", extra_env=extra)
-    processes.start(*PIPELINE)
-    try:
-        yield Replay(processes, config, work)
-    finally:
-        processes.stop()
+PIPELINE = ("ingest", "orientation", "notifier")  # the services conftest.py starts
+Replay = Any  # conftest.Replay (test modules cannot import conftest under --import-mode=importlib)
 
 
 async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_truce_reminder_and_april_expiry(

@@ -1,0 +1,66 @@
+"""A stack of the three services with ``PREVEX_CLOCK`` set, per test module, on infrastructure of its own.
+
+Each module says its clock in a module-level ``CLOCK_ENV`` (the environment added to the services'): the
+session's stack runs on the system clock, and two clocks must not share consumer groups or rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from schemas.topics import ALL_TOPICS
+from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, create_topics, kafka_broker, temporary_database
+from services.devenv.stack import ServiceProcesses, StackConfig
+
+PIPELINE = ("ingest", "orientation", "notifier")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The running services, and what a test needs to start another one on the same infrastructure."""
+
+    processes: ServiceProcesses
+    config: StackConfig
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def own_broker() -> Iterator[BrokerEndpoint]:
+    with kafka_broker() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
+    async with temporary_database(pg_server, "prevex_clock_e2e") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
+    with SmtpSink(tmp_path_factory.mktemp("clock-mail")) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+async def replay(
+    request: pytest.FixtureRequest,
+    own_broker: BrokerEndpoint,
+    own_database: str,
+    mail: SmtpSink,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Replay]:
+    """ingest, orientation and notifier started with the module's ``CLOCK_ENV``."""
+    await create_topics(own_broker.bootstrap_servers, ALL_TOPICS)
+    work = tmp_path_factory.mktemp("clock-e2e")
+    config = StackConfig(own_broker.bootstrap_servers, own_database, mail.host, mail.port, work / "sms")
+    processes = ServiceProcesses(config, work / "logs", extra_env=request.module.CLOCK_ENV)
+    processes.start(*PIPELINE)
+    try:
+        yield Replay(processes, config, work)
+    finally:
+        processes.stop()
