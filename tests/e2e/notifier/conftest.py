@@ -57,6 +57,10 @@ NOTIFIER_ENV = {
     # Whatever the hour and day the tests run at, SMS go at once (quiet hours: integration tests).
     "NOTIFIER_SMS_QUIET_HOURS": "",
     "NOTIFIER_SMS_QUIET_SUNDAYS": "false",
+    # The scenarios' time (the domain brief's S-06: expulsion possible from 1 April 2026), the clock running
+    # from there: alerts are worded as on that day ("Expulsion impossible avant le 01/04/2026"), whatever
+    # day the tests run on.
+    "PREVEX_CLOCK": "2026-03-25T10:00:00+01:00",
 }
 
 
