@@ -38,7 +38,8 @@ from services.workspace.readmodel import TOPICS, apply_batch
 
 SEED_PATH = Path(__file__).resolve().parents[3] / "deploy" / "referential" / "seed-90.yaml"
 PLATFORM = files("services.platform") / "migrations"
-KEYS = LinkKeys.parse("workspace-integration-tests-link-secret")
+LINK_SECRET = "workspace-integration-tests-link-secret"
+KEYS = LinkKeys.parse(LINK_SECRET)
 
 
 async def _schema(database_url: str, prefix: str, service: str) -> tuple[str, asyncpg.Pool]:
@@ -90,37 +91,48 @@ class World:
     async def fold_event(self, topic: str, event: Envelope) -> None:
         await self.fold(record(topic, event.model_dump_json().encode()))
 
-    async def relay_orientation(self) -> list[ConsumerRecord[bytes, bytes]]:
-        """Move orientation's outbox into the workspace's read model; return the records moved."""
+    async def take_orientation_outbox(self) -> list[ConsumerRecord[bytes, bytes]]:
+        """Empty orientation's outbox; return what the workspace subscribes to (not orientation.unmatched)."""
         async with self.orientation_pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch("DELETE FROM outbox RETURNING id, topic, value")
-        # What the workspace subscribes to: orientation also publishes orientation.unmatched.
-        moved = [
+        return [
             record(r["topic"], r["value"], r["id"]) for r in sorted(rows, key=lambda r: r["id"]) if r["topic"] in TOPICS
         ]
-        await self.fold(*moved)
-        return moved
 
-    async def notify(
+    async def relay_orientation(self) -> None:
+        """Move orientation's outbox into the workspace's read model."""
+        await self.fold(*await self.take_orientation_outbox())
+
+    async def orient(
         self, example: str, *, procedure_id: uuid.UUID, short_ref: str, **fields: Any
     ) -> ProcedureNotificationEvent:
-        """Ingest's notice for ``example``: decided by orientation, and both folded into the workspace."""
+        """Ingest's notice for ``example``, decided by orientation (its outbox holds the decision)."""
         found = example_record(example)
         assert found is not None
         event = notice_event(notice(found, procedure_id=procedure_id, short_ref=short_ref, **fields))
         async with self.orientation_pool.acquire() as conn, conn.transaction():
             await self.orientation.handle_batch(conn, [event], now=datetime.combine(found.act.date, time(10), UTC))
+        return event
+
+    async def notify(
+        self, example: str, *, procedure_id: uuid.UUID, short_ref: str, **fields: Any
+    ) -> ProcedureNotificationEvent:
+        """``orient``, then the notice and the decision folded into the workspace."""
+        event = await self.orient(example, procedure_id=procedure_id, short_ref=short_ref, **fields)
         await self.fold_event(topics.PROCEDURE_NOTIFICATION, event)
         await self.relay_orientation()
         return event
+
+    async def apply_in_orientation(self, *events: AssignmentStatusEvent) -> None:
+        async with self.orientation_pool.acquire() as conn, conn.transaction():
+            await self.statuses.handle_batch(conn, events)
 
     async def relay_workspace(self) -> list[AssignmentStatusEvent]:
         """Move the workspace's outbox to orientation's status handler, then back into the read model."""
         async with self.workspace_pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch("DELETE FROM outbox RETURNING id, topic, value")
         events = [AssignmentStatusEvent.model_validate_json(r["value"]) for r in sorted(rows, key=lambda r: r["id"])]
-        async with self.orientation_pool.acquire() as conn, conn.transaction():
-            await self.statuses.handle_batch(conn, events)
+        await self.apply_in_orientation(*events)
         await self.fold(*(record(topics.ASSIGNMENT_STATUS, e.model_dump_json().encode()) for e in events))
         return events
 
@@ -142,6 +154,12 @@ class World:
         last_day = expires_on or (self.clock.now + timedelta(days=30)).date()
         token = mint_link(KEYS, assignment_id=assignment_id, structure_id=structure_id, expires_on=last_day)
         return f"/d/{token}"
+
+
+@pytest.fixture(scope="session")
+def link_secret() -> str:
+    """The secret the tests' links are signed with, for a workspace started from its settings."""
+    return LINK_SECRET
 
 
 @pytest.fixture
