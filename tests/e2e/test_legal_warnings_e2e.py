@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import topics
 from schemas.sources.samples import variant
-from services.devenv import BrokerEndpoint, ReceivedMail, SmtpSink, create_topics
+from services.devenv import BrokerEndpoint, SmtpSink, create_topics
 from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
 
 pytestmark = pytest.mark.e2e
@@ -55,8 +55,8 @@ class Stack:
         finally:
             await producer.stop()
 
-    async def first(self, topic: str, external_ref: str) -> dict[str, Any]:
-        """The first event of ``topic`` about the act ``external_ref`` (its procedure, for a decision)."""
+    async def first(self, topic: str, mention: str) -> dict[str, Any]:
+        """The first event of ``topic`` whose payload mentions ``mention`` (an act's reference, a procedure id)."""
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=self.broker.bootstrap_servers, group_id=None, auto_offset_reset="earliest"
         )
@@ -67,21 +67,10 @@ class Stack:
                     for batch in (await consumer.getmany(timeout_ms=200)).values():
                         for record in batch:
                             event = json.loads(record.value)
-                            if external_ref in json.dumps(event["payload"]):
+                            if mention in json.dumps(event["payload"]):
                                 return event
         finally:
             await consumer.stop()
-
-    async def decided_for(self, procedure_id: str) -> dict[str, Any]:
-        return await self.first(topics.ORIENTATION_DECIDED, procedure_id)
-
-    async def mails_for(self, short_ref: str, count: int) -> list[ReceivedMail]:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                found = [mail for mail in self.smtp.messages if short_ref in str(mail.message["Subject"])]
-                if len(found) >= count:
-                    return found
-                await asyncio.sleep(0.05)  # the sink has no feed to wait on
 
 
 @pytest.fixture(scope="module")
@@ -120,12 +109,21 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
     return text, html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
-async def _alerts(stack: Stack, external_ref: str) -> tuple[dict[str, Any], dict[str, EmailMessage]]:
-    """The decision about an act and its alerts by recipient, once all of them arrived."""
+async def _decided(stack: Stack, external_ref: str) -> dict[str, Any]:
+    """The canonical notice of an act, with the decision about its procedure under ``decided``."""
     notice = await stack.first(topics.PROCEDURE_NOTIFICATION, external_ref)
-    decided = await stack.decided_for(notice["payload"]["procedure_id"])
-    mails = await stack.mails_for(notice["payload"]["procedure_short_ref"], len(decided["payload"]["assignments"]))
-    return notice | {"decided": decided}, {rcpt: mail.message for mail in mails for rcpt in mail.rcpt_tos}
+    return notice | {"decided": await stack.first(topics.ORIENTATION_DECIDED, notice["payload"]["procedure_id"])}
+
+
+def _mails(stack: Stack, notice: dict[str, Any]) -> dict[str, EmailMessage]:
+    """The alerts about a notice's procedure, by recipient."""
+    ref = notice["payload"]["procedure_short_ref"]
+    return {
+        rcpt: mail.message
+        for mail in stack.smtp.messages
+        if ref in str(mail.message["Subject"])
+        for rcpt in mail.rcpt_tos
+    }
 
 
 async def test_the_prefect_notice_warning_reaches_the_departement_and_the_point_justice_only(stack: Stack) -> None:
@@ -134,7 +132,11 @@ async def test_the_prefect_notice_warning_reaches_the_departement_and_the_point_
     await stack.publish(_assignation(late_ref, LATE, "8 rue de la Savoureuse", "2026-06-20"))
     await stack.publish(_assignation(in_time_ref, IN_TIME, "14 rue du Lion", "2026-06-02"))
 
-    late, mails = await _alerts(stack, late_ref)
+    late, in_time = await _decided(stack, late_ref), await _decided(stack, in_time_ref)
+    # This module's SMTP server hears of these two acts only: one alert per assignment of each decision.
+    await stack.smtp.wait_for(sum(len(n["decided"]["payload"]["assignments"]) for n in (late, in_time)), WAIT_S)
+
+    mails = _mails(stack, late)
     assert PREFECT in late["payload"]["notification"]["warnings"]
     assert late["decided"]["schema_version"] == "1.1"
     told = {a["structure_id"]: a["warnings"] for a in late["decided"]["payload"]["assignments"]}
@@ -147,7 +149,8 @@ async def test_the_prefect_notice_warning_reaches_the_departement_and_the_point_
             for personal in PERSONAL_DATA:
                 assert personal not in part
 
-    in_time, mails = await _alerts(stack, in_time_ref)
+    mails = _mails(stack, in_time)
+    assert set(mails) == {CD90, CDAD90, FSL90}
     assert PREFECT not in in_time["payload"]["notification"]["warnings"]
     assert {a["structure_id"] for a in in_time["decided"]["payload"]["assignments"]} == {"CD90", "CDAD90", "FSL90"}
     assert all(a["warnings"] == [] for a in in_time["decided"]["payload"]["assignments"])
