@@ -33,6 +33,7 @@ import asyncpg
 import jinja2
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.datastructures import FormData
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from schemas import topics
@@ -305,14 +306,10 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
     @app.get("/dossiers/{ref}", include_in_schema=False)
     async def case(request: Request, ref: str) -> Response:
         async def show(conn: Conn, _: Request, session: repo.SessionRow) -> Response:
-            procedure = await repo.procedure_by_ref(conn, ref)
-            assignments = await repo.assignments_of(conn, procedure.procedure_id) if procedure else []
-            mine = [a for a in assignments if a.structure_id == session.structure_id]
-            if procedure is None or not mine:
-                await audit(conn, "VIEW_CASE", "DENIED", session, procedure.procedure_id if procedure else None)
-                log.info("case_denied", structure_id=session.structure_id)
+            held = await held_case(conn, session, ref, "VIEW_CASE")
+            if held is None:
                 return _not_yours(session)
-            current = mine[-1]
+            procedure, assignments, current = held
             others: dict[str, repo.AssignmentRow] = {
                 a.structure_id: a for a in assignments if a.structure_id != session.structure_id
             }
@@ -339,6 +336,31 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
 
         return await signed_in(request, show)
 
+    async def held_case(
+        conn: Conn, session: repo.SessionRow, ref: str, action: str
+    ) -> tuple[repo.ProcedureRow, list[repo.AssignmentRow], repo.AssignmentRow] | None:
+        """The procedure ``ref``, its assignments and the session's structure's latest one — **need-to-know**:
+        ``None`` (audited as denied) when the structure never held it or it does not exist."""
+        procedure = await repo.procedure_by_ref(conn, ref)
+        assignments = await repo.assignments_of(conn, procedure.procedure_id) if procedure else []
+        mine = [a for a in assignments if a.structure_id == session.structure_id]
+        if procedure is None or not mine:
+            await audit(conn, action, "DENIED", session, procedure.procedure_id if procedure else None)
+            log.info("case_denied", structure_id=session.structure_id, action=action)
+            return None
+        return procedure, assignments, mine[-1]
+
+    async def csrf_valid(conn: Conn, form: FormData, session: repo.SessionRow, action: str) -> bool:
+        """Whether the form carries the session's CSRF token; a form without it is audited."""
+        sent = form.get("csrf")
+        if isinstance(sent, str) and hmac.compare_digest(sent, session.csrf_token):
+            return True
+        await audit(conn, action, "CSRF_REJECTED", session)
+        return False
+
+    def _form_expired(session: repo.SessionRow) -> HTMLResponse:
+        return refused(403, "Formulaire expiré", "Rechargez la page puis recommencez.", session)
+
     def _not_yours(session: repo.SessionRow) -> HTMLResponse:
         return refused(
             403,
@@ -354,17 +376,12 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
             if action is None:
                 return refused(404, "Page introuvable", "Cette action n'existe pas.", session)
             form = await request.form()
-            sent_csrf = form.get("csrf")
-            if not isinstance(sent_csrf, str) or not hmac.compare_digest(sent_csrf, session.csrf_token):
-                await audit(conn, action.value, "CSRF_REJECTED", session)
-                return refused(403, "Formulaire expiré", "Rechargez la page du dossier puis recommencez.", session)
-            procedure = await repo.procedure_by_ref(conn, ref)
-            assignments = await repo.assignments_of(conn, procedure.procedure_id) if procedure else []
-            mine = [a for a in assignments if a.structure_id == session.structure_id]
-            if procedure is None or not mine:
-                await audit(conn, action.value, "DENIED", session, procedure.procedure_id if procedure else None)
+            if not await csrf_valid(conn, form, session, action.value):
+                return _form_expired(session)
+            held = await held_case(conn, session, ref, action.value)
+            if held is None:
                 return _not_yours(session)
-            current = mine[-1]
+            procedure, current = held[0], held[2]
             reason = _text(form.get("reason"))
             comment = _text(form.get("comment"))
             try:
@@ -433,10 +450,8 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
     @app.post("/deconnexion", include_in_schema=False)
     async def sign_out(request: Request) -> Response:
         async def end(conn: Conn, _: Request, session: repo.SessionRow) -> Response:
-            form = await request.form()
-            sent_csrf = form.get("csrf")
-            if not isinstance(sent_csrf, str) or not hmac.compare_digest(sent_csrf, session.csrf_token):
-                return refused(403, "Formulaire expiré", "Rechargez la page puis recommencez.", session)
+            if not await csrf_valid(conn, await request.form(), session, "SIGN_OUT"):
+                return _form_expired(session)
             await repo.end_session(conn, session.session_id, services.now())
             await audit(conn, "SIGN_OUT", "OK", session)
             response = page("message.html", title="Déconnecté", message="Vous êtes déconnecté.")
