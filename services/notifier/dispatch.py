@@ -4,15 +4,17 @@
 
 1. one row per (alert or digest, channel, recipient) under a unique idempotency key, so a replayed
    decision or a second expansion creates nothing new;
-2. ``pending`` → ``sending``: claimed under a lease (a token and an expiry) in its own committed
-   transaction *before* the provider is called; a send is only started if it can end (``send_timeout_s``)
-   before the lease does, so no other dispatcher can claim a row whose message may still be in flight;
+2. ``pending`` → ``sending``: claimed under a lease (a token, an expiry and the claiming database session)
+   in its own committed transaction *before* the provider is called; a send is only started if it can end
+   (``send_timeout_s``) before the lease does and while the session lives, so no other dispatcher can
+   claim a row whose message may still be in flight;
 3. ``sending`` → ``sent`` | ``retrying`` | ``failed``: recorded as soon as the provider answered, guarded
    by the lease token, outcomes committed together when several arrive at once (group commit).
 
 A partner gets a message twice only if the process dies between a provider's acceptance and the commit of
-step 3 — the row stays ``sending`` until its lease expires and is then sent again; at most the deliveries
-leased at the time, ``claim_size`` — or if a provider's answer is lost (connection cut after the data, a
+step 3 — the row stays ``sending`` until a claim sees its session gone (at once after a restart; its lease
+expiring is the backstop) and is then sent again; at most the deliveries leased at the time,
+``claim_size`` — or if a provider's answer is lost (connection cut after the data, a
 timeout after the provider took the message), which is retried. An email keeps its ``Message-ID``, derived
 from the delivery id. docs/notifier.md details both windows.
 
