@@ -13,6 +13,7 @@ that committed before the failure are recognised when they are handled again.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
@@ -67,12 +68,20 @@ def is_transient(error: BaseException) -> bool:
 
 def failure_summary(error: BaseException) -> str:
     """``ErrorType at module.py:123 in function``: where the processing failed, without the exception's
-    message, which may quote the input (personal data)."""
+    message, which may quote the input (personal data). When that is in a library, the last place in the
+    services' own code follows (``… via repository.py:212 in insert_raw``)."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return type(error).__name__
-    last = frames[-1]
-    return f"{type(error).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno} in {last.name}"
+    summary = f"{type(error).__name__} at {_place(frames[-1])}"
+    own = [frame for frame in frames if f"{os.sep}services{os.sep}" in frame.filename]
+    if own and own[-1] is not frames[-1]:
+        summary += f" via {_place(own[-1])}"
+    return summary
+
+
+def _place(frame: traceback.FrameSummary) -> str:
+    return f"{os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
 
 
 async def handle_isolating(

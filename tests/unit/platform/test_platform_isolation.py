@@ -10,7 +10,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from structlog.testing import capture_logs
 
-from services.platform.isolation import TransientError, handle_isolating, is_transient
+from services.platform.isolation import TransientError, failure_summary, handle_isolating, is_transient
 from services.platform.kafka import header_entries, key_text, undecodable_headers
 
 Record = ConsumerRecord[bytes, bytes]
@@ -110,3 +110,16 @@ def test_keys_and_headers_are_read_whatever_bytes_they_hold() -> None:
     ]
     assert header_entries(_record(0)) is None
     assert header_entries(_record(0, headers=[("a\x00", b"v")])) == [{"name": "a\ufffd", "value": "v"}]
+
+
+def test_a_failure_is_summarised_by_where_it_happened_never_by_its_message() -> None:
+    def parse(text: str) -> int:
+        return int(text)  # raises with the text in its message
+
+    try:
+        parse("Dupont 12 rue des Lilas")
+    except ValueError as error:
+        summary = failure_summary(error)
+    assert summary.startswith("ValueError at test_platform_isolation.py:")
+    assert summary.endswith(" in parse")
+    assert "Dupont" not in summary
