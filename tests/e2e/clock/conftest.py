@@ -6,14 +6,16 @@ session's stack runs on the system clock, and two clocks must not share consumer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from schemas.topics import ALL_TOPICS
+from schemas.topics import ALL_TOPICS, RAW_CJ
 from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, create_topics, kafka_broker, temporary_database
+from services.devenv.demo import DemoInput
 from services.devenv.stack import ServiceProcesses, StackConfig
 
 PIPELINE = ("ingest", "orientation", "notifier")
@@ -64,3 +66,18 @@ async def replay(
         yield Replay(processes, config, work)
     finally:
         processes.stop()
+
+
+@pytest.fixture
+def send_act(own_broker: BrokerEndpoint) -> Callable[[DemoInput], Awaitable[None]]:
+    """``await send_act(demo)``: a commissaire de justice's act on its raw topic, keyed by its SIRET."""
+
+    async def send(demo: DemoInput) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(RAW_CJ, demo.payload(), key=demo.emitter_id().encode())
+        finally:
+            await producer.stop()
+
+    return send

@@ -23,11 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from schemas import topics
 from schemas.procedure import ProcedureNotification, Urgency
-from services.devenv import BrokerEndpoint, SmtpSink
+from services.devenv import SmtpSink
 from services.devenv.demo import DEMO_INPUTS
 from services.devenv.stack import ServiceProcesses
 from services.platform.db import connect_pool
@@ -46,15 +44,10 @@ Replay = Any  # conftest.Replay (test modules cannot import conftest under --imp
 
 
 async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_truce_reminder_and_april_expiry(
-    replay: Replay, own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink
+    replay: Replay, send_act: Any, own_database: str, mail: SmtpSink
 ) -> None:
     replayed = replay.processes
-    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.RAW_CJ, S06.payload(), key=S06.emitter_id().encode())
-    finally:
-        await producer.stop()
+    await send_act(S06)
 
     # 3 alerts of the decision, then the reminder: the 3 holders again and the SIAO.
     mails = await mail.wait_for(7, timeout=120)

@@ -13,10 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from schemas import topics
-from services.devenv import BrokerEndpoint, SmtpSink
+from services.devenv import SmtpSink
 from services.devenv.demo import DEMO_INPUTS
 from services.platform.db import connect_pool
 
@@ -31,14 +29,9 @@ Replay = Any  # conftest.Replay (test modules cannot import conftest under --imp
 
 
 async def test_an_sms_sent_in_the_replayed_evening_waits_for_the_replayed_morning(
-    replay: Replay, own_broker: BrokerEndpoint, own_database: str, mail: SmtpSink
+    replay: Replay, send_act: Any, own_database: str, mail: SmtpSink
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.RAW_CJ, DELLE.payload(), key=DELLE.emitter_id().encode())
-    finally:
-        await producer.stop()
+    await send_act(DELLE)
 
     mails = await mail.wait_for(DELLE.emails, timeout=120)
     assert len(mails) == DELLE.emails
