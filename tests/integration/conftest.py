@@ -2,15 +2,14 @@
 ``bootstrap.build`` wiring) on a broker and a database of their own.
 
 A private broker, as for the e2e tests: on the session's broker, a service process of another test (same
-consumer group) could take these records. ``KAFKA_BOOTSTRAP_SERVERS`` is set aside while it is resolved.
+consumer group) could take these records. ``KAFKA_BOOTSTRAP_SERVERS`` is set aside while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,16 +25,6 @@ from services.platform.settings import ServiceSettings
 
 WAIT_S = 90.0
 """Upper bound of every wait: a guard against hanging, not a performance assertion."""
-
-
-@contextmanager
-def _without_env(name: str) -> Iterator[None]:
-    saved = os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ[name] = saved
 
 
 @dataclass(frozen=True)
@@ -68,25 +57,27 @@ def serve_in_process(pg_server: PostgresEndpoint) -> ServeInProcess:
     async def _serve(
         build: Callable[[Any], Runtime], settings_class: type[ServiceSettings], schema: str, **settings: Any
     ) -> AsyncIterator[InProcess]:
-        with _without_env("KAFKA_BOOTSTRAP_SERVERS"), kafka_broker() as broker:
-            await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
-            async with temporary_database(pg_server, f"prevex_{schema}_inproc") as url:
-                configured = settings_class(
-                    kafka_bootstrap_servers=broker.bootstrap_servers,
-                    database_url=url,
-                    kafka_session_timeout_ms=6_000,
-                    **settings,
-                )
-                runtime = build(configured)
-                await runtime.start()
-                await runtime.broker.start()
-                pool = await connect_pool(url, schema=schema, max_size=2)
-                try:
-                    yield InProcess(broker.bootstrap_servers, configured, pool)
-                finally:
-                    await pool.close()
-                    await runtime.broker.stop()
-                    await runtime.stop()
+        with pytest.MonkeyPatch.context() as env:
+            env.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # a fresh broker even when the session has one
+            with kafka_broker() as broker:
+                await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
+                async with temporary_database(pg_server, f"prevex_{schema}_inproc") as url:
+                    configured = settings_class(
+                        kafka_bootstrap_servers=broker.bootstrap_servers,
+                        database_url=url,
+                        kafka_session_timeout_ms=6_000,
+                        **settings,
+                    )
+                    runtime = build(configured)
+                    await runtime.start()
+                    await runtime.broker.start()
+                    pool = await connect_pool(url, schema=schema, max_size=2)
+                    try:
+                        yield InProcess(broker.bootstrap_servers, configured, pool)
+                    finally:
+                        await pool.close()
+                        await runtime.broker.stop()
+                        await runtime.stop()
 
     return _serve
 
