@@ -1,4 +1,5 @@
-"""A stack of the three services with ``PREVEX_CLOCK`` set, per test module, on infrastructure of its own.
+"""A stack of the three services with ``PREVEX_CLOCK`` set, per test module, on infrastructure of its own
+(``own_broker`` / ``own_database`` of tests/e2e/conftest.py and an SMTP sink of the module's).
 
 Each module says its clock in a module-level ``CLOCK_ENV`` (the environment added to the services'): the
 session's stack runs on the system clock, and two clocks must not share consumer groups or rows.
@@ -14,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.topics import ALL_TOPICS, RAW_CJ
-from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, create_topics, kafka_broker, temporary_database
+from services.devenv import BrokerEndpoint, SmtpSink, create_topics
 from services.devenv.demo import DemoInput
 from services.devenv.stack import ServiceProcesses, StackConfig
 
@@ -28,18 +29,6 @@ class Replay:
     processes: ServiceProcesses
     config: StackConfig
     work: Path
-
-
-@pytest.fixture(scope="module")
-def own_broker() -> Iterator[BrokerEndpoint]:
-    with kafka_broker() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    async with temporary_database(pg_server, "prevex_clock_e2e") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
