@@ -13,6 +13,7 @@ that committed before the failure are recognised when they are handled again.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ from services.platform.logging import get_logger
 
 __all__ = [
     "ISOLATION_ATTEMPTS",
+    "REWIND_PAUSE_S",
     "PoisonHandler",
     "TransientError",
     "failure_summary",
@@ -34,6 +36,10 @@ __all__ = [
 
 ISOLATION_ATTEMPTS = 3
 """How many times a record that fails alone is handled before it is handed to the poison handler."""
+REWIND_PAUSE_S = 1.0
+"""How long a batch that must come again (a transient failure) waits before it rewinds: the consumer would
+fetch it again at once, so without a pause an unavailable PostgreSQL is retried (and logged, with a
+traceback, by FastStream) 10–20 times a second."""
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 PoisonHandler = Callable[[Record, BaseException], Awaitable[None]]
@@ -91,21 +97,27 @@ async def handle_isolating(
     *,
     transient: Callable[[BaseException], bool] = is_transient,
     attempts: int = ISOLATION_ATTEMPTS,
+    rewind_pause_s: float = REWIND_PAUSE_S,
 ) -> None:
     """Handle ``records`` with ``handler``; on a failure that is not ``transient``, isolate its cause.
 
     The batch is split in halves, handled in order, down to the records that fail alone; each of those is
     handled up to ``attempts`` times in all, then given to ``on_poison`` and logged once (an error line
-    with where it failed, no traceback on the retries). A transient failure at any point propagates, so the
-    subscription rewinds and the whole batch comes again.
+    with where it failed, no traceback on the retries). A transient failure at any point — or a failure of
+    ``on_poison`` — propagates after ``rewind_pause_s``, so the subscription rewinds and the whole batch
+    comes again.
     """
     try:
-        await handler(records)
-    except Exception as error:
-        if transient(error):
-            raise
-        log.warning("batch_failed_isolating", records=len(records), error=failure_summary(error))
-        await _Isolation(handler, on_poison, transient, attempts).split(records, error)
+        try:
+            await handler(records)
+        except Exception as error:
+            if transient(error):
+                raise
+            log.warning("batch_failed_isolating", records=len(records), error=failure_summary(error))
+            await _Isolation(handler, on_poison, transient, attempts).split(records, error)
+    except Exception:
+        await asyncio.sleep(rewind_pause_s)
+        raise
 
 
 class _Isolation:

@@ -10,6 +10,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from structlog.testing import capture_logs
 
+from services.platform import isolation
 from services.platform.isolation import TransientError, failure_summary, handle_isolating, is_transient
 from services.platform.kafka import header_entries, key_text, undecodable_headers
 
@@ -85,9 +86,30 @@ async def test_a_transient_failure_propagates_for_the_whole_batch_to_come_again(
     handler = _Handler({2: 99}, error)
     assert is_transient(error)
     with pytest.raises(type(error)):
-        await handle_isolating([_record(n) for n in range(4)], handler, handler.park)
+        await handle_isolating([_record(n) for n in range(4)], handler, handler.park, rewind_pause_s=0)
     assert handler.handled == []
     assert handler.set_aside == []
+
+
+async def test_a_batch_pauses_before_it_rewinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(isolation.asyncio, "sleep", sleep)
+    handler = _Handler({1: 99}, ConnectionResetError())
+    with pytest.raises(ConnectionResetError):
+        await handle_isolating([_record(n) for n in range(3)], handler, handler.park)
+    assert pauses == [isolation.REWIND_PAUSE_S]
+
+    async def broken_park(record: Record, error: BaseException) -> None:
+        raise RuntimeError("dead_letter unavailable")
+
+    pauses.clear()
+    with pytest.raises(RuntimeError):  # setting aside failed: the batch comes again, after the same pause
+        await handle_isolating([_record(0)], _Handler({0: 99}), broken_park)
+    assert pauses == [isolation.REWIND_PAUSE_S]
 
 
 def test_bugs_and_bad_data_are_not_transient() -> None:
