@@ -22,6 +22,7 @@ hold references and codes only; nothing a partner types is logged.
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -341,7 +342,9 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
     ) -> tuple[repo.ProcedureRow, list[repo.AssignmentRow], repo.AssignmentRow] | None:
         """The procedure ``ref``, its assignments and the session's structure's latest one — **need-to-know**:
         ``None`` (audited as denied) when the structure never held it or it does not exist."""
-        procedure = await repo.procedure_by_ref(conn, ref)
+        # A reference is at most 32 characters (the contract's bound); PostgreSQL refuses text holding NUL.
+        plausible = 0 < len(ref) <= _REF_MAX_LENGTH and "\x00" not in ref
+        procedure = await repo.procedure_by_ref(conn, ref) if plausible else None
         assignments = await repo.assignments_of(conn, procedure.procedure_id) if procedure else []
         mine = [a for a in assignments if a.structure_id == session.structure_id]
         if procedure is None or not mine:
@@ -468,12 +471,21 @@ _ACTION_ERRORS: Final[Mapping[str, str]] = {
     "REASON_REQUIRED": "Choisissez un motif dans la liste.",
     "REASON_UNKNOWN": "Ce motif n'existe pas : choisissez-en un dans la liste.",
     "COMMENT_TOO_LONG": f"Le commentaire dépasse {COMMENT_MAX_LENGTH} caractères.",
+    "COMMENT_INVALID": "Le commentaire contient des caractères de contrôle : retirez-les.",
 }
+
+_REF_MAX_LENGTH = 32
+# Control characters but tab and line breaks (a NUL cannot even be stored).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _check_comment(comment: str | None) -> None:
-    if comment is not None and len(comment) > COMMENT_MAX_LENGTH:
+    if comment is None:
+        return
+    if len(comment) > COMMENT_MAX_LENGTH:
         raise ActionError("COMMENT_TOO_LONG", f"at most {COMMENT_MAX_LENGTH} characters")
+    if _CONTROL.search(comment):
+        raise ActionError("COMMENT_INVALID", "control characters")
 
 
 def _text(value: Any) -> str | None:

@@ -88,6 +88,10 @@ class World:
         async with self.workspace_pool.acquire() as conn, conn.transaction():
             await apply_batch(conn, records)
 
+    async def fold_raw(self, *values: tuple[str, bytes]) -> None:
+        """One consumed batch of these ``(topic, value)`` records, at offsets 1, 2…"""
+        await self.fold(*(record(topic, value, offset) for offset, (topic, value) in enumerate(values, start=1)))
+
     async def fold_event(self, topic: str, event: Envelope) -> None:
         await self.fold(record(topic, event.model_dump_json().encode()))
 

@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -297,3 +298,38 @@ async def test_personal_data_is_purged_a_configured_time_after_the_procedure_clo
     assert "Mulhouse" not in purged
     assert "les données personnelles ont été effacées" in purged
     assert REF in purged  # the reference, stages and statuses remain
+
+
+async def test_hostile_requests_get_clear_answers_and_publish_nothing(world: World) -> None:
+    procedure_id = await _s01(world)
+    async with world.client() as stranger:
+        stranger.cookies.set("prevex_session", "forged-session-cookie")
+        assert (await stranger.get("/dossiers")).status_code == 401
+        assert (await stranger.post(f"/dossiers/{REF}/accepter", data={"csrf": "x"})).status_code == 401
+    async with world.client() as browser:
+        await _open(world, browser, procedure_id, "CCAS-BELFORT")
+        csrf = _csrf((await browser.get(f"/dossiers/{REF}")).text)
+        for ref in ("<script>alert(1)", "x" * 5000, "90-2026-000001' OR '1'='1", "\x00", "é"):
+            answer = await browser.get(f"/dossiers/{quote(ref, safe='')}")
+            assert answer.status_code == 403, ref
+            assert "<script>alert" not in answer.text
+        assert (await browser.get(f"/dossiers/{REF}/accepter")).status_code == 405  # actions are POSTs
+        # A file where a reason is expected, a reason twice, a huge reason code.
+        upload = await browser.post(
+            f"/dossiers/{REF}/refuser", data={"csrf": csrf}, files={"reason": ("r.txt", b"DEJA_SUIVI", "text/plain")}
+        )
+        assert upload.status_code == 400
+        assert (
+            await browser.post(f"/dossiers/{REF}/refuser", data={"csrf": csrf, "reason": "Z" * 5000})
+        ).status_code == 400
+        nul = await browser.post(
+            f"/dossiers/{REF}/refuser", data={"csrf": csrf, "reason": "AUTRE", "comment": "a\x00b"}
+        )
+        assert nul.status_code == 400
+        missing_length = await browser.post(
+            f"/dossiers/{REF}/accepter", content=b"csrf=" + csrf.encode(), headers={"content-length": "abc"}
+        )
+        assert missing_length.status_code in {400, 413}
+    async with world.workspace_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        assert await conn.fetchval("SELECT count(*) FROM partner_action") == 0
