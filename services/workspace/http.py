@@ -56,7 +56,14 @@ from services.workspace.domain.actions import (
     allowed_actions,
     status_change,
 )
-from services.workspace.domain.casefile import case_facts, deadlines, french_date, stage_lines, urgency_rank
+from services.workspace.domain.casefile import (
+    case_facts,
+    deadlines,
+    french_date,
+    stage_lines,
+    urgency_rank,
+    why_assigned,
+)
 from services.workspace.domain.labels import label
 from services.workspace.domain.referential import search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
@@ -316,6 +323,8 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
             }
             stages = await repo.stages_of(conn, procedure.procedure_id)
             actions = await repo.latest_actions(conn, [current.assignment_id])
+            structure = await repo.structure(conn, session.structure_id)
+            offer_names = {o.id: o.nom for o in structure.offers} if structure else {}
             await audit(conn, "VIEW_CASE", "OK", session, procedure.procedure_id)
             record = procedure.record
             return page(
@@ -327,6 +336,12 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
                 stages=stage_lines(stages),
                 deadlines=deadlines(record, stages, services.now().date()),
                 assignment=current,
+                why=why_assigned(
+                    current.offer_ids,
+                    offer_names,
+                    mandatory=current.mandatory,
+                    over_capacity=current.over_capacity,
+                ),
                 last_action=actions.get(current.assignment_id),
                 actions=allowed_actions(current.status),
                 others=list(others.values()),

@@ -37,6 +37,7 @@ __all__ = [
     "referential",
     "session_by_hash",
     "stages_of",
+    "structure",
     "touch_session",
 ]
 
@@ -55,6 +56,9 @@ class AssignmentRow:
     status_at: datetime
     explanation: str | None
     decided_at: datetime
+    offer_ids: list[str]
+    mandatory: bool
+    over_capacity: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,7 @@ class ActionRow:
 
 _ASSIGNMENT_COLUMNS = """a.assignment_id, a.procedure_id, p.short_ref, a.structure_id,
     coalesce(s.record->>'nom', a.structure_id) AS structure_name, a.status, a.status_reason, a.status_at,
-    a.explanation, a.decided_at
+    a.explanation, a.decided_at, a.offer_ids, a.mandatory, a.over_capacity
     FROM assignment a JOIN procedure p USING (procedure_id) LEFT JOIN structure s USING (structure_id)"""
 
 
@@ -198,6 +202,12 @@ async def my_cases(conn: Conn, structure_id: str, statuses: Sequence[AssignmentS
         )
         for r in rows
     ]
+
+
+async def structure(conn: Conn, structure_id: str) -> StructureRecord | None:
+    """The structure's last record from the référentiel topic, if one came."""
+    text = await conn.fetchval("SELECT record::text FROM structure WHERE structure_id = $1", structure_id)
+    return StructureRecord.model_validate_json(text) if text is not None else None
 
 
 async def referential(conn: Conn) -> list[StructureRecord]:

@@ -6,7 +6,7 @@ nothing is fetched. Amounts and dates are formatted the French way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ __all__ = [
     "french_date",
     "stage_lines",
     "urgency_rank",
+    "why_assigned",
 ]
 
 _THIN_SPACE = "\u202f"  # French thousands separator
@@ -124,7 +125,9 @@ def case_facts(record: ProcedureNotification) -> CaseFacts:
             ),
             Fact(
                 "En mois de loyer",
-                "non calculé" if record.derived.months_of_rent is None else f"{record.derived.months_of_rent:.1f}",
+                "non calculé"
+                if record.derived.months_of_rent is None
+                else f"{record.derived.months_of_rent:.1f}".replace(".", ","),
             ),
         ],
     )
@@ -189,3 +192,22 @@ def urgency_rank(
     last), then the oldest decision (waiting longest)."""
     rank = URGENCY_ORDER[urgency] if urgency else len(URGENCY_ORDER)
     return (rank, earliest_expulsion or date.max, decided_at)
+
+
+def why_assigned(
+    offer_ids: Sequence[str], offer_names: Mapping[str, str], *, mandatory: bool, over_capacity: bool
+) -> list[str]:
+    """Why the structure was asked, in plain French, from its assignment (orientation's full explanation,
+    rule by rule, is shown beside it)."""
+    if offer_ids:
+        reasons = ["Dispositifs concernés : " + ", ".join(f"« {offer_names.get(i, i)} »" for i in offer_ids) + "."]
+    else:
+        reasons = [
+            "Aucun dispositif ne correspondait au dossier : votre structure le reçoit comme référent par défaut"
+            " ou à la demande du secrétariat de la CCAPEX."
+        ]
+    if mandatory:
+        reasons.append("Votre saisine est obligatoire à cette étape de la procédure.")
+    if over_capacity:
+        reasons.append("Votre capacité d'accompagnement de la semaine était atteinte ; l'orientation est maintenue.")
+    return reasons

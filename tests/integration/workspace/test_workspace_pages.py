@@ -70,6 +70,10 @@ async def test_an_alert_link_opens_the_case_for_its_structure_and_leaves_no_toke
     # Why this structure, and the others (names and status only).
     assert re.search(r'id="statut-courant">À traiter<', html)
     assert "Pourquoi votre structure a été sollicitée" in html
+    assert "Dispositifs concernés : « Aides facultatives et suivi social du CCAS de Belfort »" in html
+    assert "Règles appliquées par l'orientation" in html  # orientation's explanation, rule by rule
+    assert "En mois de loyer</dt><dd>4,0" in html
+    assert "Parc</dt><dd>Parc privé" in html
     assert "Point-justice / CDAD 90 – À traiter" in html
     headers = page.headers
     assert "frame-ancestors 'none'" in headers["content-security-policy"]

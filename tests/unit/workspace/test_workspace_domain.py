@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 
 import pytest
 
 from schemas.assignment import AssignmentOverride, AssignmentStatus, AssignmentStatusChange, StatusActor
-from schemas.procedure import EmitterType, Urgency
+from schemas.procedure import Allocataire, Composition, EmitterType, LandlordType, Parc, TenantRole, Urgency
 from schemas.referential import Channels, Contact, OfferSummary, RecordStatus, StructureRecord, StructureTypology
 from schemas.stages import Stage
 from services.orientation.domain.lifecycle import Verdict
 from services.workspace.domain.actions import Action, ActionError, allowed_actions, fold_status, status_change
-from services.workspace.domain.casefile import ReceivedStage, deadlines, stage_lines, urgency_rank
+from services.workspace.domain.casefile import ReceivedStage, deadlines, stage_lines, urgency_rank, why_assigned
+from services.workspace.domain.labels import label
 from services.workspace.domain.referential import search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
 
@@ -188,3 +190,41 @@ def test_session_secrets_are_random_and_only_their_hash_is_kept() -> None:
     assert one.csrf_token != two.csrf_token
     assert one.secret_hash == hash_secret(one.secret) != hash_secret(two.secret)
     assert one.secret.encode() not in one.secret_hash
+
+
+@pytest.mark.parametrize(
+    "code_list",
+    [
+        AssignmentStatus,
+        Urgency,
+        Composition,
+        Allocataire,
+        Parc,
+        LandlordType,
+        TenantRole,
+        EmitterType,
+        StructureTypology,
+    ],
+)
+def test_every_code_shown_has_its_own_french_label(code_list: type[StrEnum]) -> None:
+    acronyms = {"CAF", "ADIL", "CCAS", "SIAO"}  # their label is their name
+    unlabelled = [m for m in code_list if label(m) == m.value and m.value not in acronyms]
+    assert not unlabelled
+
+
+def test_lists_sharing_a_value_keep_their_own_labels() -> None:
+    assert (label(Parc.INCONNU), label(Composition.INCONNU), label(Allocataire.INCONNU)) == (
+        "Parc non renseigné",
+        "Non renseignée",
+        "Non renseigné",
+    )
+
+
+def test_why_a_structure_was_asked_in_plain_french() -> None:
+    names = {"FSL90-MAINTIEN": "Aide FSL au maintien dans le logement"}
+    assert why_assigned(["FSL90-MAINTIEN", "X"], names, mandatory=True, over_capacity=True) == [
+        "Dispositifs concernés : « Aide FSL au maintien dans le logement », « X ».",
+        "Votre saisine est obligatoire à cette étape de la procédure.",
+        "Votre capacité d'accompagnement de la semaine était atteinte ; l'orientation est maintenue.",
+    ]
+    assert why_assigned([], {}, mandatory=False, over_capacity=False)[0].startswith("Aucun dispositif")
