@@ -42,6 +42,7 @@ from schemas.assignment import AssignmentStatus, AssignmentStatusEvent
 from schemas.envelope import new_envelope_fields
 from schemas.referential import StructureTypology
 from schemas.stages import Stage, stage_label
+from schemas.warnings import partner_warnings, warning_texts
 from services.platform.db import Conn
 from services.platform.links import ExpiredLinkError, InvalidLinkError, LinkKeys, read_link, verify_link
 from services.platform.logging import get_logger
@@ -332,7 +333,10 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
                 session=session,
                 procedure=procedure,
                 facts=case_facts(record) if record else None,
-                warnings=record.warnings if record else [],
+                # The warnings meant for this structure, in French (the others are ops' data-quality codes).
+                warnings=warning_texts(partner_warnings(record.warnings, structure.typologie, current.offer_ids))
+                if record and structure
+                else (),
                 stages=stage_lines(stages),
                 deadlines=deadlines(record, stages, services.now().date()),
                 assignment=current,

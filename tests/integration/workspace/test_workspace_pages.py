@@ -337,3 +337,23 @@ async def test_hostile_requests_get_clear_answers_and_publish_nothing(world: Wor
     async with world.workspace_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
         assert await conn.fetchval("SELECT count(*) FROM partner_action") == 0
+
+
+async def test_each_structure_reads_the_warnings_meant_for_it_in_french(world: World) -> None:
+    procedure_id = await _s01(world)
+    s01 = example_record("s01-cj-commandement-payer")
+    assert s01 is not None
+    warned = s01.model_copy(update={"warnings": ["LEASE_DATE_UNKNOWN_DEADLINE_ASSUMED_6W", "LINK_LOW_CONFIDENCE"]})
+    await world.fold_event(
+        topics.PROCEDURE_NOTIFICATION,
+        notice_event(notice(warned, procedure_id=procedure_id, short_ref=REF, revision=2)),
+    )
+    async with world.client() as departement, world.client() as ccas:
+        await _open(world, departement, procedure_id, "CD90")
+        await _open(world, ccas, procedure_id, "CCAS-BELFORT")
+        told = (await departement.get(f"/dossiers/{REF}")).text
+        not_told = (await ccas.get(f"/dossiers/{REF}")).text
+    assert "Date du bail inconnue : délai du commandement compté à 6 semaines" in told
+    for page in (told, not_told):
+        assert "LINK_LOW_CONFIDENCE" not in page  # ops' codes never reach partners
+    assert 'id="avertissements"' not in not_told
