@@ -192,6 +192,7 @@ async def test_refusal_needs_a_reason_from_the_list_and_a_valid_form(world: Worl
         assert await world.orientation_status(ccas) == "REFUSEE"
         page = (await browser.get(f"/dossiers/{REF}")).text
         assert re.search(r'id="statut-courant">Refusée<', page)
+        assert "Votre commentaire du 02/03/2026 : Suivi par le CD." in page  # for the structure only
         assert 'id="form-' not in page  # a refusal is final: no action left
         again = await browser.post(url, data={"csrf": csrf, "reason": "DEJA_SUIVI"})
         assert again.status_code == 409
