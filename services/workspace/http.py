@@ -6,6 +6,7 @@
   page, so that neither the token nor anything personal stays in the address bar. A malformed, altered,
   guessed or another structure's token → 403; a genuine but expired one → 410, a page that says how to
   get a new link.
+- ``GET /d``: the digests' link, to ``/`` (the list when signed in, a welcome page otherwise).
 - ``GET /dossiers``: the structure's open assignments, most urgent first.
 - ``GET /dossiers/<reference>``: the case as the structure may see it; **need-to-know**: only a
   structure that is or was assigned the procedure sees it (403 otherwise, the same page whether the
@@ -231,8 +232,8 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
 
     @app.get("/d", include_in_schema=False)
     async def digest_link() -> Response:
-        # The digests' link (the base without a token) leads to the list, or to the welcome page.
-        return RedirectResponse("/dossiers", status_code=303)
+        # The digests' link (the base without a token): the list when signed in, else the welcome page.
+        return RedirectResponse("/", status_code=303)
 
     @app.get("/d/{token}", include_in_schema=False)
     async def open_link(token: str) -> Response:

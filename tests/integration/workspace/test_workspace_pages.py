@@ -358,3 +358,14 @@ async def test_each_structure_reads_the_warnings_meant_for_it_in_french(world: W
     for page in (told, not_told):
         assert "LINK_LOW_CONFIDENCE" not in page  # ops' codes never reach partners
     assert 'id="avertissements"' not in not_told
+
+
+async def test_the_digest_link_leads_to_the_list_when_signed_in_and_to_the_welcome_page_otherwise(world: World) -> None:
+    procedure_id = await _s01(world)
+    async with world.client() as browser:
+        assert (await browser.get("/d")).headers["location"] == "/"
+        welcome = await browser.get("/")
+        assert welcome.status_code == 200
+        assert "lien personnel reçu dans une alerte" in welcome.text
+        await _open(world, browser, procedure_id, "CCAS-BELFORT")
+        assert (await browser.get("/")).headers["location"] == "/dossiers"
