@@ -78,6 +78,8 @@ def _run(args: argparse.Namespace) -> int:
         services.start()
         print(f"services    {', '.join(SERVICES)} (logs in {log_dir})")
         print(f"workspace   {services.workspace_url} (the partners' pages the alerts link to)")
+        for name, url in services.http_urls.items():
+            print(f"ops         {name:<12} {url}/metrics  {url}/health/ready  {url}/health/live")
         if shared.clock is not None:
             how = "frozen there" if shared.clock_frozen else "running from there"
             print(f"clock       {shared.clock.isoformat()}, {how} (PREVEX_CLOCK): urgency and reminders of that day")

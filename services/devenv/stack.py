@@ -39,6 +39,7 @@ class StackConfig:
     ingest_http_port: int = field(default_factory=free_port)
     orientation_http_port: int = field(default_factory=free_port)
     workspace_http_port: int = field(default_factory=free_port)
+    notifier_http_port: int = field(default_factory=free_port)
     # A fresh secret per stack: links minted by one run never open another's workspace.
     link_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
@@ -65,6 +66,7 @@ def service_environment(config: StackConfig) -> dict[str, str]:
         "INGEST_HTTP_PORT": str(config.ingest_http_port),
         "ORIENTATION_HTTP_PORT": str(config.orientation_http_port),
         "ORIENTATION_REFERENTIAL_PATH": str(config.referential_path),
+        "NOTIFIER_HTTP_PORT": str(config.notifier_http_port),
         "NOTIFIER_SMTP_HOST": config.smtp_host,
         "NOTIFIER_SMTP_PORT": str(config.smtp_port),
         "NOTIFIER_SMTP_TLS": "none",
@@ -96,6 +98,17 @@ class ServiceProcesses:
     def workspace_url(self) -> str:
         """Where the workspace's pages answer (plain http on the loopback)."""
         return f"http://127.0.0.1:{self.config.workspace_http_port}"
+
+    @property
+    def http_urls(self) -> dict[str, str]:
+        """Each service's HTTP base URL, where ``/health/live``, ``/health/ready`` and ``/metrics`` answer."""
+        ports = {
+            "ingest": self.config.ingest_http_port,
+            "orientation": self.config.orientation_http_port,
+            "notifier": self.config.notifier_http_port,
+            "workspace": self.config.workspace_http_port,
+        }
+        return {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
 
     def log_path(self, name: str) -> Path:
         return self._log_dir / f"{name}.log"

@@ -133,6 +133,7 @@ def build(settings: NotifierSettings) -> Runtime:
     async def send(rt: Runtime) -> int:
         return (await dispatcher.send_due(rt.pool)).claimed
 
+    runtime.add_health_http(host=settings.http_host, port=settings.http_port)
     runtime.add_startup(announce_clock)
     runtime.add_loop(_forever("planner", plan, settings.dispatch_interval_s))
     runtime.add_loop(_forever("sender", send, settings.dispatch_interval_s, on_stop=_closer(channels)))

@@ -36,6 +36,10 @@ def parse_quiet_hours(text: str) -> tuple[time, time] | None:
 class NotifierSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
+    # --- health and metrics (/health/live, /health/ready, /metrics: docs/operations.md) ---
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8084, ge=0, le=65_535)
+
     # --- email ---
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65_535)

@@ -3,6 +3,11 @@
 A service's ``bootstrap`` builds a ``Runtime`` and registers its subscribers on ``runtime.broker``;
 ``serve`` runs it as a FastStream app, which handles SIGINT/SIGTERM. The pool is opened and the
 schema migrated before the broker starts consuming, and closed only after the broker stopped.
+
+Every runtime measures itself (``services.platform.metrics``, ``services.platform.health``): the broker
+carries FastStream's Prometheus middleware and a progress tracker, the outbox relay counts the business
+events it published, and every FastAPI app given to :meth:`Runtime.add_http` also serves
+``/health/live``, ``/health/ready`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -10,21 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Coroutine, Iterator
-from importlib.resources import files
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from importlib.resources.abc import Traversable
 from typing import Any
 
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from services.platform.db import apply_migrations, connect_pool, migration_files
+from services.platform.db import open_schema
+from services.platform.health import ConsumerProgress, Readiness, health_app, health_router
 from services.platform.kafka import make_broker
 from services.platform.logging import configure_logging, get_logger
-from services.platform.outbox import KafkaOutboxPublisher, OutboxRelay
+from services.platform.metrics import ServiceMetrics
+from services.platform.outbox import KafkaOutboxPublisher, OutboxMessage, OutboxPublisher, OutboxRelay
 from services.platform.settings import ServiceSettings
 
 __all__ = ["BackgroundLoop", "Runtime", "serve"]
@@ -43,6 +50,10 @@ class Runtime:
         self.settings = settings
         self.schema = schema
         self.broker: KafkaBroker = make_broker(settings, client_id=f"prevex-{name}")
+        self.metrics = ServiceMetrics(name)
+        self.progress = ConsumerProgress()
+        self.broker.add_middleware(self.metrics.middleware)
+        self.broker.add_middleware(self.progress.middleware())
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -68,10 +79,24 @@ class Runtime:
         The socket is bound at start, before anything consumes: a taken port stops the service with a
         clear error (fail fast, as an orchestrator expects) instead of a half-working process. uvicorn
         installs no signal handler: FastStream owns SIGINT/SIGTERM and cancels the server with the
-        other background tasks.
+        other background tasks. A FastAPI app also gets the health and metrics routes.
         """
-
+        if isinstance(app, FastAPI):
+            app.include_router(self._health_router())
         self._http.append((app, host, port))
+
+    def add_health_http(self, *, host: str, port: int) -> None:
+        """Serve only the health and metrics routes on ``host:port``: for a service without an HTTP API."""
+        self._http.append((health_app([self._health_router()]), host, port))
+
+    def _health_router(self) -> APIRouter:
+        readiness = Readiness(
+            pool=lambda: self.pool,
+            broker=self.broker,
+            progress=self.progress,
+            stall_after_s=self.settings.health_stall_after_s,
+        )
+        return health_router(readiness, self.metrics)
 
     def add_loop(self, loop: BackgroundLoop) -> None:
         """Run ``loop(runtime)`` in the background once started."""
@@ -81,10 +106,7 @@ class Runtime:
         """Bind the HTTP sockets, open the pool, migrate the schema, start the outbox producer, run the
         start-up steps, then the background loops and HTTP servers."""
         servers = [(_QuietServer(_http_config(app)), _listen(host, port)) for app, host, port in self._http]
-        self._pool = await connect_pool(self.settings.database_url, schema=self.schema)
-        async with self._pool.acquire() as conn:
-            platform = files("services.platform") / "migrations"
-            await apply_migrations(conn, self.schema, migration_files(platform, self._migrations))
+        self._pool = await open_schema(self.settings.database_url, schema=self.schema, migrations=self._migrations)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             client_id=f"prevex-{self.name}-outbox",
@@ -100,7 +122,7 @@ class Runtime:
         relay = OutboxRelay(
             self._pool,
             self.schema,
-            KafkaOutboxPublisher(self._producer),
+            _Counting(KafkaOutboxPublisher(self._producer), self.metrics),
             batch_size=self.settings.outbox_batch_size,
             poll_interval_s=self.settings.outbox_poll_interval_s,
         )
@@ -123,6 +145,18 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
         log.info("service_stopped", service=self.name)
+
+
+class _Counting:
+    """An outbox publisher that counts the business events once the broker acknowledged them."""
+
+    def __init__(self, publisher: OutboxPublisher, metrics: ServiceMetrics) -> None:
+        self._publisher = publisher
+        self._metrics = metrics
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        await self._publisher.publish(messages)
+        self._metrics.observe_published(messages)
 
 
 def _http_config(app: Any) -> uvicorn.Config:

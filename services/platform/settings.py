@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     kafka_enable_idempotence: bool = False
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    # /health/ready fails when a consumer's batch is in its handler, or keeps failing, for longer than this.
+    health_stall_after_s: float = Field(default=300.0, gt=0)
     # Off by default; set for replays, acceptance runs and demos (services/platform/clock.py).
     clock: datetime | None = Field(default=None, validation_alias="PREVEX_CLOCK")
     clock_frozen: bool = Field(default=False, validation_alias="PREVEX_CLOCK_FROZEN")

@@ -1,0 +1,132 @@
+"""Business counters counted from the events the outbox published, labels that are codes only, and the consumer
+progress that ``/health/ready`` reads."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schemas import topics
+from services.platform.health import ConsumerProgress
+from services.platform.metrics import ServiceMetrics, code_label
+from services.platform.outbox import OutboxMessage
+
+
+def _message(topic: str, payload: dict[str, Any]) -> OutboxMessage:
+    return OutboxMessage(topic, b"key", json.dumps({"payload": payload}).encode())
+
+
+def _value(metrics: ServiceMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_ingest_counts_accepted_rejected_and_duplicate_events_by_code_and_emitter_type() -> None:
+    metrics = ServiceMetrics("ingest")
+    source = {"notification": {"source": {"emitter_type": "COMMISSAIRE_JUSTICE"}}}
+    metrics.observe_published(
+        [
+            _message(topics.PROCEDURE_NOTIFICATION, {**source, "is_correction": False}),
+            _message(topics.PROCEDURE_NOTIFICATION, {**source, "is_correction": True}),
+            _message(topics.INGEST_REJECTED, {"emitter_type": "BAILLEUR_SOCIAL", "errors": [{"code": "DATE_INVALID"}]}),
+            _message(topics.INGEST_REJECTED, {"errors": [{"code": "REQUIRED_FOR_STAGE_MISSING:debt.amount"}]}),
+            _message(topics.INGEST_DUPLICATE, {"emitter_id": "CJ-1"}),
+        ]
+    )
+    accepted = "prevex_ingest_acts_accepted_total"
+    assert _value(metrics, accepted, emitter_type="COMMISSAIRE_JUSTICE", correction="false") == 1
+    assert _value(metrics, accepted, emitter_type="COMMISSAIRE_JUSTICE", correction="true") == 1
+    rejected = "prevex_ingest_acts_rejected_total"
+    assert _value(metrics, rejected, code="DATE_INVALID", emitter_type="BAILLEUR_SOCIAL") == 1
+    # The field qualifier stays out of the label; an unreadable input has no emitter type.
+    assert _value(metrics, rejected, code="REQUIRED_FOR_STAGE_MISSING", emitter_type="NONE") == 1
+    assert _value(metrics, "prevex_ingest_duplicates_total") == 1
+
+
+def test_the_notifier_counts_each_receipt_by_channel_provider_and_outcome() -> None:
+    metrics = ServiceMetrics("notifier")
+    sent = {"channel": "EMAIL", "provider": "smtp"}
+    metrics.observe_published(
+        [
+            _message(topics.NOTIFICATION_SENT, sent),
+            _message(topics.NOTIFICATION_SENT, sent),
+            _message(topics.NOTIFICATION_FAILED, {"channel": "SMS", "provider": "ovh"}),
+            _message(topics.NOTIFICATION_UNDELIVERABLE, {"channel": None, "provider": None}),
+        ]
+    )
+    name = "prevex_notifier_deliveries_total"
+    assert _value(metrics, name, channel="EMAIL", provider="smtp", outcome="sent") == 2
+    assert _value(metrics, name, channel="SMS", provider="ovh", outcome="failed") == 1
+    assert _value(metrics, name, channel="NONE", provider="NONE", outcome="undeliverable") == 1
+
+
+def test_orientation_counts_decisions_by_fallback_and_their_assignments() -> None:
+    metrics = ServiceMetrics("orientation")
+    decided = {"trigger": "NOTIFICATION", "fallback_used": True, "assignments": [{"kind": "NEW"}, {"kind": "NEW"}]}
+    metrics.observe_published(
+        [_message(topics.ORIENTATION_DECIDED, decided), _message(topics.ORIENTATION_UNMATCHED, {})]
+    )
+    assert _value(metrics, "prevex_orientation_decisions_total", trigger="NOTIFICATION", fallback="true") == 1
+    assert _value(metrics, "prevex_orientation_decided_assignments_total", kind="NEW") == 2
+    assert _value(metrics, "prevex_orientation_unmatched_total") == 1
+
+
+def test_a_value_that_is_not_a_code_never_becomes_a_label() -> None:
+    metrics = ServiceMetrics("ingest")
+    hostile = {"emitter_type": "Léa Durand, 12 rue des Lilas", "errors": [{"code": "06 12 34 56 78"}]}
+    metrics.observe_published([_message(topics.INGEST_REJECTED, hostile)])
+    assert _value(metrics, "prevex_ingest_acts_rejected_total", code="OTHER", emitter_type="OTHER") == 1
+    labels = {
+        value for family in metrics.registry.collect() for sample in family.samples for value in sample.labels.values()
+    }
+    assert not any("Durand" in value or "06 12" in value for value in labels)
+
+
+def test_code_label() -> None:
+    assert code_label("SCHEMA_INVALID") == "SCHEMA_INVALID"
+    assert code_label("REQUIRED_FOR_STAGE_MISSING:debt.amount") == "REQUIRED_FOR_STAGE_MISSING"
+    assert code_label(topics.RAW_CJ) == topics.RAW_CJ
+    assert code_label(None) == "NONE"
+    assert code_label(True) == "true"
+    assert code_label("90-2026-000001") == "OTHER"  # a procedure reference starts with a digit
+    assert code_label("x" * 65) == "OTHER"
+    assert code_label("a b") == "OTHER"
+
+
+def test_events_of_other_topics_are_neither_parsed_nor_counted() -> None:
+    metrics = ServiceMetrics("ingest")
+    metrics.observe_published([OutboxMessage(topics.ORIENTATION_DECIDED, None, b"not json")])
+    assert _value(metrics, "prevex_ingest_acts_accepted_total", emitter_type="NONE", correction="NONE") == 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_consumer_is_stalled_by_a_batch_held_too_long_or_failing_too_long_never_by_idling() -> None:
+    clock = _Clock()
+    progress = ConsumerProgress(clock=clock)
+    progress.started("a")
+    progress.finished("a", ok=True)
+    clock.now = 10_000.0
+    assert progress.stalled(300) == []  # idle for hours: no input is no work
+
+    progress.started("a")
+    clock.now += 300
+    assert progress.stalled(300) == []  # at the limit, not past it
+    clock.now += 1
+    assert progress.stalled(300) == ["a"]
+    progress.finished("a", ok=False)  # the batch will come again: failing since now
+    assert progress.stalled(300) == []
+    for _ in range(4):
+        progress.started("a")
+        clock.now += 100
+        progress.finished("a", ok=False)
+    assert progress.stalled(300) == ["a"]
+    progress.started("a")
+    progress.finished("a", ok=True)
+    assert progress.stalled(300) == []
