@@ -457,7 +457,7 @@ class Dispatcher:
             commune=alert.commune,
             urgency=Urgency(alert.urgency),
             earliest_expulsion_date=alert.earliest_expulsion_date,
-            link=self._link(alert),
+            link=self._link(alert, notice),
             today=self._clock().astimezone(self._config.zone).date(),
             warnings=alert.warnings,
             manual_orientation=alert.manual_orientation,
@@ -466,10 +466,14 @@ class Dispatcher:
             fallback=notice,
         )
 
-    def _link(self, alert: repo.AlertRow) -> str:
-        """``<base>/<token>``: a signed, expiring token opening this assignment for its structure."""
-        if alert.assignment_id is None:
-            return self._link_base_url  # no assignment to open: the workspace's list of the partner's files
+    def _link(self, alert: repo.AlertRow, notice: FallbackNotice | None) -> str:
+        """``<base>/<token>``: a signed, expiring token opening this assignment for its structure.
+
+        The bare base (the workspace's welcome page) when there is no assignment to open, or when the alert
+        goes to the default referent instead: a token would sign that other structure in as the unreachable one.
+        """
+        if alert.assignment_id is None or (notice is not None and notice.kind is FallbackKind.DEFAULT_REFERENT):
+            return self._link_base_url
         token = mint_link(
             self._config.link_keys,
             assignment_id=alert.assignment_id,

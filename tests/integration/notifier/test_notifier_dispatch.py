@@ -265,6 +265,9 @@ async def test_a_structure_without_deliverable_contact_alerts_the_default_refere
 
     [mail] = world.mails_to("ccapex90@pref.test")
     assert "la structure « Structure EMPTY90 » n'a pu être jointe" in _text(mail)
+    # No workspace token: it would sign the default referent in as EMPTY90.
+    assert not re.search(r"/d/[A-Za-z0-9_-]{20}", _text(mail))
+    assert "https://prevex.example/d" in _text(mail)
     [undeliverable] = await world.receipts(UNDELIVERABLE)
     assert undeliverable == undeliverable | {
         "cause": "NO_DELIVERABLE_CONTACT",
