@@ -64,6 +64,8 @@ SPECIFIC_SETTINGS = {
         "OVH_CONSUMER_KEY",
         "OVH_SERVICE_NAME",
         "BREVO_API_KEY",
+        "HTTP_HOST",
+        "HTTP_PORT",
     ),
     "workspace": ("LINK_SECRETS", "HTTP_HOST", "HTTP_PORT", "COOKIE_SECURE", "RETENTION_DAYS"),
 }
@@ -272,6 +274,8 @@ def test_compose_file_uses_the_specification_format() -> None:
         "orientation",
         "notifier",
         "workspace",
+        "prometheus",
+        "grafana",
     }
 
 
