@@ -29,9 +29,11 @@ from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
 from services.platform.runtime import BackgroundLoop, Runtime
 
-__all__ = ["GROUP_ID", "STATUS_GROUP_ID", "build", "import_at_start"]
+__all__ = ["GROUP_ID", "MIGRATIONS", "STATUS_GROUP_ID", "build", "import_at_start"]
 
 GROUP_ID = "prevex-orientation"
+MIGRATIONS = files("services.orientation") / "migrations"
+"""The orientation schema's own migrations (the platform adds its own: ``services.platform.db.open_schema``)."""
 # Its own group: a second subscriber in the same group would make every start rebalance it twice.
 STATUS_GROUP_ID = "prevex-orientation-status"
 SWEEP_BATCH = 500
@@ -41,7 +43,7 @@ log = get_logger(__name__)
 
 def build(settings: OrientationSettings) -> Runtime:
     """Wire orientation: référentiel at start, notices and assignment statuses consumed, expiry, admin API."""
-    runtime = Runtime("orientation", settings, schema=SCHEMA, migrations=files("services.orientation") / "migrations")
+    runtime = Runtime("orientation", settings, schema=SCHEMA, migrations=MIGRATIONS)
     holder = ReferentialHolder()
     orientation = Orientation(holder, max_structures=settings.max_structures)
     clock = settings.make_clock()

@@ -23,7 +23,6 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
 
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 
 from services.orientation import referential_repository as ref_repo
 from services.orientation.auth import Role, hash_token, new_token
+from services.orientation.bootstrap import MIGRATIONS
 from services.orientation.domain.diff import diff_referentials
 from services.orientation.domain.matching import Matcher
 from services.orientation.domain.referential import Referential
@@ -40,7 +40,7 @@ from services.orientation.domain.referential_yaml import ReferentialError, dump_
 from services.orientation.referential_store import SCHEMA, commit_referential, load_active
 from services.orientation.settings import OrientationSettings
 from services.orientation.simulate import parse_canonical, read_state, run_simulation
-from services.platform.db import Conn, apply_migrations, connect_pool, migration_files
+from services.platform.db import Conn, connect_pool, open_schema
 
 __all__ = ["main", "run"]
 
@@ -235,17 +235,19 @@ async def _from_database(conn: Conn, version: int | None) -> Referential:
 
 @asynccontextmanager
 async def _database(args: argparse.Namespace, *, migrate: bool = False) -> AsyncIterator[Conn]:
+    """A connection on the orientation schema: migrated first as the service opens it when ``migrate``,
+    else one that must already hold the référentiel tables."""
     url = args.database_url or OrientationSettings().database_url
     try:
-        pool = await connect_pool(url, schema=args.schema, min_size=1, max_size=2)
+        if migrate:
+            pool = await open_schema(url, schema=args.schema, migrations=MIGRATIONS, max_size=2)
+        else:
+            pool = await connect_pool(url, schema=args.schema, min_size=1, max_size=2)
     except (OSError, asyncpg.PostgresError) as error:
         raise CliError(f"cannot reach the database: {error}") from None
     try:
         async with pool.acquire() as conn:
-            if migrate:
-                directories = (files("services.platform") / "migrations", files("services.orientation") / "migrations")
-                await apply_migrations(conn, args.schema, migration_files(*directories))
-            elif not await conn.fetchval("SELECT to_regclass('referential_version') IS NOT NULL"):
+            if not migrate and not await conn.fetchval("SELECT to_regclass('referential_version') IS NOT NULL"):
                 raise CliError(f"schema {args.schema!r} has no référentiel tables (never migrated)")
             yield conn
     finally:

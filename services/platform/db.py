@@ -1,7 +1,9 @@
 """PostgreSQL access: a pool bound to one service's schema, and plain-SQL migrations.
 
 Each service owns one schema (docs/architecture.md §3); its connections set
-``search_path`` to that schema so SQL names stay unqualified.
+``search_path`` to that schema so SQL names stay unqualified. A service process opens its database with
+:func:`open_schema` (the runtime and the services' CLIs alike): the platform's migrations, named here
+only, then the service's own folder, which each service names once, in its ``bootstrap``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from importlib.resources import files
 from importlib.resources.abc import Traversable
 from typing import TypeAlias
 
@@ -17,7 +20,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from services.platform.logging import get_logger
 
-__all__ = ["Conn", "apply_migrations", "connect_pool", "migration_files"]
+__all__ = ["Conn", "apply_migrations", "connect_pool", "migration_files", "open_schema", "schema_migrations"]
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 """A plain connection or one borrowed from a pool: every repository function accepts both."""
@@ -26,6 +29,7 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # One lock id for every service's migrations: they are quick, and serialising them avoids two
 # replicas racing to create the same table on first start.
 _MIGRATION_LOCK_ID = 0x70726576  # "prev"
+_PLATFORM_MIGRATIONS = files("services.platform") / "migrations"
 
 log = get_logger(__name__)
 
@@ -58,6 +62,30 @@ def migration_files(*directories: Traversable) -> list[tuple[str, str]]:
         entries = sorted((e for e in directory.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
         files.extend((f"{directory.name}/{e.name[:-4]}", e.read_text("utf-8")) for e in entries)
     return files
+
+
+def schema_migrations(service: Traversable) -> list[tuple[str, str]]:
+    """What a service's schema is migrated with: the platform's migrations (outbox, inbox, dead letters),
+    then the service's folder ``service``."""
+    return migration_files(_PLATFORM_MIGRATIONS, service)
+
+
+async def open_schema(
+    dsn: str, *, schema: str, migrations: Traversable, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool on ``schema`` (:func:`connect_pool`), once the schema is migrated with
+    :func:`schema_migrations` of the service's folder ``migrations``.
+
+    The caller closes the pool; if migrating fails, it is closed here and the error propagates.
+    """
+    pool = await connect_pool(dsn, schema=schema, min_size=min_size, max_size=max_size)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema, schema_migrations(migrations))
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
 
 
 async def apply_migrations(conn: Conn, schema: str, files: Sequence[tuple[str, str]]) -> list[str]:
