@@ -245,6 +245,13 @@ CRASH_LEASE_S = 600
 async def crash_world(
     pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[NotifierWorld]:
-    env = {"NOTIFIER_SEND_LEASE_S": str(CRASH_LEASE_S), "NOTIFIER_SEND_TIMEOUT_S": "20", "NOTIFIER_SMS_PROVIDER": "log"}
+    env = {
+        "NOTIFIER_SEND_LEASE_S": str(CRASH_LEASE_S),
+        "NOTIFIER_SEND_TIMEOUT_S": "20",
+        "NOTIFIER_SMS_PROVIDER": "log",
+        # The system clock: a replayed one restarts at its instant with each process, and the test compares
+        # the instants of the killed notifier's leases with those of the restarted one's sends.
+        "PREVEX_CLOCK": "",
+    }
     async with running_notifier(pg_server, tmp_path_factory, env) as world:
         yield world

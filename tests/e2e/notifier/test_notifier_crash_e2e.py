@@ -43,8 +43,8 @@ async def test_a_killed_notifiers_deliveries_are_taken_back_before_their_lease_e
     assert len(world.mails_to(EMAIL)) < total, "the kill must fall before every alert went"
 
     world.services.start("notifier")
-    # Far below the 600 s lease: only a take-back on the dead session can settle this.
-    await world.settled(timeout_s=120)
+    # A bound against hanging, half the 600 s lease: only a take-back on the dead session can settle this.
+    await world.settled(timeout_s=300)
     world.replies.slow_address = None
 
     rows = await world.db.fetch("SELECT delivery_id, channel, state, sent_at FROM delivery")
