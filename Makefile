@@ -1,10 +1,11 @@
 # Two entry points (README): `make run` and `make test`. Both create or update the venv first.
+# `make bench [ARGS=--quick]` runs every benchmark and writes var/bench/results.md and .json (docs/benchmarks.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts unit venv clean browser-deps
+.PHONY: run bench test lint typecheck contracts unit venv clean browser-deps
 
 venv: $(STAMP)
 
@@ -17,6 +18,9 @@ $(STAMP): pyproject.toml
 
 run: venv
 	$(PY) -m services.devenv.run $(ARGS)
+
+bench: venv
+	$(PY) -m benchmarks $(ARGS)
 
 lint: venv
 	$(PY) -m ruff check .

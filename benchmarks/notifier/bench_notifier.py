@@ -1,6 +1,7 @@
 """Notifier throughput: alerts/s delivered to a local SMTP server from a backlog of decisions (not a test).
 
-    .venv/bin/python benchmarks/notifier/bench_notifier.py [-n 10000] [--concurrency 1,8,16] [--per-procedure 4]
+    .venv/bin/python -m benchmarks.notifier.bench_notifier [-n 10000] [--concurrency 1,8,16] [--per-procedure 4]
+                                                            [--json F]
 
 For each concurrency setting, on a fresh broker and database (``services.devenv``, as the tests do):
 
@@ -15,28 +16,24 @@ For each concurrency setting, on a fresh broker and database (``services.devenv`
 
 ``--sink devenv`` uses the project's ``SmtpSink`` (parses every message: about one core at ~250 msgs/s on
 our 2-core machine, which then caps the measure); ``--sink light`` (default) an aiosmtpd server that
-only keeps the raw bytes, parsed after the clock stopped.
+only keeps the raw bytes, parsed after the clock stopped (``benchmarks.common.LightSink``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import email
-import email.policy
+import json
 import os
 import tempfile
-import threading
 import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
-from aiosmtpd.controller import Controller
 
+from benchmarks.common import LightSink
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import Channels, Contact, ReferentialChangedEvent
@@ -46,7 +43,6 @@ from services.devenv import (
     create_database,
     create_topics,
     drop_database,
-    free_port,
     kafka_broker,
     postgres_server,
 )
@@ -55,34 +51,6 @@ from services.notifier.emulator import decided_event, structure_event
 
 STAGES = (Stage.COMMANDEMENT_PAYER, Stage.ASSIGNATION, Stage.AUDIENCE, Stage.DECISION, Stage.COMMANDEMENT_QUITTER)
 TIMEOUT_S = 900.0
-
-
-class LightSink:
-    """An aiosmtpd server that accepts and keeps raw messages, nothing else (parsing costs the server's CPU)."""
-
-    def __init__(self) -> None:
-        self.host, self.port = "127.0.0.1", free_port("127.0.0.1")
-        self._raw: list[bytes] = []
-        self._lock = threading.Lock()
-        self._controller = Controller(self, hostname=self.host, port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook)
-        with self._lock:
-            self._raw.append(envelope.original_content or envelope.content)
-        return "250 OK"
-
-    def count(self) -> int:
-        return len(self._raw)
-
-    def subjects(self) -> list[str]:
-        return [str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"]) for raw in self._raw]
-
-    def __enter__(self) -> Self:
-        self._controller.start()
-        return self
-
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
-        self._controller.stop()
 
 
 class DevenvSink(SmtpSink):
@@ -216,7 +184,9 @@ def main() -> None:
     parser.add_argument("--structures", type=int, default=50)
     parser.add_argument("--concurrency", default="1,8,16", help="comma-separated NOTIFIER_SEND_CONCURRENCY values")
     parser.add_argument("--sink", choices=("light", "devenv"), default="light", help="SMTP server (see above)")
+    parser.add_argument("--json", type=Path, help="also write the results there, by concurrency")
     args = parser.parse_args()
+    report: dict[str, dict[str, float]] = {}
     print(
         f"backlog: {args.n} decisions, {args.per_procedure} per procedure, {args.structures} structures;"
         f" SMTP server: {args.sink}"
@@ -238,6 +208,9 @@ def main() -> None:
                 f"  {r['duplicates']:>10.0f}",
                 flush=True,
             )
+            report[f"concurrency {concurrency}"] = r
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2), "utf-8")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Orientation throughput on a large generated référentiel: matching alone, and through Kafka + PostgreSQL.
 
-    .venv/bin/python benchmarks/orientation/bench_orientation.py [--decisions 2000] [--notices 5000] [--no-kafka]
+    .venv/bin/python -m benchmarks.orientation.bench_orientation [--decisions 2000] [--notices 5000] [--no-kafka]
+                                                                  [--json F]
 
 The référentiel: 500 structures and 2,000 offers over the 101 communes of the Territoire de Belfort (COG),
 its 3 EPCI and the département — about half the offers on 1 to 5 communes, a third on an EPCI, the rest
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -173,7 +175,8 @@ def _rate(decide: Callable[[MatchFacts], object], sample: list[MatchFacts], repe
     return rate, 1000 / rate
 
 
-def bench_matching(referential: Referential, facts: list[MatchFacts]) -> None:
+def bench_matching(referential: Referential, facts: list[MatchFacts]) -> dict[str, float]:
+    """Print and return decisions/s of each way of matching, and the index's build time."""
     started = time.perf_counter()
     matcher = Matcher(referential)
     index_ms = (time.perf_counter() - started) * 1000
@@ -186,13 +189,16 @@ def bench_matching(referential: Referential, facts: list[MatchFacts]) -> None:
         ("full evaluation of every offer", tenth, matcher.evaluate_all),
     ]
     print(f"{'matching alone':<38} {'decisions/s':>12} {'ms/decision':>12}")
+    measured = {"index build ms": index_ms}
     for label, sample, run in cases:
         rate, ms = _rate(run, sample)
         print(f"{label:<38} {rate:>12,.0f} {ms:>12.2f}")
+        measured[f"{label}, decisions/s"] = rate
     results = [matcher.decide(f) for f in facts]
     assigned = statistics.mean(len(r.assignments) for r in results)
     fallbacks = sum(r.fallback_used for r in results)
     print(f"(mean {assigned:.1f} assignments per decision, {fallbacks} of {len(facts)} on fallback F1)")
+    return measured
 
 
 def _notice_records(territory: Territory, rnd: random.Random, count: int) -> list[bytes]:
@@ -227,7 +233,10 @@ def _notice_records(territory: Territory, rnd: random.Random, count: int) -> lis
     return records
 
 
-async def bench_kafka(referential: Referential, territory: Territory, rnd: random.Random, count: int) -> None:
+async def bench_kafka(
+    referential: Referential, territory: Territory, rnd: random.Random, count: int
+) -> dict[str, float]:
+    """Print and return the rates through Kafka + PostgreSQL (published, committed, on the topic)."""
     payloads = _notice_records(territory, rnd, count)
     with tempfile.TemporaryDirectory(prefix="prevex-bench-") as tmp, kafka_broker() as broker, postgres_server() as pg:
         work = Path(tmp)
@@ -277,6 +286,13 @@ async def bench_kafka(referential: Referential, territory: Territory, rnd: rando
     print(f"{'decisions committed (inbox rows)':<38} {done / committed:>12,.0f} {committed:>12.2f}")
     print(f"{'decided events on the topic':<38} {count / on_topic:>12,.0f} {on_topic:>12.2f}")
     print(f"({assignments} assignments for {count} notices; broker {broker.kind})")
+    return {
+        "notices published/s": count / published,
+        "decisions committed/s": done / committed,
+        "decided events on the topic/s": count / on_topic,
+        "notices": count,
+        "assignments": assignments,
+    }
 
 
 async def _until_ready(admin_url: str, processes: ServiceProcesses) -> None:
@@ -311,6 +327,7 @@ def main() -> None:
     parser.add_argument("--notices", type=int, default=5000, help="notices through Kafka + PostgreSQL")
     parser.add_argument("--no-kafka", action="store_true", help="matching alone only")
     parser.add_argument("--seed", type=int, default=90)
+    parser.add_argument("--json", type=Path, help="also write the results there")
     args = parser.parse_args()
     rnd = random.Random(args.seed)
     territory = territory_90()
@@ -322,9 +339,11 @@ def main() -> None:
         f" (generated in {time.perf_counter() - started:.2f} s)"
     )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU")
-    bench_matching(referential, generate_facts(territory, rnd, args.decisions))
+    report = {"matching alone": bench_matching(referential, generate_facts(territory, rnd, args.decisions))}
     if not args.no_kafka:
-        asyncio.run(bench_kafka(referential, territory, rnd, args.notices))
+        report["through Kafka + PostgreSQL"] = asyncio.run(bench_kafka(referential, territory, rnd, args.notices))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2), "utf-8")
 
 
 if __name__ == "__main__":
