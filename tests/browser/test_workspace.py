@@ -109,12 +109,6 @@ async def test_the_alert_link_opens_the_case_for_its_partner_who_accepts_it(
     await axe(page, "the référentiel searched by kind")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/workspace: on a 390 px screen the refusal form's fieldset is wider than the screen (a"
-    " fieldset's default min-width is its content's: `fieldset { min-width: 0 }`), and the tables' .scroll"
-    " boxes cannot be reached by keyboard (axe scrollable-region-focusable: tabindex=0 and a name)",
-)
 async def test_the_case_page_reads_on_a_phone(
     *, alerts: list[Any], phone_page: Page, axe: Any, fits_screen: Any, screenshot: Any
 ) -> None:
