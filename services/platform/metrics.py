@@ -32,11 +32,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas import topics
 from services.platform.db import Conn
+from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage
 
 __all__ = ["EVENT_COUNTERS", "TABLE_GAUGES", "EventCounter", "ServiceMetrics", "TableGauge", "code_label"]
 
 Labels = tuple[str, ...]
+log = get_logger(__name__)
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -259,15 +261,20 @@ class ServiceMetrics:
         )
 
     def observe_published(self, messages: Sequence[OutboxMessage]) -> None:
-        """Count the business events among ``messages``, which the broker has just acknowledged."""
+        """Count the business events among ``messages``, which the broker has just acknowledged. Never raises:
+        an event that cannot be read is logged (its topic and error type) and left uncounted."""
         for message in messages:
             counters = self._events.get(message.topic)
             if not counters:
                 continue
-            payload = json.loads(message.value).get("payload", {})
-            for spec, counter in counters:
-                for labels in spec.values(payload):
-                    counter.labels(*labels).inc() if labels else counter.inc()
+            try:
+                payload = json.loads(message.value)["payload"]
+                increments = [(counter, labels) for spec, counter in counters for labels in spec.values(payload)]
+            except Exception as error:  # a counting bug must never fail the relay (it would publish again)
+                log.warning("metrics_event_unreadable", topic=message.topic, error=type(error).__name__)
+                continue
+            for counter, labels in increments:
+                counter.labels(*labels).inc() if labels else counter.inc()
 
     async def refresh(self, conn: Conn, consumers: Iterable[AIOKafkaConsumer]) -> None:
         """Read the gauges: the service's tables on ``conn``, the lag of ``consumers``' assigned partitions."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
+
 from schemas import topics
-from services.platform.health import ConsumerProgress
+from services.platform.health import ConsumerProgress, Readiness, health_app, health_router
 from services.platform.metrics import ServiceMetrics, code_label
 from services.platform.outbox import OutboxMessage
 
@@ -93,7 +95,7 @@ def test_code_label() -> None:
     assert code_label("a b") == "OTHER"
 
 
-def test_events_of_other_topics_are_neither_parsed_nor_counted() -> None:
+def test_events_of_other_topics_are_neither_parsed_nor_counted() -> None:  # parsing is the relay's only cost
     metrics = ServiceMetrics("ingest")
     metrics.observe_published([OutboxMessage(topics.ORIENTATION_DECIDED, None, b"not json")])
     assert _value(metrics, "prevex_ingest_acts_accepted_total", emitter_type="NONE", correction="NONE") == 0
@@ -130,3 +132,61 @@ def test_a_consumer_is_stalled_by_a_batch_held_too_long_or_failing_too_long_neve
     progress.started("a")
     progress.finished("a", ok=True)
     assert progress.stalled(300) == []
+
+
+def test_an_event_that_cannot_be_read_is_left_uncounted_without_failing_the_relay() -> None:
+    metrics = ServiceMetrics("ingest")
+    metrics.observe_published(
+        [
+            OutboxMessage(topics.INGEST_DUPLICATE, None, b"not json"),
+            _message(topics.PROCEDURE_NOTIFICATION, {"is_correction": False}),  # no notification.source
+            _message(topics.INGEST_DUPLICATE, {}),
+        ]
+    )
+    assert _value(metrics, "prevex_ingest_duplicates_total") == 1
+    assert _value(metrics, "prevex_ingest_acts_accepted_total", emitter_type="NONE", correction="false") == 0
+
+
+class _DownPool:
+    def fetchval(self, _: str) -> Any:
+        raise ConnectionRefusedError
+
+    def acquire(self, **_: Any) -> Any:
+        raise ConnectionRefusedError
+
+
+class _Subscriber:
+    consumer = None  # not started: not in its group
+
+
+class _SilentBroker:
+    subscribers = (_Subscriber(),)
+
+    async def ping(self, timeout: float) -> bool:  # noqa: ASYNC109 (FastStream's signature)
+        return False
+
+
+async def test_ready_answers_503_naming_every_failing_check_and_metrics_still_answer() -> None:
+    progress = ConsumerProgress()
+    progress.finished(topics.RAW_CJ, ok=False)
+    readiness = Readiness(pool=_DownPool, broker=_SilentBroker(), progress=progress, stall_after_s=0.0)  # type: ignore[arg-type]
+    metrics = ServiceMetrics("ingest")
+    metrics.observe_published([_message(topics.INGEST_DUPLICATE, {})])
+    app = health_app([health_router(readiness, metrics)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ops") as client:
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "not ready",
+            "problems": [
+                "postgresql: ConnectionRefusedError",
+                "broker: no answer",
+                "consumers: 1 not in their group yet",
+                f"consumer stalled: {topics.RAW_CJ}",
+            ],
+        }
+        assert (await client.get("/health/live")).status_code == 200
+        scraped = await client.get("/metrics")
+    assert scraped.status_code == 200
+    assert "prevex_ingest_duplicates_total 1.0" in scraped.text
+    assert "prevex_ingest_ready 0.0" in scraped.text
