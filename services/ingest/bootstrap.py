@@ -16,7 +16,7 @@ from schemas import topics
 from schemas.procedure import SourceSystem
 from services.ingest import repository as repo
 from services.ingest.domain.cog import CommuneDirectory, Territory
-from services.ingest.emitters import load_emitters
+from services.ingest.emitters import EmitterRegistry, load_emitters
 from services.ingest.http import create_app
 from services.ingest.intake import SCHEMA, Intake, Prepared, RawInput
 from services.ingest.settings import IngestSettings
@@ -27,9 +27,11 @@ from services.platform.logging import get_logger
 from services.platform.pipeline import Admit, run_pipelined
 from services.platform.runtime import Runtime
 
-__all__ = ["GROUP_ID", "build", "build_intake", "purge_expired_raw"]
+__all__ = ["GROUP_ID", "MIGRATIONS", "build", "build_intake", "purge_expired_raw"]
 
 GROUP_ID = "prevex-ingest"
+MIGRATIONS = files("services.ingest") / "migrations"
+"""The ingest schema's own migrations (the platform adds its own: ``services.platform.db.open_schema``)."""
 _RAW_SOURCES = {
     topics.RAW_CJ: SourceSystem.CJ_API,
     topics.RAW_BAILLEUR: SourceSystem.BAILLEUR_API,
@@ -41,9 +43,8 @@ log = get_logger(__name__)
 
 
 def build_intake(settings: IngestSettings) -> Intake:
-    """The intake configured by ``settings`` (emitters file, territory, size limit); shared with the CLI."""
+    """The intake configured by ``settings`` (territory, size limit); shared with the CLI."""
     return Intake(
-        emitters=load_emitters(settings.emitters_path),
         communes=CommuneDirectory.from_packaged_data(),
         territory=Territory(settings.departements),
         max_payload_bytes=settings.max_payload_bytes,
@@ -60,8 +61,9 @@ async def purge_expired_raw(pool: asyncpg.Pool, retention_days: int, *, now: dat
 
 def build(settings: IngestSettings) -> Runtime:
     """Wire ingest: one batch subscription to the raw topics, the HTTP API, a raw-payload retention loop."""
-    runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=files("services.ingest") / "migrations")
+    runtime = Runtime("ingest", settings, schema=SCHEMA, migrations=MIGRATIONS)
     intake = build_intake(settings)
+    emitters = load_emitters(settings.emitters_path)
     clock = settings.make_clock()
 
     async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
@@ -75,7 +77,7 @@ def build(settings: IngestSettings) -> Runtime:
         # A transaction per chunk, the next one admitted once this one holds its locks: a failure makes
         # the whole batch come again, and the chunks already committed are recognised by Kafka position.
         await run_pipelined(
-            [_raw_input(record, received_at) for record in records],
+            [_raw_input(record, received_at, emitters) for record in records],
             prepare=functools.partial(intake.prepare, clock=today),
             write=write,
             chunk_size=settings.write_chunk_records,
@@ -83,7 +85,7 @@ def build(settings: IngestSettings) -> Runtime:
 
     async def set_aside(record: ConsumerRecord[bytes, bytes], _: BaseException) -> None:
         # A record whose processing keeps raising is still stored, rejected INTERNAL_ERROR (resubmittable).
-        raw = _raw_input(record, clock.now())
+        raw = _raw_input(record, clock.now(), emitters)
         async with runtime.pool.acquire() as conn, conn.transaction():
             await intake.record_internal_error(conn, raw, clock=raw.received_at.date())
 
@@ -99,7 +101,7 @@ def build(settings: IngestSettings) -> Runtime:
     if not settings.http_enabled:
         log.info("http_intake_disabled")
     else:
-        app = create_app(intake=intake, pool=lambda: runtime.pool, settings=settings, now=clock.now)
+        app = create_app(intake=intake, emitters=emitters, pool=lambda: runtime.pool, settings=settings, now=clock.now)
         runtime.add_http(app, host=settings.http_host, port=settings.http_port)
 
     async def purge_raw(rt: Runtime) -> None:
@@ -124,5 +126,5 @@ async def _tune_garbage_collection(_: Runtime) -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _raw_input(record: ConsumerRecord[bytes, bytes], received_at: datetime) -> RawInput:
-    return RawInput.of_record(record, _RAW_SOURCES[record.topic], received_at)
+def _raw_input(record: ConsumerRecord[bytes, bytes], received_at: datetime, emitters: EmitterRegistry) -> RawInput:
+    return RawInput.of_record(record, _RAW_SOURCES[record.topic], received_at, emitters)

@@ -25,21 +25,20 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from importlib.resources import files
 from pathlib import Path
 from typing import TextIO
 
 import asyncpg
 
 from services.ingest import repository as repo
-from services.ingest.bootstrap import build_intake, purge_expired_raw
-from services.ingest.emitters import new_api_key
+from services.ingest.bootstrap import MIGRATIONS, build_intake, purge_expired_raw
+from services.ingest.emitters import EmitterRegistry, load_emitters, new_api_key
 from services.ingest.http import create_app, render_openapi
 from services.ingest.intake import SCHEMA, IntakeResult, Outcome
 from services.ingest.reports import csv_body
 from services.ingest.settings import IngestSettings
 from services.ingest.submissions import Submissions, csv_allowed
-from services.platform.db import apply_migrations, connect_pool, migration_files
+from services.platform.db import open_schema
 from services.platform.logging import configure_logging
 
 __all__ = ["OPENAPI_PATH", "main", "run"]
@@ -103,12 +102,9 @@ def _timestamp(text: str) -> datetime:
 
 @asynccontextmanager
 async def _pool(settings: IngestSettings, schema: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the ingest schema, migrated first (the same migrations the service applies)."""
-    pool = await connect_pool(settings.database_url, schema=schema, min_size=1, max_size=2)
+    """A pool on the ingest schema, migrated first, as the service opens it."""
+    pool = await open_schema(settings.database_url, schema=schema, migrations=MIGRATIONS, max_size=2)
     try:
-        async with pool.acquire() as conn:
-            dirs = (files("services.platform") / "migrations", files("services.ingest") / "migrations")
-            await apply_migrations(conn, schema, migration_files(*dirs))
         yield pool
     finally:
         await pool.close()
@@ -130,16 +126,14 @@ def _print_result(result: IntakeResult, out: TextIO, prefix: str = "") -> None:
 
 
 async def _csv(args: argparse.Namespace, settings: IngestSettings, schema: str, out: TextIO) -> int:
-    intake = build_intake(settings)
-    emitter = intake.emitters.get(args.emitter)
+    emitters = load_emitters(settings.emitters_path)
+    emitter = emitters.get(args.emitter)
     if emitter is None or not csv_allowed(emitter):
         _complain(f"emitter {args.emitter!r} is not a registered bailleur")
         return EXIT_USAGE
     data = await asyncio.to_thread(_read_input, str(args.file))
     async with _pool(settings, schema) as pool:
-        report = await Submissions(intake, lambda: pool, now=settings.make_clock().now).csv(
-            emitter, data, channel="cli:csv"
-        )
+        report = await _submissions(settings, emitters, pool).csv(emitter, data, channel="cli:csv")
     if report.file_rejection is not None:
         _print_result(report.file_rejection, out, "file: ")
         return EXIT_REJECTED
@@ -158,6 +152,11 @@ async def _csv(args: argparse.Namespace, settings: IngestSettings, schema: str, 
     return EXIT_REJECTED if report.count(Outcome.REJECTED) else EXIT_OK
 
 
+def _submissions(settings: IngestSettings, emitters: EmitterRegistry, pool: asyncpg.Pool) -> Submissions:
+    """The submissions of this CLI process: the intake ``settings`` configure, on ``pool``."""
+    return Submissions(build_intake(settings), emitters, lambda: pool, now=settings.make_clock().now)
+
+
 async def _rejections(args: argparse.Namespace, settings: IngestSettings, schema: str, out: TextIO) -> int:
     async with _pool(settings, schema) as pool:
         if args.action == "list":
@@ -173,7 +172,7 @@ async def _rejections(args: argparse.Namespace, settings: IngestSettings, schema
         payload = await _resubmitted_payload(args, pool)
         if payload is None:
             return EXIT_NOT_FOUND
-        submissions = Submissions(build_intake(settings), lambda: pool, now=settings.make_clock().now)
+        submissions = _submissions(settings, load_emitters(settings.emitters_path), pool)
         result = await submissions.resubmit(args.rejection_id, payload, emitter_id=args.emitter)
     if result is None:
         _complain(f"no rejection {args.rejection_id}")
@@ -246,7 +245,8 @@ def _show(detail: repo.RejectionDetail, out: TextIO, *, payload: bool) -> None:
 
 
 def _openapi(args: argparse.Namespace, settings: IngestSettings, out: TextIO) -> int:
-    app = create_app(intake=build_intake(settings), pool=_no_pool, settings=settings)
+    emitters = load_emitters(settings.emitters_path)
+    app = create_app(intake=build_intake(settings), emitters=emitters, pool=_no_pool, settings=settings)
     document = render_openapi(app)
     if args.write:
         OPENAPI_PATH.write_text(document, "utf-8")

@@ -35,6 +35,7 @@ from schemas.sources import BailleurNotice, CjAct
 from services.ingest.domain.normalise import Emitter
 from services.ingest.domain.payload import split_json_array
 from services.ingest.domain.rejections import RejectionCode, RejectionError
+from services.ingest.emitters import EmitterRegistry
 from services.ingest.intake import Intake, IntakeResult, Outcome, Refusal
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.reports import (
@@ -209,14 +210,17 @@ async def _unreadable(
 def create_app(
     *,
     intake: Intake,
+    emitters: EmitterRegistry,
     pool: Callable[[], asyncpg.Pool],
     settings: IngestSettings,
     now: Callable[[], datetime] = SYSTEM_CLOCK.now,
     limiter: TokenBuckets | None = None,
 ) -> FastAPI:
-    """The HTTP intake app. ``pool`` is called per request (the runtime opens it after the app is built);
-    ``now`` gives reception times; ``limiter`` defaults to the settings' per-emitter token buckets."""
-    submissions = Submissions(intake, pool, now=now)
+    """The HTTP intake app. ``emitters`` authenticates the API keys: the emitter found is the one the
+    input is recorded and validated as (never looked up again). ``pool`` is called per request (the
+    runtime opens it after the app is built); ``now`` gives reception times; ``limiter`` defaults to the
+    settings' per-emitter token buckets."""
+    submissions = Submissions(intake, emitters, pool, now=now)
     buckets = limiter or TokenBuckets(rate_per_s=settings.http_rate_limit_per_s, burst=settings.http_rate_limit_burst)
     app = FastAPI(title="prevex ingest — HTTP intake", version="1", description=_DESCRIPTION)
 
@@ -224,7 +228,7 @@ def create_app(
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         api_key: Annotated[str | None, Security(_api_key)],
     ) -> Emitter:
-        emitter = intake.emitters.authenticate(bearer.credentials if bearer else api_key)
+        emitter = emitters.authenticate(bearer.credentials if bearer else api_key)
         if emitter is None:
             message = "a valid API key is required (Authorization: Bearer <key>, or X-Api-Key)"
             raise ApiError(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": "Bearer"})

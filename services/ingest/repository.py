@@ -16,13 +16,11 @@ from typing import Any
 
 import asyncpg
 
+from services.ingest.domain.linking import ProcedureStatus
+from services.ingest.domain.procedures import LatestRevision, Procedure, Recorded
 from services.platform.db import Conn
 
 __all__ = [
-    "LatestRevision",
-    "NewProcedure",
-    "ProcedureRow",
-    "ProcedureUpdate",
     "RawRow",
     "RejectionDetail",
     "RejectionRow",
@@ -68,62 +66,6 @@ class RawRow:
 
 
 @dataclass(frozen=True)
-class ProcedureRow:
-    """A procedure as the intake needs it for linking (locked ``FOR UPDATE`` when read)."""
-
-    procedure_id: uuid.UUID
-    short_ref: str
-    correlation_id: uuid.UUID
-    departement: str
-    procedure_ref: str | None
-    link_key: str | None
-    address_key: str | None
-    current_stage: str
-    current_rank: int
-    status: str
-    saisine_date: date | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class LatestRevision:
-    """The newest accepted revision of an act: what a re-sent act is compared with and answered from."""
-
-    procedure_id: uuid.UUID
-    revision: int
-    content_sha256: str
-    notification_id: uuid.UUID
-    warnings: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class NewProcedure:
-    procedure_id: uuid.UUID
-    short_ref: str
-    correlation_id: uuid.UUID
-    departement: str
-    procedure_ref: str | None
-    link_key: str | None
-    address_key: str | None
-    current_stage: str
-    current_rank: int
-    status: str
-    reopened_count: int
-    saisine_date: date | None
-
-
-@dataclass(frozen=True)
-class ProcedureUpdate:
-    procedure_id: uuid.UUID
-    current_stage: str
-    current_rank: int
-    status: str
-    reopened: int
-    """How many times this batch reopened the procedure (added to ``reopened_count``)."""
-    saisine_date: date | None
-
-
-@dataclass(frozen=True)
 class StageEventRow:
     notification_id: uuid.UUID
     procedure_id: uuid.UUID
@@ -139,6 +81,26 @@ class StageEventRow:
     """The ``procedure.notification`` event, as published; its ``payload.notification`` is stored."""
     raw_id: uuid.UUID
     link_candidate_procedure_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, recorded: Recorded, raw_id: uuid.UUID, event_json: bytes) -> StageEventRow:
+        """The row of a recorded act, whose raw input is ``raw_id`` and outgoing event ``event_json``."""
+        record = recorded.record
+        return cls(
+            notification_id=record.notification_id,
+            procedure_id=recorded.procedure.procedure_id,
+            idempotency_key=recorded.accepted.idempotency_key,
+            revision=recorded.revision,
+            payload_sha256=record.source.payload_sha256,
+            content_sha256=recorded.accepted.content_sha256,
+            stage=record.act.stage.value,
+            act_date=record.act.date,
+            is_late=recorded.placement.is_late,
+            is_correction=recorded.is_correction,
+            event_json=event_json,
+            raw_id=raw_id,
+            link_candidate_procedure_id=recorded.link_candidate,
+        )
 
 
 @dataclass(frozen=True)
@@ -180,8 +142,12 @@ class RejectionDetail:
 
 def _columns(rows: Sequence[Any], cls: type[Any]) -> list[list[Any]]:
     """Column-wise lists of dataclass rows, in field order: the arrays ``unnest`` takes."""
-    names = [f.name for f in fields(cls)]
-    return [[getattr(row, name) for row in rows] for name in names]
+    return _attributes(rows, " ".join(f.name for f in fields(cls)))
+
+
+def _attributes(items: Sequence[Any], names: str) -> list[list[Any]]:
+    """Column-wise lists of the attributes ``names`` (space-separated) of ``items``, in that order."""
+    return [[getattr(item, name) for item in items] for name in names.split()]
 
 
 async def stored_positions(conn: Conn, rows: Sequence[RawRow]) -> set[tuple[str, int, int]]:
@@ -262,7 +228,28 @@ async def latest_revisions(conn: Conn, idempotency_keys: Collection[str]) -> dic
     }
 
 
-_PROCEDURE_COLUMNS = ", ".join(f.name for f in fields(ProcedureRow))
+_PROCEDURE_COLUMNS = (
+    "procedure_id, short_ref, correlation_id, departement, procedure_ref, link_key, address_key, current_stage,"
+    " current_rank, status, saisine_date, created_at"
+)
+
+
+def _procedure(row: asyncpg.Record) -> Procedure:
+    return Procedure(
+        procedure_id=row["procedure_id"],
+        correlation_id=row["correlation_id"],
+        departement=row["departement"],
+        year=row["created_at"].year,
+        short_ref=row["short_ref"],
+        procedure_ref=row["procedure_ref"],
+        link_key=row["link_key"],
+        address_key=row["address_key"],
+        current_stage=row["current_stage"],
+        current_rank=row["current_rank"],
+        status=ProcedureStatus(row["status"]),
+        saisine_date=row["saisine_date"],
+        is_new=False,
+    )
 
 
 async def find_procedures(
@@ -272,10 +259,10 @@ async def find_procedures(
     refs: Collection[str],
     link_keys: Collection[str],
     address_keys: Collection[str],
-) -> list[ProcedureRow]:
+) -> list[Procedure]:
     """Every procedure one of the keys points at (any status; open ones only by address), locked for update.
 
-    Returned by ``created_at`` so the caller's maps keep the most recent procedure per key; the rows are
+    Returned oldest first (by ``created_at``) so the caller's maps keep the most recent procedure per key; the rows are
     locked in ``procedure_id`` order, the same in every transaction, so concurrent batches cannot deadlock.
     """
     if not (ids or refs or link_keys or address_keys):
@@ -294,7 +281,7 @@ async def find_procedures(
         list(link_keys),
         list(address_keys),
     )
-    return sorted((ProcedureRow(**dict(row)) for row in rows), key=lambda p: (p.created_at, p.procedure_id))
+    return [_procedure(row) for row in sorted(rows, key=lambda r: (r["created_at"], r["procedure_id"]))]
 
 
 async def next_short_ref_numbers(conn: Conn, count: int) -> list[int]:
@@ -305,19 +292,26 @@ async def next_short_ref_numbers(conn: Conn, count: int) -> list[int]:
     return [row["n"] for row in rows]
 
 
-async def insert_procedures(conn: Conn, rows: Sequence[NewProcedure]) -> None:
-    if rows:
+async def insert_procedures(conn: Conn, procedures: Sequence[Procedure]) -> None:
+    """Insert the procedures a batch created (numbered: :meth:`Procedure.number`)."""
+    if procedures:
         await conn.execute(
             "INSERT INTO procedure (procedure_id, short_ref, correlation_id, departement, procedure_ref, link_key,"
             " address_key, current_stage, current_rank, status, reopened_count, saisine_date)"
             " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[],"
             " $7::text[], $8::text[], $9::int[], $10::text[], $11::int[], $12::date[])",
-            *_columns(rows, NewProcedure),
+            *_attributes(
+                procedures,
+                "procedure_id short_ref correlation_id departement procedure_ref link_key address_key current_stage"
+                " current_rank status reopened saisine_date",
+            ),
         )
 
 
-async def update_procedures(conn: Conn, rows: Sequence[ProcedureUpdate]) -> None:
-    if rows:
+async def update_procedures(conn: Conn, procedures: Sequence[Procedure]) -> None:
+    """Write back the stage, status and saisine of procedures a batch changed; add the times it reopened
+    them to ``reopened_count``."""
+    if procedures:
         await conn.execute(
             "UPDATE procedure AS p SET current_stage = u.current_stage, current_rank = u.current_rank,"
             " status = u.status, reopened_count = p.reopened_count + u.reopened, saisine_date = u.saisine_date,"
@@ -325,7 +319,7 @@ async def update_procedures(conn: Conn, rows: Sequence[ProcedureUpdate]) -> None
             " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::date[])"
             " AS u(procedure_id, current_stage, current_rank, status, reopened, saisine_date)"
             " WHERE p.procedure_id = u.procedure_id",
-            *_columns(rows, ProcedureUpdate),
+            *_attributes(procedures, "procedure_id current_stage current_rank status reopened saisine_date"),
         )
 
 

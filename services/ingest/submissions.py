@@ -1,6 +1,7 @@
 """Inputs that do not come from Kafka: HTTP notifications, CSV files, corrected re-submissions.
 
-Each is turned into :class:`~services.ingest.intake.RawInput` and goes through the very same
+Each is turned into :class:`~services.ingest.intake.RawInput`, carrying the emitter its caller
+authenticated (the HTTP API from the API key, the CLI from its ``--emitter``), and goes through the very same
 :meth:`Intake.process` as a Kafka batch, in a transaction of its own, so its rows and outbox events
 commit together exactly as on the Kafka path. Used by the HTTP API and by the ops CLI.
 """
@@ -20,6 +21,7 @@ from services.ingest import repository as repo
 from services.ingest.domain.csv_rows import CsvLine, parse_csv
 from services.ingest.domain.normalise import FORMAT_EMITTER_TYPES, Emitter
 from services.ingest.domain.rejections import WarningCode
+from services.ingest.emitters import EmitterRegistry
 from services.ingest.intake import Intake, IntakeResult, Outcome, RawInput, Refusal
 from services.platform.logging import get_logger
 
@@ -82,8 +84,17 @@ class CsvReport:
 class Submissions:
     """Runs non-Kafka inputs through the intake, each call in its own transaction(s)."""
 
-    def __init__(self, intake: Intake, pool: Callable[[], asyncpg.Pool], *, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        intake: Intake,
+        emitters: EmitterRegistry,
+        pool: Callable[[], asyncpg.Pool],
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        """``emitters`` resolves the emitter of a re-submission (the other inputs come with theirs)."""
         self._intake = intake
+        self._emitters = emitters
         self._pool = pool
         self._now = now
 
@@ -97,7 +108,7 @@ class Submissions:
         """JSON notifications from an authenticated emitter, all in one transaction."""
         received_at = self._now()
         system = api_source_system(emitter)
-        inputs = [RawInput(p, system, channel, emitter.emitter_id, received_at) for p in payloads]
+        inputs = [RawInput(p, system, channel, emitter.emitter_id, received_at, emitter) for p in payloads]
         return await self._process(inputs, received_at)
 
     async def refused(
@@ -107,7 +118,7 @@ class Submissions:
         file when ``csv``): stored and rejected."""
         received_at = self._now()
         system = SourceSystem.BAILLEUR_SFTP if csv else api_source_system(emitter)
-        raw = RawInput(payload, system, channel, emitter.emitter_id, received_at, refusal=refusal)
+        raw = RawInput(payload, system, channel, emitter.emitter_id, received_at, emitter, refusal=refusal)
         [result] = await self._process([raw], received_at)
         return result
 
@@ -121,7 +132,8 @@ class Submissions:
         parsed = parse_csv(data, emitter_siret=emitter.emitter_id)
         if parsed.error is not None:
             refusal = Refusal(parsed.error)
-            raw = RawInput(data, SourceSystem.BAILLEUR_SFTP, channel, emitter.emitter_id, received_at, refusal=refusal)
+            system = SourceSystem.BAILLEUR_SFTP
+            raw = RawInput(data, system, channel, emitter.emitter_id, received_at, emitter, refusal=refusal)
             [result] = await self._process([raw], received_at)
             return CsvReport(parsed.encoding, (), result)
         results: list[CsvLineResult] = []
@@ -141,19 +153,22 @@ class Submissions:
         """A corrected payload for a rejection, recorded as a manual input that points at it.
 
         The emitter is the rejection's own unless ``emitter_id`` overrides it (to correct an
-        ``EMITTER_UNKNOWN``). ``None`` when the rejection does not exist.
+        ``EMITTER_UNKNOWN``), looked up here; one that is not registered rejects the input ``EMITTER_UNKNOWN``.
+        ``None`` when the rejection does not exist.
         """
         async with self._pool().acquire() as conn:
             rejection = await repo.get_rejection(conn, rejection_id)
         if rejection is None:
             return None
         received_at = self._now()
+        emitter_key = emitter_id or rejection.summary.emitter_id
         raw = RawInput(
             payload,
             SourceSystem.MANUAL,
             "cli:resubmit",
-            emitter_id or rejection.summary.emitter_id,
+            emitter_key,
             received_at,
+            self._emitters.get(emitter_key),
             corrects_rejection_id=rejection_id,
         )
         [result] = await self._process([raw], received_at)
@@ -167,6 +182,7 @@ def _csv_input(line: CsvLine, emitter: Emitter, channel: str, received_at: datet
         channel=channel,
         emitter_key=emitter.emitter_id,
         received_at=received_at,
+        emitter=emitter,
         document=line.document,
         refusal=None if line.error is None else Refusal(line.error, line.external_ref),
         warnings=line.warnings,

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,13 @@ import pytest
 
 from schemas.procedure import SourceSystem
 from schemas.sources.samples import variant
+from services.ingest.bootstrap import MIGRATIONS
 from services.ingest.domain.cog import CommuneDirectory, Territory
-from services.ingest.emitters import load_emitters
+from services.ingest.emitters import EmitterRegistry, load_emitters
 from services.ingest.http import create_app
 from services.ingest.intake import Intake, IntakeResult, RawInput
 from services.ingest.settings import IngestSettings
-from services.platform.db import apply_migrations, connect_pool, migration_files
+from services.platform.db import apply_migrations, connect_pool, schema_migrations
 
 EMITTERS_FILE = Path(__file__).resolve().parents[3] / "deploy" / "emitters" / "emitters.yaml"
 CLOCK = date(2026, 6, 20)  # after every example act, so none is "in the future"
@@ -41,8 +41,7 @@ async def schema(database_url: str) -> AsyncIterator[str]:
     name = f"ingest_t{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(database_url)
     try:
-        dirs = (files("services.platform") / "migrations", files("services.ingest") / "migrations")
-        await apply_migrations(conn, name, migration_files(*dirs))
+        await apply_migrations(conn, name, schema_migrations(MIGRATIONS))
         yield name
         await conn.execute(f"DROP SCHEMA {name} CASCADE")
     finally:
@@ -57,9 +56,14 @@ async def pool(database_url: str, schema: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
+def emitters() -> EmitterRegistry:
+    """The development emitters registry (``deploy/emitters/emitters.yaml``)."""
+    return load_emitters(EMITTERS_FILE)
+
+
+@pytest.fixture(scope="session")
 def intake() -> Intake:
     return Intake(
-        emitters=load_emitters(EMITTERS_FILE),
         communes=CommuneDirectory.from_packaged_data(),
         territory=Territory(frozenset({"90"})),
         max_payload_bytes=256_000,
@@ -73,15 +77,17 @@ def example() -> Example:
 
 
 @pytest.fixture(scope="session")
-def make_raw() -> MakeRaw:
-    """``make_raw(payload, emitter=CJ, offset=None, **fields)``: a raw input as the Kafka adapter makes it."""
+def make_raw(emitters: EmitterRegistry) -> MakeRaw:
+    """``make_raw(payload, emitter=CJ, offset=None, **fields)``: a raw input as the Kafka adapter makes it
+    (the key ``emitter`` looked up in the registry)."""
 
     def _raw(
         payload: bytes, emitter: str | None = "12345678900011", offset: int | None = None, **fields: Any
     ) -> RawInput:
         position = {"kafka_topic": "t", "kafka_partition": 0, "kafka_offset": offset} if offset is not None else {}
         defaults: dict[str, Any] = {"source_system": SourceSystem.CJ_API, "channel": "test", "received_at": RECEIVED_AT}
-        return RawInput(payload=payload, emitter_key=emitter, **(defaults | position | fields))
+        resolved = {"emitter_key": emitter, "emitter": emitters.get(emitter)}
+        return RawInput(payload=payload, **(defaults | resolved | position | fields))
 
     return _raw
 
@@ -126,7 +132,7 @@ def settings(database_url: str) -> IngestSettings:
 
 @pytest.fixture
 def make_client(
-    pool: asyncpg.Pool, intake: Intake, settings: IngestSettings
+    pool: asyncpg.Pool, intake: Intake, emitters: EmitterRegistry, settings: IngestSettings
 ) -> Callable[..., AsyncIterator[httpx.AsyncClient]]:
     """``async with make_client(limiter=…, settings=…) as client``: the HTTP app on this test's schema.
 
@@ -137,6 +143,7 @@ def make_client(
     async def _client(**options: Any) -> AsyncIterator[httpx.AsyncClient]:
         app = create_app(
             intake=intake,
+            emitters=emitters,
             pool=lambda: pool,
             settings=options.pop("settings", settings),
             now=lambda: RECEIVED_AT,

@@ -276,13 +276,13 @@ async def test_only_bailleurs_may_upload_csv(
 
 
 async def test_a_storage_failure_answers_503_and_takes_nothing(
-    make_client: Callable[..., Any], api_keys: dict[str, str], example: Example, database_url: str, intake: Any
+    api_keys: dict[str, str], example: Example, database_url: str, intake: Any, emitters: Any
 ) -> None:
     from services.ingest.http import create_app  # noqa: PLC0415
 
     closed = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     await closed.close()
-    app = create_app(intake=intake, pool=lambda: closed, settings=IngestSettings())
+    app = create_app(intake=intake, emitters=emitters, pool=lambda: closed, settings=IngestSettings())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest.test") as client:
         response = await client.post("/v1/notifications", content=example(S01), headers=_auth(api_keys["cj"]))
         health = await client.get("/health")

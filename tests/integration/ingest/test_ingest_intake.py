@@ -1,4 +1,9 @@
-"""Ingest's intake on a real PostgreSQL: storage, dedup, corrections, linking, rejections, batching."""
+"""Ingest's intake on a real PostgreSQL: storage, dedup, corrections, linking, rejections, batching.
+
+What is checked here is what needs the database: rows and events written, revisions and procedures read
+back in a later batch, advisory locks, Kafka positions. The decisions themselves, one batch at a time,
+are unit-tested without it (tests/unit/ingest/test_ingest_procedures.py).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,6 @@ pytestmark = pytest.mark.integration
 CJ = "12345678900011"
 BAILLEUR = "99990000100015"
 S01 = "s01-cj-commandement-payer"
-DURAND_ADDRESS = {"line1": "12 rue de Mulhouse", "postal_code": "90000", "commune_insee": "90010"}
 
 Example = Callable[..., bytes]
 MakeRaw = Callable[..., Any]
@@ -68,16 +72,6 @@ async def test_exact_duplicate_is_counted_answered_like_the_original_and_not_pub
     assert counts == [1, 2]
 
 
-async def test_the_same_content_reformatted_is_a_duplicate(
-    process: Process, make_raw: MakeRaw, example: Example
-) -> None:
-    document = json.loads(example(S01))
-    reordered = json.dumps(dict(reversed(list(document.items()))), indent=2).encode()
-    amount_as_integer = example(S01, debt__amount=2400)  # the example says 2400.0
-    results = await process(make_raw(example(S01)), make_raw(reordered), make_raw(amount_as_integer))
-    assert [r.outcome for r in results] == [Outcome.ACCEPTED, Outcome.DUPLICATE_IGNORED, Outcome.DUPLICATE_IGNORED]
-
-
 async def test_changed_payload_under_the_same_act_is_a_correction(
     process: Process, make_raw: MakeRaw, example: Example, outbox: Outbox
 ) -> None:
@@ -105,32 +99,6 @@ async def test_earlier_stage_arriving_late_links_to_the_procedure_and_is_flagged
     assert (late.is_late, late.stage_advanced) == (True, False)
     assert "LATE_EARLIER_STAGE" in late.notification.warnings
     assert await pool.fetchval("SELECT current_stage FROM procedure") == "ASSIGNATION"
-
-
-async def test_acts_of_one_household_in_one_batch_link_as_in_two_batches(
-    process: Process, make_raw: MakeRaw, example: Example, outbox: Outbox, pool: asyncpg.Pool
-) -> None:
-    await process(make_raw(example("s04-cj-assignation")), make_raw(example("s04-cj-commandement-payer-late")))
-    first, late = await _notices(outbox)
-    assert late.procedure_id == first.procedure_id
-    assert late.is_late
-    assert await pool.fetchval("SELECT count(*) FROM procedure") == 1
-
-
-async def test_a_stage_jump_over_the_legal_chain_is_flagged_skipped(
-    process: Process, make_raw: MakeRaw, example: Example, outbox: Outbox
-) -> None:
-    cql = example(
-        "s06-cj-commandement-quitter",
-        tenants=[{"last_name": "Durand", "first_name": "Léa"}],
-        dwelling__address=DURAND_ADDRESS,
-    )
-    await process(make_raw(example(S01)), make_raw(cql))
-    commandement, commandement_quitter = await _notices(outbox)
-    assert commandement_quitter.procedure_id == commandement.procedure_id
-    assert "STAGE_SKIPPED" in commandement_quitter.notification.warnings
-    assert commandement_quitter.stage_advanced
-    assert "STAGE_SKIPPED" not in commandement.notification.warnings  # a new procedure has no history
 
 
 async def test_same_address_other_household_is_not_merged_but_flagged(
@@ -166,20 +134,6 @@ async def test_a_ranked_act_after_cloture_reopens_the_procedure(
     assert "REOPENED" in reopening.notification.warnings
     row = await pool.fetchrow("SELECT status, current_stage, reopened_count FROM procedure")
     assert tuple(row) == ("OPEN", "COMMANDEMENT_PAYER", 1)
-
-
-async def test_an_unranked_event_after_cloture_does_not_reopen(
-    process: Process, make_raw: MakeRaw, example: Example, outbox: Outbox, pool: asyncpg.Pool
-) -> None:
-    saisine = example("s02-bailleur-saisine-ccapex")
-    cloture = example(
-        "s02-bailleur-saisine-ccapex", stage="CLOTURE", external_ref="TH-CL-1", cloture={"reason": "AUTRE"}
-    )
-    plan = example("s02-bailleur-saisine-ccapex", stage="PLAN_APUREMENT", external_ref="TH-PLAN-1")
-    await process(*(make_raw(p, BAILLEUR) for p in (saisine, cloture, plan)))
-    *_, plan_notice = await _notices(outbox)
-    assert not plan_notice.reopened
-    assert await pool.fetchval("SELECT status FROM procedure") == "CLOSED"
 
 
 async def test_an_earlier_saisine_bounds_the_earliest_assignation_date(

@@ -23,6 +23,7 @@ from schemas.procedure import ProcedureNotification
 from services.ingest import intake as intake_module
 from services.ingest.bootstrap import GROUP_ID, build
 from services.ingest.cli import EXIT_OK, run
+from services.ingest.domain import procedures as procedures_module
 from services.ingest.intake import INTERNAL_ERROR, SCHEMA
 from services.ingest.settings import IngestSettings
 
@@ -151,7 +152,7 @@ async def test_a_record_whose_processing_raises_is_rejected_and_the_batch_goes_o
     run_id = uuid.uuid4().hex[:6]
     poison_ref = f"POISON-{run_id}"
     refs = [f"ISO-{run_id}-{n}" for n in range(4)] + [poison_ref] + [f"ISO-{run_id}-{n}" for n in range(4, 9)]
-    real_with_saisine = intake_module.with_saisine
+    real_with_saisine = procedures_module.with_saisine
 
     def with_saisine(record: ProcedureNotification, *args: Any, **kwargs: Any) -> ProcedureNotification:
         # Raises inside the transaction (after the raw rows were prepared), for the marked act only.
@@ -159,7 +160,7 @@ async def test_a_record_whose_processing_raises_is_rejected_and_the_batch_goes_o
             raise ArithmeticError("a bug reached by one act")
         return real_with_saisine(record, *args, **kwargs)
 
-    with mock.patch.object(intake_module, "with_saisine", with_saisine), capture_logs() as logs:
+    with mock.patch.object(procedures_module, "with_saisine", with_saisine), capture_logs() as logs:
         offsets = await ingest.publish([(CJ, _act(example, ref), []) for ref in refs])
         rows = await ingest.outcomes(offsets)
 
@@ -214,7 +215,7 @@ async def test_a_record_that_cannot_even_be_stored_rejected_is_parked(
 ) -> None:
     run_id = uuid.uuid4().hex[:6]
     poison_ref = f"UNSTORABLE-{run_id}"
-    real_with_saisine = intake_module.with_saisine
+    real_with_saisine = procedures_module.with_saisine
 
     def with_saisine(record: ProcedureNotification, *args: Any, **kwargs: Any) -> ProcedureNotification:
         if record.source.external_ref == poison_ref:
@@ -225,7 +226,7 @@ async def test_a_record_that_cannot_even_be_stored_rejected_is_parked(
         raise UnicodeError("the rejection cannot be stored either")
 
     with (
-        mock.patch.object(intake_module, "with_saisine", with_saisine),
+        mock.patch.object(procedures_module, "with_saisine", with_saisine),
         mock.patch.object(intake_module.Intake, "record_internal_error", record_internal_error),
     ):
         offsets = await ingest.publish([(CJ, _act(example, ref), []) for ref in (f"P-{run_id}", poison_ref)])

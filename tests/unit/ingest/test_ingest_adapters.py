@@ -148,13 +148,8 @@ def test_token_buckets_allow_a_burst_then_the_rate() -> None:
 
 def _app(pool: Callable[[], Any]) -> FastAPI:
     """The HTTP app without COG data: enough for what happens before an input is validated."""
-    intake = Intake(
-        emitters=load_emitters(EMITTERS_FILE),
-        communes=CommuneDirectory([]),
-        territory=Territory(frozenset({"90"})),
-        max_payload_bytes=256_000,
-    )
-    return create_app(intake=intake, pool=pool, settings=IngestSettings())
+    intake = Intake(communes=CommuneDirectory([]), territory=Territory(frozenset({"90"})), max_payload_bytes=256_000)
+    return create_app(intake=intake, emitters=load_emitters(EMITTERS_FILE), pool=pool, settings=IngestSettings())
 
 
 def test_the_committed_openapi_document_is_the_served_one() -> None:
