@@ -395,15 +395,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--acts", type=int, default=10_000, help="acts in the backlog")
+    parser.add_argument("--acts", type=int, help="acts in the backlog (default 10,000; 1,000 with --quick)")
     parser.add_argument("--rate", type=float, default=50.0, help="acts/s in the latency phase")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the latency phase")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 acts in the backlog, 20 s paced")
+    parser.add_argument("--duration", type=float, help="seconds of the latency phase (default 60; 20 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: smaller defaults (explicit values stand)")
     parser.add_argument("--stall-s", type=float, default=60.0, help="give up after this long without progress")
     parser.add_argument("--json", type=Path, help="also write the results there")
     args = parser.parse_args()
-    if args.quick:
-        args.acts, args.duration = 1_000, 20.0
+    args.acts = args.acts or (1_000 if args.quick else 10_000)
+    args.duration = args.duration or (20.0 if args.quick else 60.0)
     result = asyncio.run(run(args))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
