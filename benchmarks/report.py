@@ -55,6 +55,11 @@ def pipeline_markdown(result: dict[str, Any]) -> str:
     lines += [
         _row("CPU ms per act: stack (services, Tansu, PostgreSQL)", *(p["cpu_ms_per_act_stack"] for p in phases)),
         _row("cores busy: stack", *(p["cores_busy_stack"] for p in phases)),
+        _row(
+            "CPU ms per act: stack without PostgreSQL's server processes",
+            *(p["cpu_ms_per_act_stack_without_pg_server"] for p in phases),
+        ),
+        _row("cores busy: stack without them", *(p["cores_busy_stack_without_pg_server"] for p in phases)),
     ]
     for group, rss in backlog["rss_mib"].items():
         paced_rss = latency["rss_mib"][group]

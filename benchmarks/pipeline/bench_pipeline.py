@@ -39,6 +39,7 @@ from typing import Any
 
 from benchmarks.common import (
     PARTITIONS,
+    PG_SERVER,
     RELAY_IN,
     RELAY_OUT,
     LightSink,
@@ -210,13 +211,17 @@ def span_rate(times: list[float]) -> float | None:
 
 
 def usage(before: dict[str, Any], after: dict[str, Any], acts: int, wall_s: float, harness_s: float) -> dict[str, Any]:
-    """CPU ms per act of each process group (and this benchmark's process), and the cores they kept busy."""
+    """CPU ms per act of each process group (and this benchmark's process), and the cores the stack kept busy:
+    with PostgreSQL's server processes, and without them (on a shared server they work for every database)."""
     cpu = ProcessWatch.cpu_between(before, after) | {"benchmark harness": harness_s}
     stack_s = sum(seconds for group, seconds in cpu.items() if group != "benchmark harness")
+    own_s = stack_s - cpu[PG_SERVER]
     return {
         "cpu_ms_per_act": {group: seconds / acts * 1000 for group, seconds in cpu.items()},
         "cpu_ms_per_act_stack": stack_s / acts * 1000,
         "cores_busy_stack": stack_s / wall_s,
+        "cpu_ms_per_act_stack_without_pg_server": own_s / acts * 1000,
+        "cores_busy_stack_without_pg_server": own_s / wall_s,
     }
 
 
