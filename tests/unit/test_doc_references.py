@@ -3,7 +3,8 @@
 Whoever clones the repository must be able to open what the code points to. So, in every text file of
 the scanned folders:
 
-- a ``*.md`` path resolves to a file, from the repository root or from the citing file's folder;
+- a ``*.md`` path resolves to a file, from the repository root or from the citing file's folder (a run's
+  output under ``var/``, such as ``var/bench/results.md``, is not expected to exist);
 - a section sign ``§N`` follows the document it belongs to (``docs/domain.md §2.6``, ``§2.6 and §2.7``
   after it), and that document has a heading numbered ``N``; alone, it is a section of the Markdown
   document it is written in; only an RFC is cited by section otherwise;
@@ -35,6 +36,8 @@ SECTION = re.compile(r"§\s?(\d[\dA-Za-z.]*[\dA-Za-z]|\d)")
 RFC_SECTION = re.compile(r"RFC \d+ $")
 # How far before a section sign its document may be named, within one paragraph: "docs/domain.md §8.3 / §9".
 SECTION_REACH = 80
+# Files a run writes (var/ is gitignored): cited as outputs, never in the repository.
+GENERATED = "var/"
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
 OLD_NAMES = re.compile(r"infra-notes|(?<![\w/-])(?:domain|architecture)\.md", re.IGNORECASE)
 
@@ -74,7 +77,7 @@ def reference_problems(text: str, source: Path, root: Path = ROOT) -> list[Probl
     problems = []
     cited: list[tuple[int, str, Path | None]] = []  # (end position, as written, resolved file)
     for match in MD_PATH.finditer(text):
-        if _is_string_literal(text, match):
+        if _is_string_literal(text, match) or match.group(1).startswith(GENERATED):
             continue
         target = _resolve(match.group(1), source, root)
         cited.append((match.end(), match.group(1), target))
@@ -177,6 +180,7 @@ SOURCE = ROOT / "services" / "ingest" / "domain" / "rules.py"
         ("GSM-7: ÑÜ§¿ is one character each", []),
         ("see https://example.org/docs/CHANGELOG.md", []),
         ('path = root / "docs" / "ingest.md"', []),
+        ("writes **`var/bench/results.md`** (gitignored)", []),
         ('"""docs/domain.md §1.4 deduplication, then linking."""', []),
         ("(docs/domain.md §99)", ["docs/domain.md has no section §99"]),
         ("(docs/domain.md §2.6, §6b.2)", ["docs/domain.md has no section §6b.2"]),
