@@ -15,7 +15,8 @@ from services.platform.outbox import OutboxMessage
 
 
 def _message(topic: str, payload: dict[str, Any]) -> OutboxMessage:
-    return OutboxMessage(topic, b"key", json.dumps({"payload": payload}).encode())
+    # Compact, like the events' model_dump_json()
+    return OutboxMessage(topic, b"key", json.dumps({"payload": payload}, separators=(",", ":")).encode())
 
 
 def _value(metrics: ServiceMetrics, name: str, **labels: str) -> float:
@@ -138,13 +139,23 @@ def test_an_event_that_cannot_be_read_is_left_uncounted_without_failing_the_rela
     metrics = ServiceMetrics("ingest")
     metrics.observe_published(
         [
-            OutboxMessage(topics.INGEST_DUPLICATE, None, b"not json"),
-            _message(topics.PROCEDURE_NOTIFICATION, {"is_correction": False}),  # no notification.source
-            _message(topics.INGEST_DUPLICATE, {}),
+            OutboxMessage(topics.INGEST_REJECTED, None, b"not json"),
+            OutboxMessage(topics.INGEST_REJECTED, None, b'{"no": "payload"}'),
+            _message(topics.INGEST_REJECTED, {"errors": [{"code": "SCHEMA_INVALID"}]}),
         ]
     )
-    assert _value(metrics, "prevex_ingest_duplicates_total") == 1
-    assert _value(metrics, "prevex_ingest_acts_accepted_total", emitter_type="NONE", correction="false") == 0
+    assert _value(metrics, "prevex_ingest_acts_rejected_total", code="SCHEMA_INVALID", emitter_type="NONE") == 1
+    assert sum(s.value for f in metrics.registry.collect() for s in f.samples if s.name.endswith("rejected_total")) == 1
+
+
+def test_accepted_acts_are_labelled_from_the_event_itself_not_from_text_inside_it() -> None:
+    # The accepted counter reads its two labels without parsing the (large) event: a string holding the
+    # same key, escaped in JSON, must not be taken for it.
+    metrics = ServiceMetrics("ingest")
+    decoy = '"emitter_type":"OTHER_TYPE"'
+    payload = {"note": decoy, "is_correction": True, "notification": {"source": {"emitter_type": "BAILLEUR_SOCIAL"}}}
+    metrics.observe_published([_message(topics.PROCEDURE_NOTIFICATION, payload)])
+    assert _value(metrics, "prevex_ingest_acts_accepted_total", emitter_type="BAILLEUR_SOCIAL", correction="true") == 1
 
 
 class _DownPool:
