@@ -1,6 +1,7 @@
 """The admin API of orientation: the référentiel (read, create, update, suspend), simulate, assignments.
 
-Every request but ``GET /health`` carries ``Authorization: Bearer <token>`` (``auth.py``): no or an
+Every request but ``GET /health`` (and the operations routes ``/health/live``, ``/health/ready``, ``/metrics``,
+which are not in this document) carries ``Authorization: Bearer <token>`` (``auth.py``): no or an
 unknown token → 401; a token without the role → 403. Reading and simulating need ``ccapex-viewer`` or
 ``ccapex-admin``; changing needs ``ccapex-admin``.
 
