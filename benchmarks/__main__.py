@@ -35,7 +35,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--decisions", "2000", "--notices", "3000"],
         ["--decisions", "300", "--notices", "300"],
     ),
-    "notifier": ("benchmarks.notifier.bench_notifier", ["-n", "5000", "--concurrency", "8"], ["-n", "500"]),
+    "notifier": (
+        "benchmarks.notifier.bench_notifier",
+        ["-n", "5000", "--concurrency", "8"],
+        ["-n", "500", "--concurrency", "8"],
+    ),
     "pipeline": ("benchmarks.pipeline.bench_pipeline", [], ["--quick"]),
 }
 
