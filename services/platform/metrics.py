@@ -235,10 +235,11 @@ TABLE_GAUGES: tuple[TableGauge, ...] = (
     ),
     TableGauge(
         "notifier",
-        "deliveries_by_state",
-        "Deliveries by state",
+        "deliveries_in_progress",
+        "Deliveries not yet sent nor given up, by state (pending, sending, retrying)",
         ("state",),
-        "SELECT state, count(*) FROM delivery GROUP BY state",
+        # Only the open states: the partial index delivery_due serves them; sent ones pile up for ever.
+        "SELECT state, count(*) FROM delivery WHERE state IN ('pending', 'retrying', 'sending') GROUP BY state",
     ),
 )
 """Gauges read from the database at scrape time; service ``*`` is every service (platform tables)."""

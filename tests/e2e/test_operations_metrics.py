@@ -149,7 +149,7 @@ async def test_every_service_is_ready_and_counts_what_the_inputs_predict(
     sent = key("prevex_notifier_deliveries_total", channel="EMAIL", provider="smtp", outcome="sent")
     notifier = await _until(urls["notifier"], {sent: 3})
     assert _total(notifier, "prevex_notifier_deliveries_total") == 3
-    assert _total(notifier, "prevex_notifier_deliveries_by_state", state="sent") == 3
+    assert _total(notifier, "prevex_notifier_deliveries_in_progress") == 0
     assert _total(notifier, "prevex_notifier_retry_queue_deliveries") == 0
     assert _total(notifier, "prevex_notifier_dead_letters") == 0
 
