@@ -34,14 +34,15 @@ contracts: venv
 
 # Debian's chromium for the browser tests (tests/browser; Playwright's own browser download cannot be used):
 # installed when missing if we are root, as CI is; otherwise say how, and those tests skip (they fail under CI=true).
+# Debian packages the checks drive: chromium for the browser tests, prometheus for promtool (alert rules).
 browser-deps:
-	@test -x /usr/bin/chromium || { \
+	@{ test -x /usr/bin/chromium && test -x /usr/bin/promtool; } || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian's chromium for the browser tests"; \
+	    echo "installing Debian's chromium and prometheus (promtool) for the browser and alert-rule tests"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation prometheus >/dev/null; \
 	  else \
-	    echo "chromium is missing: run 'sudo make browser-deps' (or apt-get install chromium); browser tests skip"; \
+	    echo "chromium or promtool is missing: run 'sudo make browser-deps' (apt-get install chromium prometheus); those tests skip"; \
 	  fi; }
 
 test: lint typecheck contracts browser-deps
