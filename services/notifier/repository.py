@@ -466,11 +466,13 @@ async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float, now: datet
         " AND NOT EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
         " AND s.state = 'sending' AND s.lease_until >= $2)"
     )
-    # pid + start time: a pid alone may be reused by a later session. (pg_stat_activity shows both for the
-    # sessions of the same role, which every notifier replica uses.)
+    # pid + start time: a pid alone may be reused by a later session. pg_stat_activity hides another role's
+    # start time from unprivileged roles: a session with the owner's pid whose start cannot be read is
+    # taken for the owner (alive), and the lease decides.
     orphaned = (
-        "d.state = 'sending' AND (d.lease_until < $2 OR d.owner_pid IS NOT NULL AND NOT EXISTS ("
-        " SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.owner_pid AND a.backend_start = d.owner_started))"
+        "d.state = 'sending' AND (d.lease_until < $2 OR d.owner_started IS NOT NULL AND NOT EXISTS ("
+        " SELECT 1 FROM pg_stat_activity a WHERE a.pid = d.owner_pid"
+        " AND (a.backend_start = d.owner_started OR a.backend_start IS NULL)))"
     )
     rows: list[asyncpg.Record] = []
     for due in (orphaned, f"d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2{not_busy}"):

@@ -15,12 +15,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 
 from schemas import topics
 from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
 from schemas.stages import Stage
+from services.devenv import PostgresEndpoint
 from services.notifier import repository as repo
 from services.notifier.emulator import Reply, decided_event, truce_end_event
 
@@ -403,6 +405,33 @@ async def test_a_crashed_send_is_claimed_again_after_its_lease_and_a_late_start_
     row = await world.pool.fetchrow("SELECT state, attempts FROM delivery WHERE alert_id IS NOT NULL ORDER BY seq DESC")
     assert (row["state"], row["attempts"]) == ("pending", 0)
     assert len(world.smtp.messages) == 1
+
+
+async def test_a_delivery_whose_claiming_session_died_is_taken_back_before_its_lease_ends(
+    world: Any, pg_server: PostgresEndpoint
+) -> None:
+    await world.decide("CCAPEX90")
+    async with world.pool.acquire() as conn:
+        await world.dispatcher.expand_alerts(conn)
+        url = pg_server.database_url(await conn.fetchval("SELECT current_database()"))
+    # Another notifier process: its own database session claims, and then dies before recording anything.
+    other = await asyncpg.connect(url, server_settings={"search_path": "notifier"})
+    async with other.transaction():
+        [leased] = await repo.claim_deliveries(other, limit=5, lease_s=600, now=world.clock.now)
+    pid = await other.fetchval("SELECT pg_backend_pid()")
+    # While that session lives, its delivery is its own: nothing is claimed.
+    assert (await world.dispatcher.send_due(world.pool)).claimed == 0
+    await world.pool.execute("SELECT pg_terminate_backend($1)", pid)  # what the kernel does to a killed process
+    async with asyncio.timeout(10):
+        while await world.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):  # noqa: ASYNC110 (a server state: no event to wait on)
+            await asyncio.sleep(0.05)
+    # The same instant: 600 s of lease left, and the delivery is sent again at once.
+    report = await world.dispatcher.send_due(world.pool)
+    assert (report.claimed, report.sent) == (1, 1)
+    [row] = await world.deliveries()
+    assert (row["delivery_id"], row["state"], row["attempts"]) == (leased.delivery_id, "sent", 2)
+    assert len(world.smtp.messages) == 1
+    await other.close()
 
 
 class SlowClaimClock:
