@@ -36,7 +36,7 @@ from services.ingest.domain.normalise import Emitter
 from services.ingest.domain.payload import split_json_array
 from services.ingest.domain.rejections import RejectionCode, RejectionError
 from services.ingest.emitters import EmitterRegistry
-from services.ingest.intake import Intake, IntakeResult, Outcome, Refusal
+from services.ingest.intake import INTERNAL_ERROR, Intake, IntakeResult, Outcome, Refusal
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.reports import (
     AcceptedBody,
@@ -106,6 +106,11 @@ _REPLAYED_DOC = {
 _REJECTIONS: dict[int | str, dict[str, Any]] = {
     403: {"model": RejectedBody, "description": "The payload claims another emitter (`EMITTER_MISMATCH`); stored"},
     422: {"model": RejectedBody, "description": "Rejected with codes; stored and published"},
+    500: {
+        "model": RejectedBody | RefusedBody,
+        "description": "Ingest failed on this input (`INTERNAL_ERROR`): either stored (a rejection id) and"
+        " re-submitted by ops once fixed, not to be sent again; or not taken (refused): retry later",
+    },
 }
 _DESCRIPTION = """\
 Procedure notifications from commissaires de justice, the préfecture (its CFP request and decision) and
@@ -137,6 +142,10 @@ def _rejection_status(errors: tuple[RejectionError, ...]) -> int:
         return 403
     if RejectionCode.PAYLOAD_TOO_LARGE.value in codes:
         return 413
+    if INTERNAL_ERROR in codes:
+        # Ingest's fault, not the input's: a 4xx would tell the emitter to fix what is not broken. The input is
+        # stored and ops re-submit it once the code is fixed, so the body says there is nothing to send again.
+        return 500
     return 422
 
 

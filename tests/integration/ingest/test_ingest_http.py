@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from unittest import mock
 
 import asyncpg
 import httpx
 import pytest
 
 from schemas import topics
+from services.ingest import intake as intake_module
 from services.ingest.http import REPLAYED_HEADER
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.settings import IngestSettings
@@ -293,3 +295,19 @@ async def test_a_storage_failure_answers_503_and_takes_nothing(
 async def test_health_checks_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/health")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_an_input_ingest_fails_on_answers_500_stored_and_not_to_be_sent_again(
+    client: httpx.AsyncClient, api_keys: dict[str, str], example: Example, pool: asyncpg.Pool
+) -> None:
+    # A bug reached by one input is ingest's fault: a 4xx would send the emitter looking for an error in its data.
+    def normalise(document: bytes, **kwargs: Any) -> Any:
+        raise OverflowError("date value out of range")
+
+    with mock.patch.object(intake_module, "normalise", normalise):
+        response = await client.post("/v1/notifications", content=example(S01), headers=_auth(api_keys["cj"]))
+    assert response.status_code == 500
+    body = response.json()
+    assert (body["outcome"], [error["code"] for error in body["errors"]]) == ("REJECTED", ["INTERNAL_ERROR"])
+    row = await pool.fetchrow("SELECT outcome, channel FROM raw_inbound")
+    assert tuple(row) == ("REJECTED", "http")
