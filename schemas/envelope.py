@@ -16,7 +16,10 @@ __all__ = ["Envelope", "event_headers", "new_envelope_fields"]
 HEADER_EVENT_ID = "event_id"
 HEADER_CORRELATION_ID = "correlation_id"
 HEADER_EVENT_TYPE = "event_type"
+# W3C trace context of the span that produced the record, set only when tracing is on
+# (services/platform/tracing.py): never made up from the ids, a trace is one act's journey, not a case's.
 HEADER_TRACEPARENT = "traceparent"
+HEADER_TRACESTATE = "tracestate"
 
 
 class Envelope(Contract):
@@ -72,14 +75,13 @@ def new_envelope_fields(
 
 
 def event_headers(envelope: Envelope) -> dict[str, str]:
-    """Kafka headers for ``envelope``: ids for log correlation and a W3C ``traceparent``.
+    """Kafka headers for ``envelope``: its ids and type, for log correlation and routing.
 
-    The trace id is the correlation id and the span id the first half of the event id, so a
-    trace can be rebuilt from headers alone without a tracing backend.
+    The W3C ``traceparent``/``tracestate`` are not derived from the envelope: the outbox adds those of
+    the span that wrote the event, when tracing is on (``services.platform.outbox``).
     """
     return {
         HEADER_EVENT_ID: str(envelope.event_id),
         HEADER_CORRELATION_ID: str(envelope.correlation_id),
         HEADER_EVENT_TYPE: envelope.event_type,
-        HEADER_TRACEPARENT: f"00-{envelope.correlation_id.hex}-{envelope.event_id.hex[:16]}-01",
     }

@@ -24,6 +24,7 @@ from faststream.message import StreamMessage
 from services.platform.isolation import PoisonHandler, handle_isolating
 from services.platform.logging import get_logger
 from services.platform.settings import ServiceSettings
+from services.platform.tracing import record_spans
 
 __all__ = [
     "BatchHandler",
@@ -71,13 +72,16 @@ def subscribe_batch(
     which is the at-least-once contract; never ``ACK_FIRST`` (its default commits before processing).
     A failure that is not transient is isolated: the record that fails alone is handed to ``on_poison``
     after a bounded number of tries, and the rest of the batch is handled.
+    When tracing is on, each record is processed under a span of its own, child of the one that produced
+    it (``services.platform.tracing.record_spans``).
     """
     if not topics:
         raise ValueError("subscribe_batch needs at least one topic")
 
     async def consume(_: None, msg: KafkaMessage) -> None:
         records: Sequence[ConsumerRecord[bytes, bytes]] = _raw_records(msg.raw_message)
-        await handle_isolating(records, handler, on_poison)
+        with record_spans(records):
+            await handle_isolating(records, handler, on_poison)
 
     consume.__name__ = "consume_" + "_".join(topic.replace(".", "_") for topic in topics)
     broker.subscriber(

@@ -19,9 +19,10 @@ from typing import Protocol
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from schemas.envelope import Envelope, event_headers
+from schemas.envelope import HEADER_TRACEPARENT, HEADER_TRACESTATE, Envelope, event_headers
 from services.platform.db import Conn
 from services.platform.logging import get_logger
+from services.platform.tracing import outgoing_context
 
 __all__ = [
     "InMemoryPublisher",
@@ -38,17 +39,27 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """One record to publish: topic, key, serialised value and string headers."""
+    """One record to publish: topic, key, serialised value, string headers and the W3C trace context of
+    the span that wrote it (``None`` when not tracing)."""
 
     topic: str
     key: bytes | None
     value: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @classmethod
     def of(cls, topic: str, key: str, event: Envelope) -> OutboxMessage:
-        """The record for ``event`` on ``topic``, keyed by ``key``, with the envelope's headers."""
-        return cls(topic, key.encode(), event.model_dump_json().encode(), event_headers(event))
+        """The record for ``event`` on ``topic``, keyed by ``key``, with the envelope's headers and the
+        trace context of the span handling what caused it (``services.platform.tracing``)."""
+        traceparent, tracestate = outgoing_context(event.causation_id)
+        return cls(topic, key.encode(), event.model_dump_json().encode(), event_headers(event), traceparent, tracestate)
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """The record's Kafka headers: the envelope's, then the trace context when there is one."""
+        trace_context = ((HEADER_TRACEPARENT, self.traceparent), (HEADER_TRACESTATE, self.tracestate))
+        return [(k, v.encode()) for k, v in (*self.headers.items(), *trace_context) if v is not None]
 
 
 class OutboxPublisher(Protocol):
@@ -68,16 +79,18 @@ async def enqueue(conn: Conn, schema: str, messages: Sequence[OutboxMessage]) ->
     # One statement for the whole batch (executemany would run the INSERT once per message); ids are
     # drawn in the messages' order, which the relay keeps.
     await conn.execute(
-        "WITH rows AS (INSERT INTO outbox (topic, key, value, headers)"
-        " SELECT m.topic, m.key, m.value, m.headers::jsonb"
-        " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[]) WITH ORDINALITY"
-        " AS m(topic, key, value, headers, position) ORDER BY m.position)"
+        "WITH rows AS (INSERT INTO outbox (topic, key, value, headers, traceparent, tracestate)"
+        " SELECT m.topic, m.key, m.value, m.headers::jsonb, m.traceparent, m.tracestate"
+        " FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $6::text[], $7::text[]) WITH ORDINALITY"
+        " AS m(topic, key, value, headers, traceparent, tracestate, position) ORDER BY m.position)"
         " SELECT pg_notify($5, '')",
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.value for m in messages],
         [json.dumps(m.headers) for m in messages],
         notify_channel(schema),
+        [m.traceparent for m in messages],
+        [m.tracestate for m in messages],
     )
 
 
@@ -90,12 +103,7 @@ class KafkaOutboxPublisher:
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
         # send() only enqueues into the producer's accumulator; awaiting the futures afterwards
         # lets a whole batch travel in a few requests instead of one round trip per record.
-        futures = [
-            await self._producer.send(
-                m.topic, m.value, key=m.key, headers=[(k, v.encode()) for k, v in m.headers.items()]
-            )
-            for m in messages
-        ]
+        futures = [await self._producer.send(m.topic, m.value, key=m.key, headers=m.kafka_headers()) for m in messages]
         await asyncio.gather(*futures)
 
 
@@ -142,12 +150,18 @@ class OutboxRelay:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1 FOR UPDATE",
+                "SELECT id, topic, key, value, headers, traceparent, tracestate FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE",
                 self._batch_size,
             )
             if not rows:
                 return 0
-            await self._publisher.publish([OutboxMessage(r["topic"], r["key"], r["value"], r["headers"]) for r in rows])
+            await self._publisher.publish(
+                [
+                    OutboxMessage(r["topic"], r["key"], r["value"], r["headers"], r["traceparent"], r["tracestate"])
+                    for r in rows
+                ]
+            )
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         return len(rows)
 

@@ -7,7 +7,8 @@ schema migrated before the broker starts consuming, and closed only after the br
 Every runtime measures itself (``services.platform.metrics``, ``services.platform.health``): the broker
 carries FastStream's Prometheus middleware and a progress tracker, the outbox relay counts the business
 events it published, and every FastAPI app given to :meth:`Runtime.add_http` also serves
-``/health/live``, ``/health/ready`` and ``/metrics``.
+``/health/live``, ``/health/ready`` and ``/metrics``. With tracing on (``PREVEX_TRACING``), the broker
+also carries FastStream's OpenTelemetry middleware and the HTTP apps serve each request under a span.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fastapi import APIRouter, FastAPI
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
+from services.platform import tracing
 from services.platform.db import open_schema
 from services.platform.health import ConsumerProgress, Readiness, health_app, health_router
 from services.platform.kafka import make_broker
@@ -54,6 +56,10 @@ class Runtime:
         self.progress = ConsumerProgress()
         self.broker.add_middleware(self.metrics.middleware)
         self.broker.add_middleware(self.progress.middleware())
+        # None when tracing is off: then no middleware, no wrapped app, no span (services/platform/tracing.py).
+        self._tracer_provider = tracing.configure(name, settings.tracing_mode)
+        if self._tracer_provider is not None:
+            self.broker.add_middleware(tracing.broker_middleware(self._tracer_provider))
         self._migrations = migrations
         self._pool: asyncpg.Pool | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -79,10 +85,13 @@ class Runtime:
         The socket is bound at start, before anything consumes: a taken port stops the service with a
         clear error (fail fast, as an orchestrator expects) instead of a half-working process. uvicorn
         installs no signal handler: FastStream owns SIGINT/SIGTERM and cancels the server with the
-        other background tasks. A FastAPI app also gets the health and metrics routes.
+        other background tasks. A FastAPI app also gets the health and metrics routes. When tracing is on,
+        each request is served under a server span.
         """
         if isinstance(app, FastAPI):
             app.include_router(self._health_router())
+        if self._tracer_provider is not None:
+            app = tracing.asgi_app(app, self._tracer_provider)
         self._http.append((app, host, port))
 
     def add_health_http(self, *, host: str, port: int) -> None:

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.platform.clock import Clock, build_clock, parse_instant
+from services.platform.tracing import TracingMode
 
 __all__ = ["ServiceSettings"]
 
@@ -43,6 +44,16 @@ class ServiceSettings(BaseSettings):
     # Off by default; set for replays, acceptance runs and demos (services/platform/clock.py).
     clock: datetime | None = Field(default=None, validation_alias="PREVEX_CLOCK")
     clock_frozen: bool = Field(default=False, validation_alias="PREVEX_CLOCK_FROZEN")
+    # Off by default (services/platform/tracing.py); unset, OTEL_EXPORTER_OTLP_ENDPOINT alone turns it on.
+    tracing: TracingMode | None = Field(default=None, validation_alias="PREVEX_TRACING")
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @property
+    def tracing_mode(self) -> TracingMode:
+        """``PREVEX_TRACING`` when set, else ``otlp`` if ``OTEL_EXPORTER_OTLP_ENDPOINT`` is, else ``off``."""
+        if self.tracing is not None:
+            return self.tracing
+        return "otlp" if self.otlp_endpoint else "off"
 
     def make_clock(self) -> Clock:
         """The clock these settings ask for: the system clock unless ``PREVEX_CLOCK`` is set; a running one
@@ -63,6 +74,12 @@ class ServiceSettings(BaseSettings):
         if value is not None and value.utcoffset() is None:
             raise ValueError("PREVEX_CLOCK needs a UTC offset (e.g. +01:00 or Z) to name one instant")
         return None if value is None else value.astimezone(UTC)
+
+    @field_validator("tracing", "otlp_endpoint", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # An empty line in a sourced .env file means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("clock_frozen", mode="before")
     @classmethod
