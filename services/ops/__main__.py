@@ -1,0 +1,7 @@
+"""``python -m services.ops``: the same as ``prevex-ops``."""
+
+import sys
+
+from services.ops.cli import main
+
+sys.exit(main())

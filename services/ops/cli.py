@@ -1,0 +1,182 @@
+"""``prevex-ops``: follow a case across the services and act on what failed (docs/operations.md).
+
+Commands (``--help`` on each):
+
+- ``trace QUERY``: a case's whole journey in time order (``--json``; ``--with-personal-data``, audited);
+- ``rejections list|show|resubmit …``: ingest's rejections (the same command as ``python -m services.ingest.cli``);
+- ``dead-letters list|show|replay``: records parked by any service, and their replay after a fix;
+- ``queues``: each outbox and the notifier's retry queue;
+- ``lag``: each consumer group's lag per partition.
+
+Exit codes: 0 done, 1 an input was rejected (``rejections resubmit``), 2 usage or settings error, 3 not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaProducer
+
+from services.ingest import cli as ingest_cli
+from services.ingest.settings import IngestSettings
+from services.ops.audit import operator_name, record_read
+from services.ops.dead_letters import DeadLetterRef, list_dead_letters, replay, show_dead_letter
+from services.ops.journey import NotFoundError, trace
+from services.ops.queues import consumer_lag, queue_status
+from services.ops.readers import connect, open_schemas
+from services.ops.settings import SCHEMAS, OpsSettings, SettingsMissingError
+from services.ops.timeline import render_json, render_text
+from services.platform.logging import configure_logging
+
+__all__ = ["main", "run"]
+
+EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND = 0, 2, 3
+
+
+def _complain(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def _dead_letter_ref(text: str) -> DeadLetterRef:
+    try:
+        ref = DeadLetterRef.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if ref.service not in SCHEMAS:
+        raise argparse.ArgumentTypeError(f"unknown service {ref.service!r}: one of {', '.join(SCHEMAS)}")
+    return ref
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prevex-ops", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tracing = commands.add_parser("trace", help="a case's whole journey across the services, in time order")
+    tracing.add_argument("query", help="procedure reference, external or procedure ref of an emitter, or an id")
+    tracing.add_argument("--json", action="store_true", help="one JSON document")
+    tracing.add_argument(
+        "--with-personal-data", action="store_true", help="show household, amounts, recipients (audit-logged)"
+    )
+
+    rejections = commands.add_parser(
+        "rejections", help="ingest's rejections: list, show, resubmit (see python -m services.ingest.cli rejections -h)"
+    )
+    rejections.add_argument("arguments", nargs=argparse.REMAINDER)
+
+    dead = commands.add_parser("dead-letters", help="records parked by any service: list, show, replay")
+    actions = dead.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every service's dead letters, oldest first")
+    listing.add_argument("--topic")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one dead letter: position, error, key, headers, correlation id")
+    show.add_argument("ref", type=_dead_letter_ref, help="SERVICE:ID as listed")
+    show.add_argument("--json", action="store_true")
+    again = actions.add_parser("replay", help="publish it again to its topic as received, then delete it")
+    again.add_argument("ref", type=_dead_letter_ref, help="SERVICE:ID as listed")
+
+    queues = commands.add_parser("queues", help="outboxes and the notifier's retry queue")
+    queues.add_argument("--json", action="store_true")
+    lag = commands.add_parser("lag", help="consumer lag per group, topic and partition (not on Tansu: see docs)")
+    lag.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_rows(rows: Sequence[dict[str, Any]], out: TextIO, *, as_json: bool) -> None:
+    if as_json:
+        json.dump(rows, out, default=str, ensure_ascii=False, indent=2)
+        out.write("\n")
+        return
+    for row in rows:
+        print("  ".join(f"{k}={v}" for k, v in row.items() if v is not None), file=out)
+
+
+async def _trace(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    personal = bool(args.with_personal_data)
+    if personal:
+        settings.audit_url()  # fail before reading anything when the read could not be audited
+    async with open_schemas(settings) as schemas:
+        try:
+            journey = await trace(schemas, args.query)
+        except NotFoundError:
+            _complain(f"prevex-ops: no service knows {args.query!r}")
+            return EXIT_NOT_FOUND
+    if personal:
+        ids = [p["procedure_id"] for p in journey.procedures]
+        operator = operator_name(settings.operator)
+        await record_read(settings.audit_url(), operator=operator, command="trace", query=args.query, procedure_ids=ids)
+    (render_json if args.json else render_text)(journey, out, personal=personal)
+    return EXIT_OK
+
+
+async def _dead_letters(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    if args.action == "replay":
+        ref: DeadLetterRef = args.ref
+        conn = await connect(settings.url_of(ref.service), SCHEMAS[ref.service], read_only=False)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            replayed = await replay(conn, ref, producer)
+        finally:
+            await producer.stop()
+            await conn.close()
+        if replayed is None:
+            _complain(f"prevex-ops: no dead letter {ref}")
+            return EXIT_NOT_FOUND
+        _print_rows([replayed], out, as_json=False)
+        return EXIT_OK
+    async with open_schemas(settings) as schemas:
+        if args.action == "list":
+            _print_rows(await list_dead_letters(schemas, topic=args.topic, limit=args.limit), out, as_json=args.json)
+            return EXIT_OK
+        shown = await show_dead_letter(schemas, args.ref)
+    if shown is None:
+        _complain(f"prevex-ops: no dead letter {args.ref}")
+        return EXIT_NOT_FOUND
+    _print_rows([shown], out, as_json=args.json)
+    return EXIT_OK
+
+
+async def run(argv: Sequence[str], *, settings: OpsSettings | None = None, out: TextIO = sys.stdout) -> int:
+    """Run one command (``settings`` default to the environment's ``PREVEX_OPS_*``); its exit code. A usage
+    error exits 2 through argparse; a missing setting returns 2 with a message naming it."""
+    args = _parser().parse_args(argv)
+    settings = settings or OpsSettings()
+    try:
+        if args.command == "trace":
+            return await _trace(args, settings, out)
+        if args.command == "rejections":
+            ingest = IngestSettings(database_url=settings.url_of("ingest"))
+            return await ingest_cli.run(["rejections", *args.arguments], settings=ingest, out=out)
+        if args.command == "dead-letters":
+            return await _dead_letters(args, settings, out)
+        if args.command == "queues":
+            async with open_schemas(settings) as schemas:
+                _print_rows(await queue_status(schemas), out, as_json=args.json)
+            return EXIT_OK
+        rows = await consumer_lag(settings.kafka_bootstrap_servers)
+    except SettingsMissingError as error:
+        _complain(f"prevex-ops: {error}")
+        return EXIT_USAGE
+    _print_rows(rows, out, as_json=args.json)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``prevex-ops``: logs (warnings, errors, replays) go to stderr as JSON, stdout carries
+    the command's output."""
+    configure_logging("ops", "INFO")
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    return asyncio.run(run(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

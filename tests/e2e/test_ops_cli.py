@@ -1,0 +1,251 @@
+"""``prevex-ops`` on the running services (docs/operations.md).
+
+On a stack of its own (broker, database, SMTP server): S-01 (docs/domain.md §9.1) on the CJ raw topic, then
+the same act again. ``trace`` by the case's reference prints its whole journey in time order — the act
+accepted, its duplicate, the decision, the three assignments, their alerts and deliveries sent — without the
+household's name or debt unless ``--with-personal-data``, which writes an audit entry. A partner's acceptance
+parked as a dead letter by orientation is replayed with ``dead-letters replay`` and applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas import topics
+from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
+from schemas.envelope import event_headers, new_envelope_fields
+from services.devenv import BrokerEndpoint, SmtpSink
+from services.devenv.broker import create_topics
+from services.devenv.demo import DEMO_INPUTS
+from services.devenv.net import wait_for_port
+from services.devenv.stack import ServiceProcesses, StackConfig
+from services.ops import run
+from services.ops.settings import OpsSettings
+
+pytestmark = pytest.mark.e2e
+
+S01 = DEMO_INPUTS[0]
+WAIT_S = 90.0
+
+
+@pytest.fixture(scope="module")
+async def running(
+    own_broker: BrokerEndpoint, own_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[SmtpSink]:
+    await create_topics(own_broker.bootstrap_servers, topics.ALL_TOPICS)
+    work = tmp_path_factory.mktemp("ops-e2e")
+    with SmtpSink(work / "mail") as smtp:
+        config = StackConfig(own_broker.bootstrap_servers, own_database, smtp.host, smtp.port, work / "sms")
+        processes = ServiceProcesses(config, work / "logs")
+        try:
+            processes.start()
+            for name, url in processes.http_urls.items():
+                port = int(url.rsplit(":", 1)[1])
+                wait_for_port("127.0.0.1", port, WAIT_S, alive=lambda name=name: processes.running(name))
+            yield smtp
+        finally:
+            processes.stop()
+
+
+@pytest.fixture(scope="module")
+def settings(own_broker: BrokerEndpoint, own_database: str) -> OpsSettings:
+    return OpsSettings(database_url=own_database, kafka_bootstrap_servers=own_broker.bootstrap_servers)
+
+
+async def _send(bootstrap: str, value: bytes, key: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.RAW_CJ, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def _ops(settings: OpsSettings, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await run(list(argv), settings=settings, out=out)
+    return code, out.getvalue()
+
+
+async def _journey_until(settings: OpsSettings, query: str, done: Any) -> dict[str, Any]:
+    """``trace --json`` of ``query`` once ``done(journey)`` holds (receipts are written after the send)."""
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            code, text = await _ops(settings, "trace", query, "--json")
+            if code == 0 and done(journey := json.loads(text)):
+                return journey
+            await asyncio.sleep(0.3)
+
+
+def _kinds(journey: dict[str, Any]) -> list[str]:
+    return [step["kind"] for step in journey["steps"]]
+
+
+@pytest.fixture(scope="module")
+async def s01_journey(running: SmtpSink, settings: OpsSettings, own_broker: BrokerEndpoint) -> dict[str, Any]:
+    await _send(own_broker.bootstrap_servers, S01.payload(), S01.emitter_id().encode())
+    assert len(await running.wait_for(3, timeout=WAIT_S)) == 3
+    await _send(own_broker.bootstrap_servers, S01.payload(), S01.emitter_id().encode())
+    external_ref = json.loads(S01.payload())["external_ref"]
+    return await _journey_until(
+        settings,
+        external_ref,
+        lambda j: _kinds(j).count("delivery.sent") == 3 and "act.duplicate" in _kinds(j),
+    )
+
+
+async def test_trace_prints_the_whole_journey_in_time_order(s01_journey: dict[str, Any], settings: OpsSettings) -> None:
+    (procedure,) = s01_journey["procedures"]
+    reference = procedure["short_ref"]
+    code, text = await _ops(settings, "trace", reference, "--json")
+    assert code == 0
+    by_reference = json.loads(text)
+    assert _kinds(by_reference) == _kinds(s01_journey)  # the reference and the external ref name one case
+
+    kinds = _kinds(by_reference)
+    assert kinds[0] == "act.accepted"
+    for kind, count in {
+        "act.accepted": 1,
+        "act.duplicate": 1,
+        "decision": 1,
+        "assignment.opened": 3,
+        "alert": 3,
+        "delivery.queued": 3,
+        "delivery.sent": 3,
+    }.items():
+        assert kinds.count(kind) == count, kind
+    times = [step["at"] for step in by_reference["steps"]]
+    assert times == sorted(times)
+    assert kinds.index("decision") < kinds.index("assignment.opened") < kinds.index("alert")
+    assert kinds.index("alert") < kinds.index("delivery.sent")
+    accepted = by_reference["steps"][0]["facts"]
+    assert accepted["stage"] == "COMMANDEMENT_PAYER"
+    assert accepted["derived"]["commandement_deadline"]  # the derived dates of the stage
+    opened = next(s for s in by_reference["steps"] if s["kind"] == "assignment.opened")
+    assert opened["facts"]["explanation"]
+    sent = [s["facts"] for s in by_reference["steps"] if s["kind"] == "delivery.sent"]
+    assert {f["channel"] for f in sent} == {"EMAIL"}
+    assert all(f["receipt"] and f["attempts"] >= 1 for f in sent)
+
+    code, text = await _ops(settings, "trace", reference)
+    assert code == 0
+    assert reference in text
+    assert "delivery.sent" in text
+
+
+async def test_trace_shows_personal_data_only_when_asked_and_audits_it(
+    s01_journey: dict[str, Any], settings: OpsSettings, own_database: str
+) -> None:
+    reference = s01_journey["procedures"][0]["short_ref"]
+    source = json.loads(S01.payload())
+    name = source["tenants"][0]["last_name"]
+    amount = str(int(source["debt"]["amount"]))
+    conn = await asyncpg.connect(own_database)
+    try:
+        recipients = [r["recipient"] for r in await conn.fetch("SELECT recipient FROM notifier.delivery")]
+    finally:
+        await conn.close()
+    assert len(recipients) == 3
+    for argv in (("trace", reference), ("trace", reference, "--json")):
+        code, text = await _ops(settings, *argv)
+        assert code == 0
+        assert name not in text
+        assert amount not in text
+        assert not [recipient for recipient in recipients if recipient in text]
+
+    conn = await asyncpg.connect(own_database)
+    try:
+        before = await conn.fetchval("SELECT count(*) FROM ops.audit_log") if await _audit_exists(conn) else 0
+        code, text = await _ops(settings, "trace", reference, "--with-personal-data")
+        assert code == 0
+        assert name in text
+        assert amount in text
+        assert all(recipient in text for recipient in recipients)
+        code, document = await _ops(settings, "trace", reference, "--json", "--with-personal-data")
+        assert code == 0
+        assert json.loads(document)["personal_data"] is True
+        entries = await conn.fetch("SELECT * FROM ops.audit_log ORDER BY id")
+    finally:
+        await conn.close()
+    assert len(entries) == before + 2
+    assert entries[-1]["command"] == "trace"
+    assert entries[-1]["query"] == reference
+    assert entries[-1]["procedure_ids"] == [uuid.UUID(s01_journey["procedures"][0]["procedure_id"])]
+
+
+async def _audit_exists(conn: asyncpg.Connection[asyncpg.Record]) -> bool:
+    return bool(await conn.fetchval("SELECT to_regclass('ops.audit_log') IS NOT NULL"))
+
+
+async def test_a_dead_letter_replayed_is_consumed(
+    s01_journey: dict[str, Any], settings: OpsSettings, own_database: str
+) -> None:
+    (procedure,) = s01_journey["procedures"]
+    opened = next(s["facts"] for s in s01_journey["steps"] if s["kind"] == "assignment.opened")
+    event = AssignmentStatusEvent(
+        **new_envelope_fields("workspace", correlation_id=uuid.UUID(procedure["correlation_id"])),
+        payload=AssignmentStatusChange(
+            assignment_id=uuid.UUID(opened["assignment_id"]),
+            procedure_id=uuid.UUID(procedure["procedure_id"]),
+            structure_id=opened["structure_id"],
+            status=AssignmentStatus.ACCEPTEE,
+            by=StatusActor.PARTNER,
+        ),
+    )
+    headers = [{"name": name, "value": value} for name, value in event_headers(event).items()]
+    conn = await asyncpg.connect(own_database)
+    try:
+        # What orientation parks when it cannot decode a record (services.platform.consume.park), here a
+        # record it can decode now: the state after the fix that the replay is for.
+        row_id = await conn.fetchval(
+            'INSERT INTO orientation.dead_letter (topic, partition, "offset", error, value, key, headers)'
+            " VALUES ($1, 0, 999999, 'parked before the fix', $2, $3, $4::jsonb) RETURNING id",
+            topics.ASSIGNMENT_STATUS,
+            event.model_dump_json().encode(),
+            procedure["procedure_id"].encode(),
+            json.dumps(headers),
+        )
+        code, listed = await _ops(settings, "dead-letters", "list", "--json")
+        assert code == 0
+        assert f"orientation:{row_id}" in {item["ref"] for item in json.loads(listed)}
+        code, shown = await _ops(settings, "dead-letters", "show", f"orientation:{row_id}", "--json")
+        assert code == 0
+        assert json.loads(shown)[0]["correlation_id"] == procedure["correlation_id"]
+
+        code, _ = await _ops(settings, "dead-letters", "replay", f"orientation:{row_id}")
+        assert code == 0
+        assert await conn.fetchval("SELECT count(*) FROM orientation.dead_letter WHERE id = $1", row_id) == 0
+        code, _ = await _ops(settings, "dead-letters", "replay", f"orientation:{row_id}")
+        assert code == 3  # gone: replayed once
+    finally:
+        await conn.close()
+
+    journey = await _journey_until(settings, procedure["short_ref"], lambda j: "assignment.status" in _kinds(j))
+    (change,) = [s["facts"] for s in journey["steps"] if s["kind"] == "assignment.status"]
+    assert change["status"] == "OUVERTE → ACCEPTEE"
+    assert change["assignment_id"] == opened["assignment_id"]
+    assert change["actor"] == "PARTNER"
+
+
+async def test_queues_and_lag_answer(s01_journey: dict[str, Any], settings: OpsSettings) -> None:
+    code, text = await _ops(settings, "queues", "--json")
+    assert code == 0
+    queues = {(q["service"], q["queue"]) for q in json.loads(text)}
+    assert {("ingest", "outbox"), ("orientation", "outbox"), ("notifier", "retry")} <= queues
+    code, text = await _ops(settings, "lag", "--json")
+    assert code == 0
+    groups = {line["group"] for line in json.loads(text)}
+    assert {"prevex-ingest", "prevex-orientation", "prevex-notifier"} <= groups
+
+
+async def test_an_unknown_case_is_not_found(running: SmtpSink, settings: OpsSettings) -> None:
+    assert (await _ops(settings, "trace", "90-2099-999999"))[0] == 3
