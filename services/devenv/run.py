@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -98,6 +99,10 @@ def _run(args: argparse.Namespace) -> int:
             if mails:
                 recipient, link = asyncio.run(_case_link(mails[0], args.timeout))
                 print(f"open a case {link}  (the link of {recipient}'s alert: paste it in a browser)")
+                reference = re.search(r"Dossier (\S+)", str(mails[0].message["Subject"]))
+                if reference is not None:  # the case's journey across the services (docs/operations.md)
+                    ops_env = f"PREVEX_OPS_DATABASE_URL={_shown_url(database_url)}"
+                    print(f"follow it   {ops_env} prevex-ops trace {reference[1]}")
             texts, held = asyncio.run(_wait_for_sms(sms_dir, database_url, sms, args.timeout))
             print(f"sms (log)   {len(texts)} in {sms_dir}")
             zone = NotifierSettings().zone  # the notifier's, which the stack leaves at its default
@@ -157,6 +162,14 @@ async def _case_link(mail: ReceivedMail, timeout_s: float) -> tuple[str, str]:
             if (await client.get(found.group(0))).status_code == HTTPStatus.SEE_OTHER:
                 return mail.rcpt_tos[0], found.group(0)
             await asyncio.sleep(0.2)
+
+
+def _shown_url(url: str) -> str:
+    # A DATABASE_URL given by the user may hold a password: never printed.
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 async def _fresh_database(server: PostgresEndpoint, name: str) -> str:
