@@ -10,6 +10,7 @@ from importlib.resources import files
 import asyncpg
 from aiokafka import ConsumerRecord
 
+from services.orientation.auth import load_tokens
 from services.platform.clock import announce_clock
 from services.platform.consume import parking
 from services.platform.kafka import subscribe_batch
@@ -42,6 +43,8 @@ def build(settings: WorkspaceSettings) -> Runtime:
         sessions=SessionPolicy(idle=settings.session_idle, absolute=settings.session_absolute),
         cookie_secure=settings.cookie_secure,
         now=now,
+        desk_tokens=load_tokens(settings.desk_tokens_path),
+        desk_overdue_days=settings.desk_overdue_working_days,
     )
 
     async def on_records(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:

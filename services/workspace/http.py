@@ -26,7 +26,7 @@ import hmac
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
 from typing import Any, Final
@@ -44,11 +44,13 @@ from schemas.envelope import new_envelope_fields
 from schemas.referential import StructureTypology
 from schemas.stages import Stage, stage_label
 from schemas.warnings import partner_warnings, warning_texts
+from services.orientation.auth import TokenRegistry
 from services.platform.db import Conn
 from services.platform.links import ExpiredLinkError, InvalidLinkError, LinkKeys, read_link, verify_link
 from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage, enqueue
 from services.workspace import repository as repo
+from services.workspace.desk import DeskKit, mount_desk
 from services.workspace.domain.actions import (
     CLOSURE_REASONS,
     COMMENT_MAX_LENGTH,
@@ -105,6 +107,8 @@ class WorkspaceServices:
     sessions: SessionPolicy
     cookie_secure: bool
     now: Callable[[], datetime]
+    desk_tokens: TokenRegistry = field(default_factory=TokenRegistry.empty)
+    desk_overdue_days: int = 5
 
     @property
     def cookie_name(self) -> str:
@@ -193,6 +197,8 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
                     "Session terminée",
                     "Votre session a expiré ou n'existe pas. Ouvrez à nouveau le lien reçu dans une alerte.",
                 )
+            if session.role is not None:
+                return RedirectResponse("/secretariat", status_code=303)  # the desk's own pages
             return await handler(conn, request, session)
 
     async def audit(
@@ -292,16 +298,19 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
         )
         log.info("session_started", structure_id=assignment.structure_id, session_id=str(session_id))
         response = RedirectResponse(f"/dossiers/{assignment.short_ref}", status_code=303)
+        set_session_cookie(response, fresh.secret)
+        return response
+
+    def set_session_cookie(response: Response, secret: str) -> None:
         response.set_cookie(
             services.cookie_name,
-            fresh.secret,
+            secret,
             max_age=int(services.sessions.absolute.total_seconds()),
             path="/",
             secure=services.cookie_secure,
             httponly=True,
             samesite="lax",
         )
-        return response
 
     @app.get("/dossiers", include_in_schema=False)
     async def my_cases(request: Request) -> Response:
@@ -483,6 +492,16 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
 
         return await signed_in(request, end)
 
+    mount_desk(
+        app,
+        DeskKit(
+            services=services,
+            page=page,
+            refused=refused,
+            current_session=current_session,
+            set_session_cookie=set_session_cookie,
+        ),
+    )
     return app
 
 

@@ -10,7 +10,7 @@ statuses), référentiel records keep the highest version, notices the highest r
   and emitter kind; a ``CLOTURE`` act closes the procedure (the retention clock starts), a later
   non-late act reopens it;
 - ``orientation.decided``: each assignment (OUVERTE when new; a stage update keeps its status) with its
-  explanation;
+  explanation; whether matching found no offer for the last notice (fallback F1, the desk's list);
 - ``assignment.status``: the status change folded with orientation's own rules (``domain.actions``),
   including the workspace's own events once they came back through the topic: the page then shows
   the status orientation applied, and the partner's action its outcome.
@@ -26,7 +26,7 @@ from aiokafka import ConsumerRecord
 from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusEvent
 from schemas.envelope import Envelope
-from schemas.orientation import OrientationDecidedEvent
+from schemas.orientation import DecisionTrigger, OrientationDecidedEvent
 from schemas.procedure import ProcedureNotificationEvent
 from schemas.referential import ReferentialChangedEvent
 from schemas.stages import Stage
@@ -143,8 +143,11 @@ async def _decided(conn: Conn, event: OrientationDecidedEvent) -> None:
     # The notice normally came first and owns these fields; a decision read before it fills them.
     await conn.execute(
         "INSERT INTO procedure (procedure_id, short_ref, correlation_id, stage, urgency, commune_insee,"
-        " commune_name, earliest_expulsion_date, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " commune_name, earliest_expulsion_date, decided_at, fallback_used)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 AND $11)"
         " ON CONFLICT (procedure_id) DO UPDATE SET decided_at = greatest(procedure.decided_at, EXCLUDED.decided_at),"
+        # F1 is what matching found for the last notice; an override's or the trêve's repeat does not change it.
+        " fallback_used = CASE WHEN $11 THEN EXCLUDED.fallback_used ELSE procedure.fallback_used END,"
         " correlation_id = coalesce(procedure.correlation_id, EXCLUDED.correlation_id),"
         " stage = coalesce(procedure.stage, EXCLUDED.stage), urgency = coalesce(procedure.urgency, EXCLUDED.urgency),"
         " commune_insee = coalesce(procedure.commune_insee, EXCLUDED.commune_insee),"
@@ -158,6 +161,8 @@ async def _decided(conn: Conn, event: OrientationDecidedEvent) -> None:
         decided.commune_name,
         decided.earliest_expulsion_date,
         event.occurred_at,
+        decided.fallback_used,
+        decided.trigger is DecisionTrigger.NOTIFICATION,
     )
     for a in decided.assignments:
         await conn.execute(

@@ -97,6 +97,8 @@ class SessionRow:
     csrf_token: str
     created_at: datetime
     last_seen_at: datetime
+    role: str | None = None
+    """Set for the CCAPEX secretariat's desk sessions (``desk_repository``), ``None`` for a partner's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +240,7 @@ async def create_session(
 async def session_by_hash(conn: Conn, secret_hash: bytes) -> SessionRow | None:
     """The session whose cookie hashes to ``secret_hash``, unless it was ended."""
     row = await conn.fetchrow(
-        "SELECT session_id, structure_id, csrf_token, created_at, last_seen_at FROM session"
+        "SELECT session_id, structure_id, csrf_token, created_at, last_seen_at, role FROM session"
         " WHERE token_hash = $1 AND ended_at IS NULL",
         secret_hash,
     )

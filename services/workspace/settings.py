@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -33,6 +34,13 @@ class WorkspaceSettings(ServiceSettings):
         default=365, ge=0, le=3650, description="Personal data of a closed procedure is purged after"
     )
     retention_interval_s: float = Field(default=3600.0, gt=0, description="How often the purge runs")
+    desk_tokens_path: Path | None = Field(
+        default=None,
+        description="The CCAPEX secretariat's sign-in tokens (orientation's tokens file format); none: no desk",
+    )
+    desk_overdue_working_days: int = Field(
+        default=5, ge=1, le=60, description="The desk lists an assignment still OUVERTE after this many working days"
+    )
 
     def link_keys(self) -> LinkKeys:
         """The verifying keys; raises ``ValueError`` when none is configured (the service does not start)."""

@@ -25,6 +25,7 @@ from schemas import topics
 from schemas.assignment import AssignmentStatusEvent
 from schemas.envelope import Envelope
 from schemas.procedure import ProcedureNotificationEvent
+from services.orientation.auth import Role, TokenRegistry, hash_token
 from services.orientation.domain import load_referential
 from services.orientation.lifecycle import StatusHandler
 from services.orientation.orient import Orientation
@@ -40,6 +41,14 @@ SEED_PATH = Path(__file__).resolve().parents[3] / "deploy" / "referential" / "se
 PLATFORM = files("services.platform") / "migrations"
 LINK_SECRET = "workspace-integration-tests-link-secret"
 KEYS = LinkKeys.parse(LINK_SECRET)
+DESK_ADMIN_TOKEN = "pvx_desk-admin-token-for-the-integration-tests"
+DESK_VIEWER_TOKEN = "pvx_desk-viewer-token-for-the-integration-tests"
+DESK_TOKENS = TokenRegistry(
+    [
+        ("secretariat-ccapex", hash_token(DESK_ADMIN_TOKEN), frozenset({Role.ADMIN})),
+        ("lecteur-ccapex", hash_token(DESK_VIEWER_TOKEN), frozenset({Role.VIEWER})),
+    ]
+)
 
 
 async def _schema(database_url: str, prefix: str, service: str) -> tuple[str, asyncpg.Pool]:
@@ -183,6 +192,8 @@ async def world(database_url: str) -> AsyncIterator[World]:
         sessions=SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12)),
         cookie_secure=False,
         now=clock,
+        desk_tokens=DESK_TOKENS,
+        desk_overdue_days=5,
     )
     world = World(
         o_pool, w_pool, Orientation(holder, max_structures=3), StatusHandler(holder), clock, create_app(services)
