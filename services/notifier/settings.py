@@ -47,6 +47,9 @@ class NotifierSettings(ServiceSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "alertes@prevex.test"
+    # Where a partner's reply goes (the alerts come from an unattended mailbox): the CCAPEX secretariat,
+    # the seed référentiel's CCAPEX90-SECRETARIAT. Empty: no Reply-To header.
+    reply_to: str = Field(default="ccapex90@pref.test", pattern=r"^([^@\s<>,;]+@[^@\s<>,;]+)?$")
     smtp_timeout_s: float = Field(default=10.0, gt=0)
     # Connections kept open and reused: one connection per message costs a TCP + EHLO (+ TLS) round trip.
     smtp_pool_size: int = Field(default=8, ge=1, le=100)

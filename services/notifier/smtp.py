@@ -30,7 +30,9 @@ def smtp_outcome(error: aiosmtplib.SMTPResponseException, provider: str = "smtp"
 
 
 class SmtpChannel:
-    """Email: plain text + HTML alternative, ``Message-ID`` derived from the delivery id.
+    """Email: plain text + HTML alternative, ``Message-ID`` derived from the delivery id,
+    ``Auto-Submitted: auto-generated`` (RFC 3834) and ``Reply-To`` the configured address (the CCAPEX
+    secretariat by default) when set.
 
     Up to ``smtp_pool_size`` connections send at once; an idle one is reused while younger than
     ``smtp_max_idle_s``. STARTTLS, implicit TLS and AUTH come from the settings.
@@ -95,6 +97,9 @@ class SmtpChannel:
             f"Subject: {encoded_words(message.email.subject)}",
             f"Date: {formatdate(localtime=False)}",
             f"Message-ID: {message_id(message.delivery_id, self._domain)}",
+            # RFC 3834: an automated message, so that out-of-office and other auto-replies are not sent back.
+            "Auto-Submitted: auto-generated",
+            *([f"Reply-To: {self._settings.reply_to}"] if self._settings.reply_to else []),
             "MIME-Version: 1.0",
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
         ]

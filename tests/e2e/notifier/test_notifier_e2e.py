@@ -112,6 +112,10 @@ async def test_scenarios_alert_the_expected_recipients_once_each(notifier_world:
         text, links = re.subn(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_-]{20}", "", text)
         assert links >= 1
         assert len(mail.rcpt_tos) == 1
+        # An automated message (RFC 3834: no out-of-office reply), answered to the CCAPEX secretariat.
+        assert mail.message["Auto-Submitted"] == "auto-generated"
+        assert mail.message["Reply-To"] == "ccapex90@pref.test"
+        assert re.fullmatch(r"<[0-9a-f-]{36}@prevex\.test>", str(mail.message["Message-ID"]))
         for personal in PERSONAL:
             assert personal not in text
         assert ("Aucune offre – orientation manuelle requise" in text) == (ref == "90-2026-000004")

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from services.notifier.channels import OutgoingMessage
+from services.notifier.domain.alerts import RenderedEmail
 from services.notifier.settings import NotifierSettings
 from services.notifier.sms import LogSmsChannel, http_outcome, ovh_signature
+from services.notifier.smtp import SmtpChannel
 
 
 def test_ovh_signature_matches_the_documented_scheme() -> None:
@@ -99,3 +102,33 @@ async def test_the_log_provider_keeps_one_file_per_attempt_so_a_resent_sms_shows
 
 def _files(folder: Path) -> dict[str, str]:
     return {path.name: path.read_text("utf-8") for path in folder.glob("*.txt")}
+
+
+def _email_headers(settings: NotifierSettings) -> list[str]:
+    message = OutgoingMessage(uuid.UUID(int=7), "a@b.test", email=RenderedEmail("Sujet", "texte", "<p>html</p>"))
+    head = SmtpChannel(settings).build(message).decode("ascii").split("\r\n\r\n")[0]
+    return head.split("\r\n")
+
+
+def test_an_email_is_marked_automated_and_answered_to_the_ccapex_secretariat() -> None:
+    headers = _email_headers(NotifierSettings())
+    assert "Auto-Submitted: auto-generated" in headers
+    assert "Reply-To: ccapex90@pref.test" in headers
+    assert f"Message-ID: <{uuid.UUID(int=7)}@prevex.test>" in headers
+
+
+def test_reply_to_is_configurable_and_may_be_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFIER_REPLY_TO", "secretariat@ccapex.test")
+    assert "Reply-To: secretariat@ccapex.test" in _email_headers(NotifierSettings())
+    monkeypatch.setenv("NOTIFIER_REPLY_TO", "")
+    headers = _email_headers(NotifierSettings())
+    assert not any(h.startswith("Reply-To:") for h in headers)
+    assert "Auto-Submitted: auto-generated" in headers
+
+
+@pytest.mark.parametrize("value", ["not-an-address", "a@b.test\r\nBcc: x@y.test", "a@b.test, c@d.test", "<a@b.test>"])
+def test_a_malformed_reply_to_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    # A header injection (a line break) or a list must never reach the message head.
+    monkeypatch.setenv("NOTIFIER_REPLY_TO", value)
+    with pytest.raises(ValidationError, match="reply_to"):
+        NotifierSettings()
