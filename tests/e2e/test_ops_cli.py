@@ -13,61 +13,32 @@ import asyncio
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
 from schemas.envelope import event_headers, new_envelope_fields
 from services.devenv import BrokerEndpoint, SmtpSink
-from services.devenv.broker import create_topics
 from services.devenv.demo import DEMO_INPUTS
-from services.devenv.net import wait_for_port
-from services.devenv.stack import ServiceProcesses, StackConfig
+from services.devenv.stack import ServiceProcesses
 from services.ops import run
 from services.ops.settings import OpsSettings
+from tests.e2e.test_operations_metrics import _send, running  # the same stack: broker, database, SMTP
 
 pytestmark = pytest.mark.e2e
+
+__all__ = ["running"]  # a fixture of this module too
 
 S01 = DEMO_INPUTS[0]
 WAIT_S = 90.0
 
 
 @pytest.fixture(scope="module")
-async def running(
-    own_broker: BrokerEndpoint, own_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[SmtpSink]:
-    await create_topics(own_broker.bootstrap_servers, topics.ALL_TOPICS)
-    work = tmp_path_factory.mktemp("ops-e2e")
-    with SmtpSink(work / "mail") as smtp:
-        config = StackConfig(own_broker.bootstrap_servers, own_database, smtp.host, smtp.port, work / "sms")
-        processes = ServiceProcesses(config, work / "logs")
-        try:
-            processes.start()
-            for name, url in processes.http_urls.items():
-                port = int(url.rsplit(":", 1)[1])
-                wait_for_port("127.0.0.1", port, WAIT_S, alive=lambda name=name: processes.running(name))
-            yield smtp
-        finally:
-            processes.stop()
-
-
-@pytest.fixture(scope="module")
 def settings(own_broker: BrokerEndpoint, own_database: str) -> OpsSettings:
     return OpsSettings(database_url=own_database, kafka_bootstrap_servers=own_broker.bootstrap_servers)
-
-
-async def _send(bootstrap: str, value: bytes, key: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.RAW_CJ, value, key=key)
-    finally:
-        await producer.stop()
 
 
 async def _ops(settings: OpsSettings, *argv: str) -> tuple[int, str]:
@@ -91,9 +62,11 @@ def _kinds(journey: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-async def s01_journey(running: SmtpSink, settings: OpsSettings, own_broker: BrokerEndpoint) -> dict[str, Any]:
+async def s01_journey(
+    running: tuple[ServiceProcesses, SmtpSink], settings: OpsSettings, own_broker: BrokerEndpoint
+) -> dict[str, Any]:
     await _send(own_broker.bootstrap_servers, S01.payload(), S01.emitter_id().encode())
-    assert len(await running.wait_for(3, timeout=WAIT_S)) == 3
+    assert len(await running[1].wait_for(3, timeout=WAIT_S)) == 3
     await _send(own_broker.bootstrap_servers, S01.payload(), S01.emitter_id().encode())
     external_ref = json.loads(S01.payload())["external_ref"]
     return await _journey_until(
@@ -247,5 +220,5 @@ async def test_queues_and_lag_answer(s01_journey: dict[str, Any], settings: OpsS
     assert {"prevex-ingest", "prevex-orientation", "prevex-notifier"} <= groups
 
 
-async def test_an_unknown_case_is_not_found(running: SmtpSink, settings: OpsSettings) -> None:
+async def test_an_unknown_case_is_not_found(running: tuple[ServiceProcesses, SmtpSink], settings: OpsSettings) -> None:
     assert (await _ops(settings, "trace", "90-2099-999999"))[0] == 3

@@ -95,6 +95,7 @@ _ALERT_VARIABLES = frozenset(
         "fallback",
         "expulsion_possible",
         "warnings",
+        "urgent",
     }
 )
 _DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
@@ -113,6 +114,12 @@ _SMS_URGENCY_LABELS = {
     Urgency.NORMAL: "Urg. normale",
     Urgency.HIGH: "Urg. haute",
     Urgency.CRITICAL: "TRES URGENT",
+}
+# HIGH and CRITICAL are said in words first, in the subject and atop the body: a mail client may cut
+# the subject's end (where the urgency label is) and colour alone tells nothing to a screen reader.
+_URGENT = {
+    Urgency.HIGH: {"marker": "URGENT", "note": "dossier d'urgence haute, à traiter en priorité."},
+    Urgency.CRITICAL: {"marker": "URGENCE CRITIQUE", "note": "dossier à traiter sans délai."},
 }
 # Stage labels that fit an SMS; "Cdt" is the usual abbreviation of "commandement" among commissaires de justice.
 _SMS_STAGE_LABELS = {
@@ -378,6 +385,7 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "stage": style.stage(content.stage),
         "commune": content.commune,
         "urgency": style.urgency(content.urgency),
+        "urgent": _URGENT.get(content.urgency),
         "earliest": _day(content.earliest_expulsion_date),
         "expulsion_possible": content.earliest_expulsion_date is not None
         and content.today >= content.earliest_expulsion_date,

@@ -32,6 +32,7 @@ from services.notifier.domain.alerts import (
     AlertTemplates,
     DigestContent,
     FallbackNotice,
+    RenderedEmail,
     SmsTooLongError,
     check_templates,
     render_digest_email,
@@ -163,6 +164,7 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
             for sentence in warning_texts(warnings):
                 assert shown(sentence) in body
         assert ("Fin de trêve – " in email.subject) == content.truce_end
+        _check_urgency_said_in_words_first(email, content.urgency)
 
         sms = render_sms(content, TEMPLATES)
         assert len(sms) <= SMS_MAX_CHARS
@@ -176,6 +178,59 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
         assert ("Expulsion pas avant" in sms) == (earliest is not None and not content.truce_end and not passed)
         assert ("Expulsion possible dès" in sms) == (earliest is not None and not content.truce_end and passed)
         _check_text_only_carries(sms, content)
+
+
+URGENT_MARKERS = {Urgency.HIGH: "URGENT", Urgency.CRITICAL: "URGENCE CRITIQUE"}
+
+
+def _check_urgency_said_in_words_first(email: RenderedEmail, urgency: Urgency) -> None:
+    """HIGH and CRITICAL open the subject (after the heading) and the body, in words; the others do not."""
+    marker = URGENT_MARKERS.get(urgency)
+    subject_start = email.subject.removeprefix(f"[{PREFIX}] ")
+    text_start = email.text.splitlines()[0]
+    # The first paragraph after the page's heading, tags removed.
+    html_start = re.sub(r"<[^>]+>", "", email.html.split("</h1>\n", 1)[1].split("\n", 1)[0])
+    if marker is None:
+        assert not subject_start.startswith(("URGENT", "URGENCE"))
+        assert text_start == "Bonjour,"
+        assert html_start == "Bonjour,"
+    else:
+        assert subject_start.startswith(f"{marker} – ")
+        assert text_start.startswith(f"{marker} : ")
+        assert html.unescape(html_start) == text_start
+
+
+@pytest.mark.parametrize(
+    ("urgency", "subject", "first_line"),
+    [
+        (Urgency.LOW, "[Prévention expulsions 90] Dossier 90-2026-000001", "Bonjour,"),
+        (Urgency.NORMAL, "[Prévention expulsions 90] Dossier 90-2026-000001", "Bonjour,"),
+        (
+            Urgency.HIGH,
+            "[Prévention expulsions 90] URGENT – Dossier 90-2026-000001",
+            "URGENT : dossier d'urgence haute, à traiter en priorité.",
+        ),
+        (
+            Urgency.CRITICAL,
+            "[Prévention expulsions 90] URGENCE CRITIQUE – Dossier 90-2026-000001",
+            "URGENCE CRITIQUE : dossier à traiter sans délai.",
+        ),
+    ],
+)
+def test_high_and_critical_urgency_open_the_subject_and_the_body_in_words(
+    urgency: Urgency, subject: str, first_line: str
+) -> None:
+    content = _content("90-2026-000001", Stage.COMMANDEMENT_QUITTER, "Belfort", urgency, None)
+    email = render_email(content, TEMPLATES)
+    assert email.subject.startswith(subject)
+    assert email.text.splitlines()[0] == first_line
+    after_heading = html.unescape(email.html.split("</h1>\n", 1)[1].split("\n", 1)[0])
+    marker = URGENT_MARKERS.get(urgency)
+    # In words and in bold, never by colour alone.
+    expected = (
+        f"<p><strong>{marker} :</strong>{first_line.removeprefix(marker + ' :')}</p>" if marker else "<p>Bonjour,</p>"
+    )
+    assert after_heading == expected
 
 
 @settings(max_examples=20, deadline=None)
@@ -363,4 +418,5 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "stage_update",
         "truce_end",
         "fallback",
+        "refusal",  # the refusing structure's name and a reason code: no personal data
     ]
