@@ -47,6 +47,7 @@ from schemas.topics import ALL_TOPICS
 from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
 from services.devenv.demo import DEMO_INPUTS, DemoInput, publish_demo, wait_for_http
 from services.devenv.stack import ServiceProcesses, StackConfig
+from services.orientation.auth import hash_token, new_token
 
 _ROOT: Final = Path(__file__).resolve().parents[2]
 CHROMIUM: Final = Path("/usr/bin/chromium")
@@ -214,6 +215,8 @@ class BrowserStack:
     services: ServiceProcesses
     smtp: SmtpSink
     mail_dir: Path
+    desk_token: str
+    """The CCAPEX secretariat's sign-in token for the workspace desk (role ccapex-admin)."""
 
     async def send(self, *inputs: DemoInput) -> None:
         """Send demo inputs the way their emitters do (Kafka raw topic, HTTP intake, CSV)."""
@@ -243,10 +246,21 @@ async def stack(pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFa
             config = StackConfig(
                 broker.bootstrap_servers, database_url, smtp.host, smtp.port, tmp_path_factory.mktemp("browser-sms")
             )
-            services = ServiceProcesses(config, tmp_path_factory.mktemp("browser-logs"))
+            desk_token = new_token()
+            desk_tokens = tmp_path_factory.mktemp("browser-desk") / "desk-tokens.yaml"
+            desk_tokens.write_text(
+                f"tokens:\n  - name: secretariat-ccapex\n    sha256: {hash_token(desk_token)}\n"
+                "    roles: [ccapex-admin]\n",
+                "utf-8",
+            )
+            services = ServiceProcesses(
+                config,
+                tmp_path_factory.mktemp("browser-logs"),
+                extra_env={"WORKSPACE_DESK_TOKENS_PATH": str(desk_tokens)},
+            )
             services.start()
             try:
-                yield BrowserStack(config, services, smtp, mail_dir)
+                yield BrowserStack(config, services, smtp, mail_dir, desk_token)
             finally:
                 services.stop()
     finally:
