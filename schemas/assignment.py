@@ -11,8 +11,9 @@ assigned again on that procedure until the CCAPEX adds it back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -21,12 +22,30 @@ from schemas.envelope import Envelope
 from schemas.referential import RefId
 
 __all__ = [
+    "REFUSAL_REASONS",
     "AssignmentOverride",
     "AssignmentStatus",
     "AssignmentStatusChange",
     "AssignmentStatusEvent",
     "StatusActor",
+    "refusal_label",
 ]
+
+REFUSAL_REASONS: Final[Mapping[str, str]] = {
+    "HORS_COMPETENCE": "Hors de nos compétences",
+    "HORS_TERRITOIRE": "Hors de notre territoire",
+    "DEJA_SUIVI": "Ménage déjà suivi par une autre structure",
+    "CAPACITE_ATTEINTE": "Capacité d'accompagnement atteinte",
+    "AUTRE": "Autre motif (préciser en commentaire)",
+}
+"""The refusal codes the workspace offers (the event's ``reason``) and their French labels, in the order
+its form lists them; the notifier tells the CCAPEX secretariat the same label."""
+
+
+def refusal_label(code: str) -> str:
+    """The French label of a refusal code; a code outside ``REFUSAL_REASONS`` (a partner system's own)
+    reads « Autre motif (code XYZ) », so the secretariat still sees which one."""
+    return REFUSAL_REASONS.get(code) or f"Autre motif (code {code})"
 
 
 class AssignmentStatus(StrEnum):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from functools import partial
 from typing import Any
+from urllib.parse import urljoin
 
 import asyncpg
 import jinja2
@@ -57,6 +58,7 @@ from services.notifier.domain.alerts import (
     AlertTemplates,
     DigestContent,
     FallbackNotice,
+    RefusalNotice,
     SmsTooLongError,
     render_digest_email,
     render_digest_sms,
@@ -464,6 +466,9 @@ class Dispatcher:
             stage_update=alert.stage_update,
             truce_end=alert.truce_end,
             fallback=notice,
+            refusal=RefusalNotice(alert.refused_by, alert.refusal_reason)
+            if alert.refused_by is not None and alert.refusal_reason is not None
+            else None,
         )
 
     def _link(self, alert: repo.AlertRow, notice: FallbackNotice | None) -> str:
@@ -471,7 +476,12 @@ class Dispatcher:
 
         The bare base (the workspace's welcome page) when there is no assignment to open, or when the alert
         goes to the default referent instead: a token would sign that other structure in as the unreachable one.
+        A refusal told to the CCAPEX secretariat links to the workspace's case page by its reference
+        (``<base>/../dossiers/<ref>``: the base is the workspace's ``/d``), which the secretariat opens in its
+        own session: a token would be bound to the refusing structure.
         """
+        if alert.refused_by is not None:
+            return urljoin(f"{self._link_base_url}/", f"../dossiers/{alert.procedure_short_ref}")
         if alert.assignment_id is None or (notice is not None and notice.kind is FallbackKind.DEFAULT_REFERENT):
             return self._link_base_url
         token = mint_link(

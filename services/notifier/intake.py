@@ -1,10 +1,13 @@
-"""Notifier's consumers: contacts from the référentiel topic, alerts from orientation decisions."""
+"""Notifier's consumers: contacts from the référentiel topic, alerts from orientation decisions, and the
+partners' refusals (``assignment.status``) told to the CCAPEX secretariat."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
+from schemas.assignment import AssignmentStatus, AssignmentStatusEvent, StatusActor
 from schemas.orientation import (
     AssignmentKind,
     DecidedAssignment,
@@ -14,12 +17,12 @@ from schemas.orientation import (
 )
 from schemas.referential import ReferentialChangedEvent
 from services.notifier import repository as repo
-from services.notifier.domain.routing import alert_mode
+from services.notifier.domain.routing import AlertMode, alert_mode
 from services.platform.db import Conn
 from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
 
-__all__ = ["record_decisions", "record_structure"]
+__all__ = ["record_decisions", "record_refusals", "record_structure"]
 
 log = get_logger(__name__)
 
@@ -121,3 +124,59 @@ def _alert_key(decision: OrientationDecided, assignment: DecidedAssignment) -> s
     if assignment.kind is AssignmentKind.STAGE_UPDATE:
         return f"update:{assignment.assignment_id}:{decision.notification_id}"
     return f"new:{assignment.assignment_id}"
+
+
+async def record_refusals(conn: Conn, events: Sequence[AssignmentStatusEvent], topic: str) -> int:
+    """Tell the CCAPEX secretariat (the default referent) of each partner's refusal; return how many
+    alerts were created.
+
+    Only ``REFUSEE`` by ``PARTNER`` counts (the workspace's or a partner system's). The refusal must name
+    an assignment this notifier alerted, for the same procedure and structure: its reference, stage,
+    commune and urgency come from that alert, so the secretariat's email carries nothing the partner's did
+    not, plus the refusing structure's name and the reason code's label (never a comment). A refusal of an
+    assignment never alerted, or naming another procedure or structure, is logged and dropped: there is
+    nothing true to tell. The key ``refused:<assignment>`` makes it one email per assignment whatever the
+    redeliveries; the inbox makes a redelivered event a no-op. Until the référentiel topic named the
+    default referent the batch raises, to be consumed again (nothing is lost).
+    """
+    alerts: list[repo.AlertRow] = []
+    for event in events:
+        change = event.payload
+        if change.status is not AssignmentStatus.REFUSEE or change.by is not StatusActor.PARTNER:
+            continue
+        if not await claim_event(conn, event.event_id, topic):
+            continue
+        with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
+            alert = await _refusal_alert(conn, event)
+        if alert is not None:
+            alerts.append(alert)
+    return await repo.insert_alerts(conn, alerts)
+
+
+async def _refusal_alert(conn: Conn, event: AssignmentStatusEvent) -> repo.AlertRow | None:
+    change = event.payload
+    announced = await repo.announced_alert(conn, change.assignment_id) if change.assignment_id else None
+    if announced is None or (announced.procedure_id, announced.structure_id) != (
+        change.procedure_id,
+        change.structure_id,
+    ):
+        log.warning("refusal_not_alerted", structure_id=change.structure_id, known=announced is not None)
+        return None
+    referent = await repo.default_referent(conn)
+    if referent is None:
+        raise LookupError("the default referent is not known yet: the refusal waits for the référentiel topic")
+    log.info("refusal_recorded", procedure_ref=announced.procedure_short_ref, structure_id=change.structure_id)
+    return replace(
+        announced,
+        alert_id=uuid.uuid4(),
+        alert_key=f"refused:{change.assignment_id}",
+        correlation_id=event.correlation_id,
+        structure_id=referent.structure_id,
+        manual_orientation=False,
+        mode=AlertMode.IMMEDIATE.value,
+        stage_update=False,
+        truce_end=False,
+        warnings=(),
+        refused_by=await repo.structure_name(conn, change.structure_id) or change.structure_id,
+        refusal_reason=change.reason,
+    )

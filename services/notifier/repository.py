@@ -26,6 +26,7 @@ __all__ = [
     "DigestLine",
     "NewDelivery",
     "SentRow",
+    "announced_alert",
     "awaiting_alerts",
     "claim_deliveries",
     "default_referent",
@@ -40,6 +41,7 @@ __all__ = [
     "mark_sent",
     "release",
     "replace_structure",
+    "structure_name",
     "structures",
 ]
 
@@ -76,6 +78,9 @@ class AlertRow:
     stage_update: bool = False
     truce_end: bool = False
     warnings: tuple[str, ...] = ()
+    # A refusal told to the CCAPEX secretariat: the name of the structure that refused, its reason code.
+    refused_by: str | None = None
+    refusal_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,8 @@ _ALERT_TYPES = {
     "stage_update": "bool",
     "truce_end": "bool",
     "warnings": "jsonb",
+    "refused_by": "text",
+    "refusal_reason": "text",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))
@@ -258,6 +265,22 @@ async def default_referent(conn: Conn) -> StructureContacts | None:
         f"SELECT {_CONTACT_COLUMNS} FROM contact WHERE structure_id = $1 ORDER BY contact_id", rows[0]["structure_id"]
     )
     return _structures(rows, contacts)[rows[0]["structure_id"]]
+
+
+async def announced_alert(conn: Conn, assignment_id: uuid.UUID) -> AlertRow | None:
+    """The latest alert that told its structure of ``assignment_id`` (not a refusal notice about it);
+    ``None`` when the notifier never alerted that assignment."""
+    row = await conn.fetchrow(
+        f"SELECT {_ALERT_COLUMNS} FROM alert WHERE assignment_id = $1 AND refused_by IS NULL ORDER BY seq DESC LIMIT 1",
+        assignment_id,
+    )
+    return None if row is None else _alert_row(row)
+
+
+async def structure_name(conn: Conn, structure_id: str) -> str | None:
+    """The référentiel name of a known structure, ``None`` for an unknown one."""
+    name: str | None = await conn.fetchval("SELECT nom FROM structure_directory WHERE structure_id = $1", structure_id)
+    return name
 
 
 def _structures(rows: Sequence[asyncpg.Record], contacts: Sequence[asyncpg.Record]) -> dict[str, StructureContacts]:

@@ -34,6 +34,7 @@ from typing import Any, Final
 import jinja2
 import jinja2.meta
 
+from schemas.assignment import REFUSAL_REASONS, refusal_label
 from schemas.notification import FallbackKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage, stage_label
@@ -50,6 +51,7 @@ __all__ = [
     "AlertTemplates",
     "DigestContent",
     "FallbackNotice",
+    "RefusalNotice",
     "RenderedEmail",
     "SmsTooLongError",
     "check_templates",
@@ -96,6 +98,7 @@ _ALERT_VARIABLES = frozenset(
         "expulsion_possible",
         "warnings",
         "urgent",
+        "refusal",
     }
 )
 _DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
@@ -163,11 +166,21 @@ class FallbackNotice:
 
 
 @dataclass(frozen=True)
+class RefusalNotice:
+    """A partner refused the file (told to the CCAPEX secretariat): the refusing structure's name in the
+    référentiel and the refusal's reason code (shown as its French label), never the partner's comment."""
+
+    structure: str
+    reason_code: str
+
+
+@dataclass(frozen=True)
 class AlertContent:
     """Everything an alert may show. Adding a field here is a data-protection decision.
 
     ``stage_update``: the structure already holds the file and is told it moved on (docs/domain.md
-    §5.4). ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
+    §5.4). ``refusal``: told to the CCAPEX secretariat, the structure that refused the file and why.
+    ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
     reminder (docs/domain.md §7), ``earliest_expulsion_date`` being the day the trêve ends.
     ``today``: the day the alert is sent (in the notifier's zone), given by the caller's clock: from
     ``earliest_expulsion_date`` on, the expulsion reads possible since that date. ``warnings``: the codes of
@@ -186,6 +199,7 @@ class AlertContent:
     stage_update: bool = False
     truce_end: bool = False
     fallback: FallbackNotice | None = None
+    refusal: RefusalNotice | None = None
 
 
 @dataclass(frozen=True)
@@ -369,6 +383,10 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
         )
         render_email(content, templates)
         render_sms(content, templates)
+    # A refusal told to the secretariat, with the longest reason label.
+    refusal = RefusalNotice("Structure qui refuse", max(REFUSAL_REASONS, key=lambda code: len(refusal_label(code))))
+    render_email(replace(content, refusal=refusal), templates)
+    render_sms(replace(content, refusal=refusal), templates)
     # Every warning at once: the email lists them; the SMS renders (without them when they do not fit).
     content = replace(content, warnings=tuple(PARTNER_WARNINGS))
     render_email(content, templates)
@@ -395,6 +413,7 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "update": content.stage_update,
         "truce_end": content.truce_end,
         "fallback": _fallback_values(content.fallback),
+        "refusal": _refusal_values(content.refusal),
     }
 
 
@@ -413,6 +432,12 @@ def _fallback_values(fallback: FallbackNotice | None) -> dict[str, Any] | None:
     if fallback is None:
         return None
     return {"default_referent": fallback.kind is FallbackKind.DEFAULT_REFERENT, "unreachable": fallback.unreachable}
+
+
+def _refusal_values(refusal: RefusalNotice | None) -> dict[str, str] | None:
+    if refusal is None:
+        return None
+    return {"structure": refusal.structure, "reason": refusal_label(refusal.reason_code)}
 
 
 def _day(value: date | None) -> str | None:

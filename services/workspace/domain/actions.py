@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from schemas.assignment import AssignmentStatus, AssignmentStatusChange, StatusActor
+from schemas.assignment import REFUSAL_REASONS, AssignmentStatus, AssignmentStatusChange, StatusActor
 from services.orientation.domain.lifecycle import ALLOWED_TRANSITIONS, Verdict, check_change
 
 __all__ = [
@@ -45,15 +45,6 @@ _TARGET: Final[Mapping[Action, AssignmentStatus]] = {
     Action.REFUSE: AssignmentStatus.REFUSEE,
     Action.CLOSE: AssignmentStatus.CLOTUREE,
 }
-
-REFUSAL_REASONS: Final[Mapping[str, str]] = {
-    "HORS_COMPETENCE": "Hors de nos compétences",
-    "HORS_TERRITOIRE": "Hors de notre territoire",
-    "DEJA_SUIVI": "Ménage déjà suivi par une autre structure",
-    "CAPACITE_ATTEINTE": "Capacité d'accompagnement atteinte",
-    "AUTRE": "Autre motif (préciser en commentaire)",
-}
-"""Refusal codes (the event's ``reason``) and their labels, in the order the form lists them."""
 
 CLOSURE_REASONS: Final[Mapping[str, str]] = {
     "DETTE_SOLDEE": "Dette soldée",
