@@ -32,7 +32,9 @@ from services.ops.queues import consumer_lag, queue_status
 from services.ops.readers import connect, open_schemas
 from services.ops.settings import SCHEMAS, OpsSettings, SettingsMissingError
 from services.ops.timeline import render_json, render_text
+from services.platform import tracing
 from services.platform.logging import configure_logging
+from services.platform.settings import ServiceSettings
 
 __all__ = ["main", "run"]
 
@@ -170,12 +172,18 @@ async def run(argv: Sequence[str], *, settings: OpsSettings | None = None, out: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``prevex-ops``: logs (warnings, errors, replays) go to stderr as JSON, stdout carries
-    the command's output."""
+    the command's output; tracing as the services' settings say (off by default)."""
     configure_logging("ops", "INFO")
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(sys.stderr)
-    return asyncio.run(run(sys.argv[1:] if argv is None else argv))
+    # PREVEX_TRACING / OTEL_EXPORTER_OTLP_ENDPOINT as for the services: a replay is then a span.
+    provider = tracing.configure("ops", ServiceSettings().tracing_mode)
+    try:
+        return asyncio.run(run(sys.argv[1:] if argv is None else argv))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still batched
 
 
 if __name__ == "__main__":

@@ -10,18 +10,30 @@ a second replay of the same event harmless.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from schemas.envelope import HEADER_CORRELATION_ID
+from schemas.envelope import HEADER_CORRELATION_ID, HEADER_TRACEPARENT, HEADER_TRACESTATE
 from services.ops.readers import Schemas
 from services.platform.kafka import HeaderEntry
 from services.platform.logging import get_logger
+from services.platform.tracing import ATTR_CORRELATION_ID, tracer_provider
 
-__all__ = ["DeadLetterRef", "Publisher", "kafka_headers", "list_dead_letters", "replay", "show_dead_letter"]
+__all__ = [
+    "DeadLetterRef",
+    "Publisher",
+    "kafka_headers",
+    "list_dead_letters",
+    "replay",
+    "show_dead_letter",
+    "traced_replay",
+]
 
 log = get_logger(__name__)
 
@@ -65,6 +77,39 @@ def kafka_headers(entries: Sequence[HeaderEntry] | None) -> list[tuple[str, byte
         else:
             headers.append((str(entry["name"]), (entry.get("value") or "").encode("utf-8")))
     return headers
+
+
+_TRACE_HEADERS = (HEADER_TRACEPARENT, HEADER_TRACESTATE)
+
+
+@contextlib.contextmanager
+def traced_replay(
+    headers: list[tuple[str, bytes]], *, topic: str, ref: DeadLetterRef, correlation_id: str | None
+) -> Iterator[list[tuple[str, bytes]]]:
+    """The headers to replay a record with, inside the replay's span: unchanged when tracing is off; else
+    the stored trace context replaced by the replay span's, the span being a child of the stored one (or a
+    new trace's root without it). The span ends with the block, failed if it raised."""
+    provider = tracer_provider()
+    if provider is None:
+        yield headers
+        return
+    propagator = TraceContextTextMapPropagator()
+    stored = {name: value.decode("utf-8", "replace") for name, value in headers if name in _TRACE_HEADERS}
+    attributes = {"messaging.system": "kafka", "messaging.destination.name": topic, "prevex.dead_letter": str(ref)}
+    if correlation_id is not None:
+        attributes[ATTR_CORRELATION_ID] = correlation_id
+    # Not the exception's message: it may quote the record.
+    with provider.get_tracer("prevex").start_as_current_span(
+        f"{topic} replay",
+        context=propagator.extract(stored),
+        kind=SpanKind.PRODUCER,
+        attributes=attributes,
+        record_exception=False,
+    ):
+        carrier: dict[str, str] = {}
+        propagator.inject(carrier)
+        kept = [(name, value) for name, value in headers if name not in _TRACE_HEADERS]
+        yield kept + [(name, value.encode("utf-8")) for name, value in carrier.items()]
 
 
 def _correlation(entries: Sequence[HeaderEntry] | None) -> str | None:
@@ -118,13 +163,16 @@ async def replay(
         )
         if row is None:
             return None
-        await publisher.send_and_wait(row["topic"], row["value"], key=row["key"], headers=kafka_headers(row["headers"]))
+        correlation_id = _correlation(row["headers"])
+        stored = kafka_headers(row["headers"])
+        with traced_replay(stored, topic=row["topic"], ref=ref, correlation_id=correlation_id) as headers:
+            await publisher.send_and_wait(row["topic"], row["value"], key=row["key"], headers=headers)
         await conn.execute("DELETE FROM dead_letter WHERE id = $1", ref.row_id)
     replayed: Mapping[str, Any] = {
         "ref": str(ref),
         "topic": row["topic"],
         "parked_from": f"{row['partition']}:{row['offset']}",
-        "correlation_id": _correlation(row["headers"]),
+        "correlation_id": correlation_id,
     }
     log.info("dead_letter_replayed", **replayed)
     return dict(replayed)

@@ -24,6 +24,7 @@ from schemas.envelope import event_headers, new_envelope_fields
 from services.devenv import BrokerEndpoint, SmtpSink
 from services.devenv.demo import DEMO_INPUTS
 from services.devenv.stack import ServiceProcesses
+from services.ingest.domain.rejections import RejectionCode
 from services.ops import run
 from services.ops.settings import OpsSettings
 from tests.e2e.test_operations_metrics import _send, running  # the same stack: broker, database, SMTP
@@ -68,11 +69,13 @@ async def s01_journey(
     await _send(own_broker.bootstrap_servers, S01.payload(), S01.emitter_id().encode())
     assert len(await running[1].wait_for(3, timeout=WAIT_S)) == 3
     await _send(own_broker.bootstrap_servers, S01.payload(), S01.emitter_id().encode())
-    external_ref = json.loads(S01.payload())["external_ref"]
+    # The same file's act again, its date not a date: rejected, found by its external reference.
+    broken = json.loads(S01.payload()) | {"act_date": "2026-02-30"}
+    await _send(own_broker.bootstrap_servers, json.dumps(broken).encode(), S01.emitter_id().encode())
     return await _journey_until(
         settings,
-        external_ref,
-        lambda j: _kinds(j).count("delivery.sent") == 3 and "act.duplicate" in _kinds(j),
+        broken["external_ref"],
+        lambda j: _kinds(j).count("delivery.sent") == 3 and {"act.duplicate", "act.rejected"} <= set(_kinds(j)),
     )
 
 
@@ -94,6 +97,7 @@ async def test_trace_prints_the_whole_journey_in_time_order(s01_journey: dict[st
         "alert": 3,
         "delivery.queued": 3,
         "delivery.sent": 3,
+        "act.rejected": 1,
     }.items():
         assert kinds.count(kind) == count, kind
     times = [step["at"] for step in by_reference["steps"]]
@@ -103,6 +107,10 @@ async def test_trace_prints_the_whole_journey_in_time_order(s01_journey: dict[st
     accepted = by_reference["steps"][0]["facts"]
     assert accepted["stage"] == "COMMANDEMENT_PAYER"
     assert accepted["derived"]["commandement_deadline"]  # the derived dates of the stage
+    (rejected,) = [s["facts"] for s in by_reference["steps"] if s["kind"] == "act.rejected"]
+    assert rejected["codes"]
+    assert all(code.split(":")[0] in set(RejectionCode) for code in rejected["codes"]), rejected["codes"]
+    assert kinds.index("act.rejected") > kinds.index("delivery.queued")  # sent last, comes last
     opened = next(s for s in by_reference["steps"] if s["kind"] == "assignment.opened")
     assert opened["facts"]["explanation"]
     sent = [s["facts"] for s in by_reference["steps"] if s["kind"] == "delivery.sent"]
