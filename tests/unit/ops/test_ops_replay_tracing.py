@@ -3,16 +3,15 @@ with the replay's trace context (the consumer's span is then the replay's child)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from services.ops.dead_letters import DeadLetterRef, traced_replay
 from services.platform import tracing
+from tests.integration.test_tracing import exporter  # tracing on into memory for the test, off after
+
+__all__ = ["exporter"]  # a fixture of this module too
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -24,28 +23,16 @@ STORED = [
 REF = DeadLetterRef("orientation", 7)
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.install(None)
-
-
 def test_off_the_record_goes_out_with_its_stored_headers() -> None:
     with traced_replay(STORED, topic="t", ref=REF, correlation_id=None) as headers:
         assert headers == STORED
 
 
-def test_on_the_replay_is_a_child_span_and_its_context_goes_out(spans: InMemorySpanExporter) -> None:
+def test_on_the_replay_is_a_child_span_and_its_context_goes_out(exporter: InMemorySpanExporter) -> None:
     correlation = STORED[1][1].decode()
     with traced_replay(STORED, topic="exp.assignment.status.v1", ref=REF, correlation_id=correlation) as headers:
         pass
-    (span,) = spans.get_finished_spans()
+    (span,) = exporter.get_finished_spans()
     assert span.kind is SpanKind.PRODUCER
     assert span.name == "exp.assignment.status.v1 replay"
     assert format(span.context.trace_id, "032x") == TRACE_ID
@@ -62,12 +49,12 @@ def test_on_the_replay_is_a_child_span_and_its_context_goes_out(spans: InMemoryS
     assert len(headers) == len(STORED)
 
 
-def test_a_failed_publish_marks_the_span_failed(spans: InMemorySpanExporter) -> None:
+def test_a_failed_publish_marks_the_span_failed(exporter: InMemorySpanExporter) -> None:
     with (
         pytest.raises(ConnectionError),
         traced_replay(STORED, topic="t", ref=REF, correlation_id=None),
     ):
         raise ConnectionError("broker gone")
-    (span,) = spans.get_finished_spans()
+    (span,) = exporter.get_finished_spans()
     assert not span.status.is_ok
     assert span.events == ()  # no exception event: its message may quote the record
