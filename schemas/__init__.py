@@ -7,6 +7,8 @@ contract fails at import time rather than on the first message that uses it.
 from __future__ import annotations
 
 from schemas.assignment import (
+    AssignmentEscalation,
+    AssignmentEscalationEvent,
     AssignmentOverride,
     AssignmentStatus,
     AssignmentStatusChange,
@@ -50,6 +52,7 @@ from schemas.sources.cj import CjAct
 from schemas.stages import Stage
 from schemas.topics import (
     ALL_TOPICS,
+    ASSIGNMENT_ESCALATION,
     ASSIGNMENT_STATUS,
     INGEST_DUPLICATE,
     INGEST_REJECTED,
@@ -67,6 +70,7 @@ from schemas.topics import (
 
 __all__ = [
     "ALL_TOPICS",
+    "ASSIGNMENT_ESCALATION",
     "ASSIGNMENT_STATUS",
     "EVENT_TYPES",
     "INGEST_DUPLICATE",
@@ -84,6 +88,8 @@ __all__ = [
     "REFERENTIAL_CHANGED",
     "SOURCE_FORMATS",
     "TOPIC_EVENTS",
+    "AssignmentEscalation",
+    "AssignmentEscalationEvent",
     "AssignmentOverride",
     "AssignmentStatus",
     "AssignmentStatusChange",

@@ -23,10 +23,13 @@ from schemas.referential import RefId
 
 __all__ = [
     "REFUSAL_REASONS",
+    "AssignmentEscalation",
+    "AssignmentEscalationEvent",
     "AssignmentOverride",
     "AssignmentStatus",
     "AssignmentStatusChange",
     "AssignmentStatusEvent",
+    "EscalationStep",
     "StatusActor",
     "refusal_label",
 ]
@@ -119,3 +122,31 @@ class AssignmentStatusEvent(Envelope):
 
     event_type: Literal["assignment.status"] = "assignment.status"
     payload: AssignmentStatusChange
+
+
+class EscalationStep(StrEnum):
+    """An assignment still OUVERTE after N working days: first a reminder to its structure, then, M working
+    days after the reminder, an alert to the CCAPEX secretariat."""
+
+    STRUCTURE_REMINDER = "STRUCTURE_REMINDER"
+    SECRETARIAT_ALERT = "SECRETARIAT_ALERT"
+
+
+class AssignmentEscalation(Contract):
+    """Payload of ``assignment.escalation``: orientation's sweep found ``assignment_id`` still unanswered
+    ``working_days`` working days (French public holidays counted) after it opened (``STRUCTURE_REMINDER``)
+    or after its reminder (``SECRETARIAT_ALERT``). Each step is published once per assignment; the notifier
+    tells the structure, or the secretariat."""
+
+    assignment_id: uuid.UUID
+    procedure_id: uuid.UUID
+    structure_id: RefId
+    step: EscalationStep
+    working_days: int = Field(ge=1, le=365)
+
+
+class AssignmentEscalationEvent(Envelope):
+    """An escalation step of one unanswered assignment, keyed by ``procedure_id``."""
+
+    event_type: Literal["assignment.escalation"] = "assignment.escalation"
+    payload: AssignmentEscalation

@@ -11,7 +11,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict
 
 from schemas import topics
-from schemas.assignment import AssignmentStatusEvent
+from schemas.assignment import AssignmentEscalationEvent, AssignmentStatusEvent
 from schemas.envelope import Envelope
 from schemas.ingest import IngestDuplicateEvent, IngestRejectedEvent
 from schemas.notification import (
@@ -66,6 +66,7 @@ EVENT_TYPES: Final[dict[str, type[Envelope]]] = _by_event_type(
     NotificationFailedEvent,
     NotificationUndeliverableEvent,
     AssignmentStatusEvent,
+    AssignmentEscalationEvent,
 )
 """Every event contract, by ``event_type``."""
 
@@ -80,6 +81,7 @@ TOPIC_EVENTS: Final[dict[str, type[Envelope]]] = {
     topics.NOTIFICATION_FAILED: NotificationFailedEvent,
     topics.NOTIFICATION_UNDELIVERABLE: NotificationUndeliverableEvent,
     topics.ASSIGNMENT_STATUS: AssignmentStatusEvent,
+    topics.ASSIGNMENT_ESCALATION: AssignmentEscalationEvent,
 }
 """The one event contract each event topic carries. Raw topics carry source formats, not events."""
 

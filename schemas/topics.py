@@ -6,6 +6,7 @@ from typing import Final
 
 __all__ = [
     "ALL_TOPICS",
+    "ASSIGNMENT_ESCALATION",
     "ASSIGNMENT_STATUS",
     "INGEST_DUPLICATE",
     "INGEST_REJECTED",
@@ -36,6 +37,9 @@ NOTIFICATION_SENT: Final = "exp.notification.sent.v1"
 NOTIFICATION_FAILED: Final = "exp.notification.failed.v1"
 NOTIFICATION_UNDELIVERABLE: Final = "exp.notification.undeliverable.v1"
 ASSIGNMENT_STATUS: Final = "exp.assignment.status.v1"
+# Orientation's escalation of assignments left unanswered (a reminder, then the secretariat), for the
+# notifier: a topic of its own, since assignment.status carries the partners' decisions, not timers' nudges.
+ASSIGNMENT_ESCALATION: Final = "exp.assignment.escalation.v1"
 
 ALL_TOPICS: Final[tuple[str, ...]] = (
     RAW_CJ,
@@ -51,4 +55,5 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     NOTIFICATION_FAILED,
     NOTIFICATION_UNDELIVERABLE,
     ASSIGNMENT_STATUS,
+    ASSIGNMENT_ESCALATION,
 )

@@ -67,7 +67,15 @@ SPECIFIC_SETTINGS = {
         "HTTP_HOST",
         "HTTP_PORT",
     ),
-    "workspace": ("LINK_SECRETS", "HTTP_HOST", "HTTP_PORT", "COOKIE_SECURE", "RETENTION_DAYS"),
+    "workspace": (
+        "LINK_SECRETS",
+        "HTTP_HOST",
+        "HTTP_PORT",
+        "COOKIE_SECURE",
+        "RETENTION_DAYS",
+        "DESK_TOKENS_PATH",
+        "DESK_OVERDUE_WORKING_DAYS",
+    ),
 }
 
 EXPECTED_TOPICS = frozenset(
@@ -85,6 +93,7 @@ EXPECTED_TOPICS = frozenset(
         "exp.notification.failed.v1",
         "exp.notification.undeliverable.v1",
         "exp.assignment.status.v1",
+        "exp.assignment.escalation.v1",
     }
 )
 COMPACTED_TOPICS = frozenset({"exp.referentiel.changed.v1"})

@@ -200,6 +200,13 @@ PAYLOADS: dict[str, Callable[[], Wire]] = {
         "reason": "HORS_COMPETENCE",
         "by": "PARTNER",
     },
+    "assignment.escalation": lambda: {
+        "assignment_id": ASSIGNMENT_ID,
+        "procedure_id": PROCEDURE_ID,
+        "structure_id": "FSL90",
+        "step": "STRUCTURE_REMINDER",
+        "working_days": 5,
+    },
 }
 
 
