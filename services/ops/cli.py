@@ -4,6 +4,7 @@ Commands (``--help`` on each):
 
 - ``trace QUERY``: a case's whole journey in time order (``--json``; ``--with-personal-data``, audited);
 - ``rejections list|show|resubmit …``: ingest's rejections (the same command as ``python -m services.ingest.cli``);
+- ``status-refusals list|show``: partners' and the CCAPEX's status changes orientation did not apply;
 - ``dead-letters list|show|replay``: records parked by any service, and their replay after a fix;
 - ``queues``: each outbox and the notifier's retry queue;
 - ``lag``: each consumer group's lag per partition.
@@ -18,7 +19,8 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaProducer
@@ -30,6 +32,7 @@ from services.ops.dead_letters import DeadLetterRef, list_dead_letters, replay, 
 from services.ops.journey import NotFoundError, trace
 from services.ops.queues import consumer_lag, queue_status
 from services.ops.readers import connect, open_schemas
+from services.ops.refusals import list_refusals, show_refusal
 from services.ops.settings import SCHEMAS, OpsSettings, SettingsMissingError
 from services.ops.timeline import render_json, render_text
 from services.platform import tracing
@@ -70,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
         "rejections", help="ingest's rejections: list, show, resubmit (see python -m services.ingest.cli rejections -h)"
     )
     rejections.add_argument("arguments", nargs=argparse.REMAINDER)
+
+    refusals = commands.add_parser("status-refusals", help="status changes orientation refused: list, show")
+    refused = refusals.add_subparsers(dest="action", required=True)
+    listing = refused.add_parser("list", help="refused status changes, newest first")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    show = refused.add_parser("show", help="one refused status change")
+    show.add_argument("event_id", type=uuid.UUID, help="the assignment.status event's id")
+    show.add_argument("--json", action="store_true")
 
     dead = commands.add_parser("dead-letters", help="records parked by any service: list, show, replay")
     actions = dead.add_subparsers(dest="action", required=True)
@@ -145,29 +157,54 @@ async def _dead_letters(args: argparse.Namespace, settings: OpsSettings, out: Te
     return EXIT_OK
 
 
+async def _status_refusals(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    async with open_schemas(settings) as schemas:
+        if args.action == "list":
+            _print_rows(await list_refusals(schemas, limit=args.limit), out, as_json=args.json)
+            return EXIT_OK
+        shown = await show_refusal(schemas, args.event_id)
+    if shown is None:
+        _complain(f"prevex-ops: no refused status change {args.event_id}")
+        return EXIT_NOT_FOUND
+    _print_rows([shown], out, as_json=args.json)
+    return EXIT_OK
+
+
+async def _rejections(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    ingest = IngestSettings(database_url=settings.url_of("ingest"))
+    return await ingest_cli.run(["rejections", *args.arguments], settings=ingest, out=out)
+
+
+async def _queues(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    async with open_schemas(settings) as schemas:
+        _print_rows(await queue_status(schemas), out, as_json=args.json)
+    return EXIT_OK
+
+
+async def _lag(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    _print_rows(await consumer_lag(settings.kafka_bootstrap_servers), out, as_json=args.json)
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, OpsSettings, TextIO], Awaitable[int]]] = {
+    "trace": _trace,
+    "rejections": _rejections,
+    "status-refusals": _status_refusals,
+    "dead-letters": _dead_letters,
+    "queues": _queues,
+    "lag": _lag,
+}
+
+
 async def run(argv: Sequence[str], *, settings: OpsSettings | None = None, out: TextIO = sys.stdout) -> int:
     """Run one command (``settings`` default to the environment's ``PREVEX_OPS_*``); its exit code. A usage
     error exits 2 through argparse; a missing setting returns 2 with a message naming it."""
     args = _parser().parse_args(argv)
-    settings = settings or OpsSettings()
     try:
-        if args.command == "trace":
-            return await _trace(args, settings, out)
-        if args.command == "rejections":
-            ingest = IngestSettings(database_url=settings.url_of("ingest"))
-            return await ingest_cli.run(["rejections", *args.arguments], settings=ingest, out=out)
-        if args.command == "dead-letters":
-            return await _dead_letters(args, settings, out)
-        if args.command == "queues":
-            async with open_schemas(settings) as schemas:
-                _print_rows(await queue_status(schemas), out, as_json=args.json)
-            return EXIT_OK
-        rows = await consumer_lag(settings.kafka_bootstrap_servers)
+        return await _COMMANDS[args.command](args, settings or OpsSettings(), out)
     except SettingsMissingError as error:
         _complain(f"prevex-ops: {error}")
         return EXIT_USAGE
-    _print_rows(rows, out, as_json=args.json)
-    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

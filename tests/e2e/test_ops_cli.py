@@ -167,34 +167,43 @@ async def _audit_exists(conn: asyncpg.Connection[asyncpg.Record]) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass('ops.audit_log') IS NOT NULL"))
 
 
-async def test_a_dead_letter_replayed_is_consumed(
-    s01_journey: dict[str, Any], settings: OpsSettings, own_database: str
-) -> None:
-    (procedure,) = s01_journey["procedures"]
-    opened = next(s["facts"] for s in s01_journey["steps"] if s["kind"] == "assignment.opened")
+async def _park_acceptance(
+    conn: asyncpg.Connection[asyncpg.Record], procedure: dict[str, Any], assignment_id: str, structure: str, offset: int
+) -> tuple[int, AssignmentStatusEvent]:
+    """A partner's acceptance of ``assignment_id`` parked in orientation's dead letters, as
+    services.platform.consume.park stores a record it cannot decode; here one it can decode now: the state
+    after the fix that a replay is for."""
     event = AssignmentStatusEvent(
         **new_envelope_fields("workspace", correlation_id=uuid.UUID(procedure["correlation_id"])),
         payload=AssignmentStatusChange(
-            assignment_id=uuid.UUID(opened["assignment_id"]),
+            assignment_id=uuid.UUID(assignment_id),
             procedure_id=uuid.UUID(procedure["procedure_id"]),
-            structure_id=opened["structure_id"],
+            structure_id=structure,
             status=AssignmentStatus.ACCEPTEE,
             by=StatusActor.PARTNER,
         ),
     )
     headers = [{"name": name, "value": value} for name, value in event_headers(event).items()]
+    row_id: int = await conn.fetchval(
+        'INSERT INTO orientation.dead_letter (topic, partition, "offset", error, value, key, headers)'
+        " VALUES ($1, 0, $2, 'parked before the fix', $3, $4, $5::jsonb) RETURNING id",
+        topics.ASSIGNMENT_STATUS,
+        offset,
+        event.model_dump_json().encode(),
+        procedure["procedure_id"].encode(),
+        json.dumps(headers),
+    )
+    return row_id, event
+
+
+async def test_a_dead_letter_replayed_is_consumed(
+    s01_journey: dict[str, Any], settings: OpsSettings, own_database: str
+) -> None:
+    (procedure,) = s01_journey["procedures"]
+    opened = next(s["facts"] for s in s01_journey["steps"] if s["kind"] == "assignment.opened")
     conn = await asyncpg.connect(own_database)
     try:
-        # What orientation parks when it cannot decode a record (services.platform.consume.park), here a
-        # record it can decode now: the state after the fix that the replay is for.
-        row_id = await conn.fetchval(
-            'INSERT INTO orientation.dead_letter (topic, partition, "offset", error, value, key, headers)'
-            " VALUES ($1, 0, 999999, 'parked before the fix', $2, $3, $4::jsonb) RETURNING id",
-            topics.ASSIGNMENT_STATUS,
-            event.model_dump_json().encode(),
-            procedure["procedure_id"].encode(),
-            json.dumps(headers),
-        )
+        row_id, _ = await _park_acceptance(conn, procedure, opened["assignment_id"], opened["structure_id"], 999_998)
         code, listed = await _ops(settings, "dead-letters", "list", "--json")
         assert code == 0
         assert f"orientation:{row_id}" in {item["ref"] for item in json.loads(listed)}
@@ -215,6 +224,33 @@ async def test_a_dead_letter_replayed_is_consumed(
     assert change["status"] == "OUVERTE → ACCEPTEE"
     assert change["assignment_id"] == opened["assignment_id"]
     assert change["actor"] == "PARTNER"
+
+
+async def test_a_refused_status_change_is_listed_and_traced(
+    s01_journey: dict[str, Any], settings: OpsSettings, own_database: str
+) -> None:
+    (procedure,) = s01_journey["procedures"]
+    unknown = str(uuid.uuid4())
+    conn = await asyncpg.connect(own_database)
+    try:
+        row_id, event = await _park_acceptance(conn, procedure, unknown, "CCAS-BELFORT", 999_999)
+    finally:
+        await conn.close()
+    assert (await _ops(settings, "dead-letters", "replay", f"orientation:{row_id}"))[0] == 0
+
+    journey = await _journey_until(settings, procedure["short_ref"], lambda j: "assignment.status_refused" in _kinds(j))
+    (refused,) = [s["facts"] for s in journey["steps"] if s["kind"] == "assignment.status_refused"]
+    assert refused["event_id"] == str(event.event_id)
+    assert refused["requested"] == "ACCEPTEE"
+    code, listed = await _ops(settings, "status-refusals", "list", "--json")
+    assert code == 0
+    assert str(event.event_id) in {row["event_id"] for row in json.loads(listed)}
+    code, shown = await _ops(settings, "status-refusals", "show", str(event.event_id), "--json")
+    assert code == 0
+    (row,) = json.loads(shown)
+    assert row["assignment_id"] == unknown
+    assert row["refusal"]
+    assert (await _ops(settings, "status-refusals", "show", str(uuid.uuid4())))[0] == 3
 
 
 async def test_queues_and_lag_answer(s01_journey: dict[str, Any], settings: OpsSettings) -> None:
