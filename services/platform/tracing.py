@@ -190,7 +190,7 @@ def _record_span(
         attributes[ATTR_CORRELATION_ID] = correlation_id
     batch_context = batch.get_span_context()
     span = tracer.start_span(
-        f"{record.topic} process",
+        f"{record.topic} record",
         context=parent if caused else trace.set_span_in_context(batch),
         kind=SpanKind.CONSUMER,
         attributes=attributes,
