@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -36,12 +37,13 @@ from schemas.assignment import (
 )
 from schemas.envelope import new_envelope_fields
 from schemas.referential import RecordStatus
+from services.orientation.domain.working_days import latest_start_due
 from services.platform.db import Conn
 from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage, enqueue
 from services.workspace import desk_repository as desk_repo
 from services.workspace import repository as repo
-from services.workspace.domain.desk import DESK_STRUCTURE, may_override, working_days_between
+from services.workspace.domain.desk import DESK_STRUCTURE, may_override
 from services.workspace.domain.sessions import new_session
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ __all__ = ["DeskKit", "mount_desk"]
 
 log = get_logger(__name__)
 
+PARIS = ZoneInfo("Europe/Paris")
+"""The day an assignment was decided, and today, are French days (working days are)."""
 _LOGIN_COOKIE = "prevex_desk_login"
 _REF_MAX_LENGTH = 32
 _OPEN = (AssignmentStatus.OUVERTE, AssignmentStatus.ACCEPTEE)
@@ -168,17 +172,12 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
     @app.get("/secretariat", include_in_schema=False)
     async def lists(request: Request) -> Response:
         async def show(conn: Conn, desk: desk_repo.DeskSession) -> Response:
-            found = await desk_repo.desk_lists(conn)
-            today = services.now().date()
-            overdue = [
-                line
-                for line in found.pop("open")
-                if line.since and working_days_between(line.since.date(), today) >= services.desk_overdue_days
-            ]
-            await audit(conn, "DESK_VIEW_LISTS", "OK", desk.session_id)
-            return kit.page(
-                "desk.html", session=desk, lists=found, overdue=overdue, overdue_days=services.desk_overdue_days
+            today = services.now().astimezone(PARIS).date()
+            found = await desk_repo.desk_lists(
+                conn, overdue_decided_by=latest_start_due(today, services.desk_overdue_days)
             )
+            await audit(conn, "DESK_VIEW_LISTS", "OK", desk.session_id)
+            return kit.page("desk.html", session=desk, lists=found, overdue_days=services.desk_overdue_days)
 
         return await on_desk(request, show)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from schemas.assignment import AssignmentStatus
@@ -119,7 +119,11 @@ _QUERIES = {
         where="p.urgency IN ('HIGH', 'CRITICAL')",
         order="p.urgency = 'CRITICAL' DESC, p.earliest_expulsion_date NULLS LAST",
     ),
-    "open": _LINE.format(**_WITH_ASSIGNMENT, where="a.status = 'OUVERTE'", order="a.decided_at"),
+    "overdue": _LINE.format(
+        **_WITH_ASSIGNMENT,
+        where="a.status = 'OUVERTE' AND (a.decided_at AT TIME ZONE 'Europe/Paris')::date <= $1",
+        order="a.decided_at",
+    ),
 }
 
 
@@ -136,11 +140,15 @@ def _line(row: Any) -> DeskLine:
     )
 
 
-async def desk_lists(conn: Conn) -> dict[str, list[DeskLine]]:
-    """The open procedures of each list: ``f1`` (no offer matched), ``over_capacity``, ``refused``,
-    ``urgent`` (HIGH or CRITICAL), and ``open`` (every OUVERTE assignment, for the working-days filter),
-    200 at most each."""
-    return {name: [_line(r) for r in await conn.fetch(sql)] for name, sql in _QUERIES.items()}
+async def desk_lists(conn: Conn, *, overdue_decided_by: date) -> dict[str, list[DeskLine]]:
+    """The open procedures of each list, 200 at most each: ``f1`` (no offer matched), ``over_capacity``,
+    ``refused``, ``urgent`` (HIGH or CRITICAL), and ``overdue``: assignments still OUVERTE that were decided
+    on or before ``overdue_decided_by`` (a day in Europe/Paris)."""
+    lists = {}
+    for name, sql in _QUERIES.items():
+        arguments = (overdue_decided_by,) if name == "overdue" else ()
+        lists[name] = [_line(r) for r in await conn.fetch(sql, *arguments)]
+    return lists
 
 
 async def audit_lines(

@@ -1,19 +1,14 @@
-"""The CCAPEX secretariat's desk (pure): roles, working days, the audit log's pages.
+"""The CCAPEX secretariat's desk (pure): roles, the audit log's pages.
 
-- **Roles** are orientation's admin roles (``services/orientation/auth.py``): ``ccapex-admin`` may add or
-  remove a structure on a procedure, ``ccapex-viewer`` only looks.
-- **Working days** skip Saturdays, Sundays and French public holidays (the ``holidays`` package): an
-  assignment still OUVERTE ``n`` working days after it was decided is listed as not accepted.
+**Roles** are orientation's admin roles (``services/orientation/auth.py``): ``ccapex-admin`` may add or
+remove a structure on a procedure, ``ccapex-viewer`` only looks. Working days (the « non acceptées »
+list) are orientation's rule, ``services/orientation/domain/working_days.py``, imported where used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
-from functools import cache
 from typing import Final
-
-import holidays
 
 from services.orientation.auth import Role
 
@@ -23,7 +18,6 @@ __all__ = [
     "AuditPage",
     "Role",
     "may_override",
-    "working_days_between",
 ]
 
 DESK_STRUCTURE: Final = "CCAPEX"
@@ -35,26 +29,6 @@ AUDIT_PAGE_SIZE: Final = 50
 def may_override(role: Role) -> bool:
     """Whether ``role`` may add or remove a structure on a procedure (the viewer only reads)."""
     return role is Role.ADMIN
-
-
-@cache
-def _french_holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays("FR", years=year))
-
-
-def _working(day: date) -> bool:
-    return day.weekday() < 5 and day not in _french_holidays(day.year)
-
-
-def working_days_between(start: date, end: date) -> int:
-    """How many working days (Monday–Friday, French public holidays excluded) lie after ``start`` up to
-    ``end`` included; 0 when ``end`` is not after ``start``."""
-    count = 0
-    day = start + timedelta(days=1)
-    while day <= end:
-        count += _working(day)
-        day += timedelta(days=1)
-    return count
 
 
 @dataclass(frozen=True, slots=True)

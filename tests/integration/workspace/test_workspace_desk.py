@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 
 import httpx
@@ -14,6 +14,8 @@ import pytest
 
 from schemas.assignment import AssignmentOverride, AssignmentStatus, StatusActor
 from schemas.orientation import DecisionTrigger, OrientationDecidedEvent
+from services.orientation.domain.working_days import add_working_days
+from services.workspace.desk import PARIS
 from tests.integration.workspace.conftest import DESK_ADMIN_TOKEN, DESK_VIEWER_TOKEN
 
 if TYPE_CHECKING:
@@ -100,10 +102,11 @@ async def test_the_lists_show_f1_refusals_urgency_and_assignments_not_accepted_a
 ) -> None:
     s01, _ = await _s01_and_s05(world)
     ccas = await world.assignment(s01, "CCAS-BELFORT")
-    decided = ccas["decided_at"]
+    # 5 working days (the fixture's N) after the decision's day, French public holidays skipped, at 10:00.
+    decided_on = ccas["decided_at"].astimezone(PARIS).date()
     pages = []
-    for now in (decided, decided + timedelta(days=60)):
-        world.clock.now = now
+    for count in (4, 5):
+        world.clock.now = datetime.combine(add_working_days(decided_on, count), time(10), PARIS)
         async with world.client() as browser:
             await _sign_in(browser)
             pages.append((await browser.get("/secretariat")).text)
@@ -111,7 +114,7 @@ async def test_the_lists_show_f1_refusals_urgency_and_assignments_not_accepted_a
     assert S05 in _section(early, "sans-orientation")
     assert S01 not in _section(early, "sans-orientation")
     assert S01 not in _section(early, "non-acceptes")
-    # 60 days later, still OUVERTE: listed with each structure that did not answer.
+    # The fifth working day, still OUVERTE: listed with each structure that did not answer.
     overdue = _section(late, "non-acceptes")
     assert S01 in overdue
     assert "<td>CCAS de Belfort</td><td>À traiter</td>" in overdue

@@ -1,31 +1,10 @@
-"""The desk's pure rules: working days with French public holidays, roles, the audit log's pages."""
+"""The desk's pure rules: roles, the audit log's pages."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
-from services.workspace.domain.desk import AUDIT_PAGE_SIZE, AuditPage, Role, may_override, working_days_between
-
-
-@pytest.mark.parametrize(
-    ("start", "end", "expected"),
-    [
-        (date(2026, 3, 2), date(2026, 3, 2), 0),  # the same day counts nothing
-        (date(2026, 3, 2), date(2026, 2, 27), 0),  # an end before the start too
-        (date(2026, 3, 2), date(2026, 3, 6), 4),  # Monday → Friday
-        (date(2026, 3, 6), date(2026, 3, 9), 1),  # Friday → Monday: the weekend is skipped
-        (date(2026, 4, 30), date(2026, 5, 8), 4),  # 1 May and 8 May (Fridays) are holidays
-        (date(2026, 4, 3), date(2026, 4, 7), 1),  # Easter Monday 6 April 2026
-        (date(2026, 5, 13), date(2026, 5, 15), 1),  # Ascension Thursday 14 May 2026
-        (date(2026, 12, 24), date(2026, 12, 28), 1),  # Christmas, then a weekend
-        (date(2026, 12, 31), date(2027, 1, 4), 1),  # across the year: 1 January 2027 is a Friday holiday
-        (date(2026, 7, 13), date(2026, 7, 15), 1),  # 14 July
-    ],
-)
-def test_working_days_skip_weekends_and_french_public_holidays(start: date, end: date, expected: int) -> None:
-    assert working_days_between(start, end) == expected
+from services.workspace.domain.desk import AUDIT_PAGE_SIZE, AuditPage, Role, may_override
 
 
 def test_only_the_administrator_overrides() -> None:
