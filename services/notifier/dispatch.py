@@ -462,6 +462,7 @@ class Dispatcher:
             link=self._link(alert, notice),
             today=self._clock().astimezone(self._config.zone).date(),
             warnings=alert.warnings,
+            reasons=alert.reasons,
             manual_orientation=alert.manual_orientation,
             stage_update=alert.stage_update,
             truce_end=alert.truce_end,

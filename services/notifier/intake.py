@@ -17,6 +17,7 @@ from schemas.orientation import (
 )
 from schemas.referential import ReferentialChangedEvent
 from services.notifier import repository as repo
+from services.notifier.domain.alerts import assignment_reasons
 from services.notifier.domain.routing import AlertMode, alert_mode
 from services.platform.db import Conn
 from services.platform.inbox import claim_event
@@ -110,6 +111,7 @@ def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
                 stage_update=assignment.kind is AssignmentKind.STAGE_UPDATE,
                 truce_end=truce_end,
                 warnings=tuple(assignment.warnings),
+                reasons=assignment_reasons(assignment.matched_rules, mandatory=assignment.mandatory),
             )
         )
     return alerts
@@ -177,6 +179,7 @@ async def _refusal_alert(conn: Conn, event: AssignmentStatusEvent) -> repo.Alert
         stage_update=False,
         truce_end=False,
         warnings=(),
+        reasons=(),  # why the refusing structure was asked is not why the secretariat is told
         refused_by=await repo.structure_name(conn, change.structure_id) or change.structure_id,
         refusal_reason=change.reason,
     )

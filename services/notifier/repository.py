@@ -78,6 +78,8 @@ class AlertRow:
     stage_update: bool = False
     truce_end: bool = False
     warnings: tuple[str, ...] = ()
+    # Why the structure was asked: codes of domain.alerts.assignment_reasons (never a household fact).
+    reasons: tuple[str, ...] = ()
     # A refusal told to the CCAPEX secretariat: the name of the structure that refused, its reason code.
     refused_by: str | None = None
     refusal_reason: str | None = None
@@ -196,6 +198,7 @@ _ALERT_TYPES = {
     "stage_update": "bool",
     "truce_end": "bool",
     "warnings": "jsonb",
+    "reasons": "jsonb",
     "refused_by": "text",
     "refusal_reason": "text",
 }
@@ -635,9 +638,9 @@ async def mark_failed(conn: Conn, job: DeliveryJob, *, provider: str, error: str
 
 
 def _alert_row(record: asyncpg.Record) -> AlertRow:
-    """An alert from a row holding (at least) its columns; jsonb ``warnings`` comes back as a list."""
+    """An alert from a row holding (at least) its columns; jsonb ``warnings`` and ``reasons`` come back as lists."""
     values = {name: record[name] for name in _ALERT_FIELDS}
-    return AlertRow(**{**values, "warnings": tuple(values["warnings"])})
+    return AlertRow(**{**values, "warnings": tuple(values["warnings"]), "reasons": tuple(values["reasons"])})
 
 
 def _window(start: time | None, end: time | None) -> tuple[time, time] | None:

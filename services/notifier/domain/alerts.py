@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Final
@@ -54,6 +54,7 @@ __all__ = [
     "RefusalNotice",
     "RenderedEmail",
     "SmsTooLongError",
+    "assignment_reasons",
     "check_templates",
     "render_digest_email",
     "render_digest_sms",
@@ -98,6 +99,7 @@ _ALERT_VARIABLES = frozenset(
         "expulsion_possible",
         "warnings",
         "urgent",
+        "why",
         "refusal",
     }
 )
@@ -123,6 +125,24 @@ _SMS_URGENCY_LABELS = {
 _URGENT = {
     Urgency.HIGH: {"marker": "URGENT", "note": "dossier d'urgence haute, à traiter en priorité."},
     Urgency.CRITICAL: {"marker": "URGENCE CRITIQUE", "note": "dossier à traiter sans délai."},
+}
+# Why a structure was asked, in plain French, by the reason codes ``assignment_reasons`` derives from the
+# decision. Only the clauses about the case's handling (stage, zone, parc, bailleur) and the charte's
+# mandatory referral: a passed clause on the household (debt, resources, composition, allocataire…) would
+# tell a bracket of its situation, so it has no code and is never shown.
+_WHY = {
+    "MANDATORY": "la charte prévoit que votre structure soit saisie à cette étape de la procédure",
+    "STAGE": "votre offre couvre cette étape de la procédure",
+    "ZONE": "la commune du logement est dans votre zone d'intervention",
+    "PARC": "le parc du logement (social ou privé) est celui que couvre votre offre",
+    "BAILLEUR": "le bailleur fait partie de ceux que couvre votre offre",
+}
+_RULE_REASONS = {
+    "stages": "STAGE",
+    "zone": "ZONE",
+    "parc": "PARC",
+    "landlord_types": "BAILLEUR",
+    "landlord_siren_in": "BAILLEUR",
 }
 # Stage labels that fit an SMS; "Cdt" is the usual abbreviation of "commandement" among commissaires de justice.
 _SMS_STAGE_LABELS = {
@@ -185,6 +205,7 @@ class AlertContent:
     ``today``: the day the alert is sent (in the notifier's zone), given by the caller's clock: from
     ``earliest_expulsion_date`` on, the expulsion reads possible since that date. ``warnings``: the codes of
     the legal warnings meant for this structure (``schemas/warnings.py``: fixed sentences, no personal data).
+    ``reasons``: why this structure was asked (``assignment_reasons``' codes, shown as fixed sentences).
     """
 
     procedure_short_ref: str
@@ -195,6 +216,7 @@ class AlertContent:
     link: str
     today: date
     warnings: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
     manual_orientation: bool = False
     stage_update: bool = False
     truce_end: bool = False
@@ -259,6 +281,19 @@ class AlertTemplates:
     def render(self, name: str, values: Mapping[str, Any]) -> str:
         """Render template ``name`` with ``values``, surrounding whitespace stripped."""
         return self._env.get_template(name).render(values).strip()
+
+
+def assignment_reasons(matched_rules: Iterable[str], *, mandatory: bool) -> tuple[str, ...]:
+    """The reason codes of an assignment, from its ``matched_rules`` (``<offer_id>.<rule>``) and whether
+    the charte makes the referral mandatory at this stage: each code once, ``MANDATORY`` first, then in
+    the order the clauses were evaluated. Clauses on the household, and rules this module does not know,
+    give no code (an alert tells the case's handling, never the household's situation)."""
+    codes = ["MANDATORY"] if mandatory else []
+    for rule in matched_rules:
+        code = _RULE_REASONS.get(rule.rpartition(".")[2])
+        if code is not None and code not in codes:
+            codes.append(code)
+    return tuple(codes)
 
 
 def urgency_label(urgency: Urgency) -> str:
@@ -381,8 +416,8 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
         content = replace(
             content, manual_orientation=manual, stage_update=update, truce_end=truce_end, fallback=fallback
         )
-        render_email(content, templates)
-        render_sms(content, templates)
+        render_email(replace(content, reasons=tuple(_WHY)), templates)
+        render_sms(replace(content, reasons=tuple(_WHY)), templates)
     # A refusal told to the secretariat, with the longest reason label.
     refusal = RefusalNotice("Structure qui refuse", max(REFUSAL_REASONS, key=lambda code: len(refusal_label(code))))
     render_email(replace(content, refusal=refusal), templates)
@@ -404,6 +439,7 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "commune": content.commune,
         "urgency": style.urgency(content.urgency),
         "urgent": _URGENT.get(content.urgency),
+        "why": [_WHY[code] for code in content.reasons if code in _WHY],
         "earliest": _day(content.earliest_expulsion_date),
         "expulsion_possible": content.earliest_expulsion_date is not None
         and content.today >= content.earliest_expulsion_date,

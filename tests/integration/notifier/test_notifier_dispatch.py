@@ -546,3 +546,36 @@ async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_poss
     assert "Prefet" not in dated
     assert "Expulsion possible dès 01/04/2026." in dated
     assert max(len(undated), len(dated)) <= 160
+
+
+async def test_why_you_comes_from_the_matched_rules_and_never_names_a_household_clause(
+    world: Any, contacts: Any
+) -> None:
+    await world.structure("CCAS-BELFORT", contacts.email("CCAS-MAIL", "accueil@ccas-belfort.test"))
+    await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
+    event = decided_event("90-2026-000001", ["CCAS-BELFORT", "FSL90"], stage=Stage.COMMANDEMENT_PAYER)
+    ccas, fsl = event.payload.assignments
+    assignments = [
+        ccas.model_copy(update={"mandatory": True, "matched_rules": ["CCAS-B-ACC.stages", "CCAS-B-ACC.zone"]}),
+        fsl.model_copy(update={"matched_rules": ["FSL90-MAINTIEN.debt_max", "FSL90-MAINTIEN.resources_max"]}),
+    ]
+    await world.record(
+        event.model_copy(update={"payload": event.payload.model_copy(update={"assignments": assignments})})
+    )
+    await world.run()
+
+    [ccas_mail] = world.mails_to("accueil@ccas-belfort.test")
+    [fsl_mail] = world.mails_to("fsl@cd90.test")
+    assert (
+        "Pourquoi votre structure :\n"
+        "- la charte prévoit que votre structure soit saisie à cette étape de la procédure\n"
+        "- votre offre couvre cette étape de la procédure\n"
+        "- la commune du logement est dans votre zone d'intervention\n"
+    ) in _text(ccas_mail)
+    # Matched only on household clauses (a debt ceiling, a resources ceiling): nothing of them is told.
+    assert "Pourquoi" not in _text(fsl_mail)
+    stored = await world.pool.fetch("SELECT structure_id, reasons FROM alert ORDER BY structure_id")
+    assert [(r["structure_id"], r["reasons"]) for r in stored] == [
+        ("CCAS-BELFORT", ["MANDATORY", "STAGE", "ZONE"]),
+        ("FSL90", []),
+    ]

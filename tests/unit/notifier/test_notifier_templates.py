@@ -34,6 +34,7 @@ from services.notifier.domain.alerts import (
     FallbackNotice,
     RenderedEmail,
     SmsTooLongError,
+    assignment_reasons,
     check_templates,
     render_digest_email,
     render_digest_sms,
@@ -132,14 +133,32 @@ def _check_text_only_carries(text: str, content: AlertContent, *, day: date | No
     assert not stray, f"numbers that are no reference, date or link: {stray}"
 
 
+WHY = {
+    "MANDATORY": "la charte prévoit que votre structure soit saisie à cette étape de la procédure",
+    "STAGE": "votre offre couvre cette étape de la procédure",
+    "ZONE": "la commune du logement est dans votre zone d'intervention",
+    "PARC": "le parc du logement (social ou privé) est celui que couvre votre offre",
+    "BAILLEUR": "le bailleur fait partie de ceux que couvre votre offre",
+}
+"""What a partner reads for each reason code, word for word."""
+
+
 @settings(max_examples=8, deadline=None)
-@given(ref=refs, commune=communes, earliest=dates, today=sending_days, warned=st.booleans())
+@given(
+    ref=refs,
+    commune=communes,
+    earliest=dates,
+    today=sending_days,
+    warned=st.booleans(),
+    reasons=st.lists(st.sampled_from(sorted(WHY)), unique=True).map(tuple),
+)
 def test_every_template_stage_urgency_and_marker_renders_the_required_content_and_nothing_else(
-    ref: str, commune: str, earliest: date | None, today: date, warned: bool
+    ref: str, commune: str, earliest: date | None, today: date, *, warned: bool, reasons: tuple[str, ...]
 ) -> None:
     passed = earliest is not None and today >= earliest
     warnings = tuple(PARTNER_WARNINGS) if warned else ()
-    for content in _all_variants(ref, commune, earliest, today, warnings):
+    for variant in _all_variants(ref, commune, earliest, today, warnings):
+        content = replace(variant, reasons=reasons)
         email = render_email(content, TEMPLATES)
         for part in (email.subject, email.text, email.html):
             _check_text_only_carries(part, content)
@@ -163,6 +182,9 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
             assert ("Expulsion possible depuis le" in body) == (dated and passed)
             for sentence in warning_texts(warnings):
                 assert shown(sentence) in body
+            assert ("Pourquoi votre structure" in body) == bool(reasons)
+            for code, sentence in WHY.items():
+                assert (shown(sentence) in body) == (code in reasons)
         assert ("Fin de trêve – " in email.subject) == content.truce_end
         _check_urgency_said_in_words_first(email, content.urgency)
 
@@ -414,9 +436,60 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "link",
         "today",
         "warnings",
+        "reasons",  # codes of fixed sentences on the case's handling: no household clause has one
         "manual_orientation",
         "stage_update",
         "truce_end",
         "fallback",
         "refusal",  # the refusing structure's name and a reason code: no personal data
     ]
+
+
+@pytest.mark.parametrize(
+    ("rules", "mandatory", "codes"),
+    [
+        ((), False, ()),
+        ((), True, ("MANDATORY",)),
+        (("CCAS-B.stages", "CCAS-B.zone", "CCAS-B.parc"), False, ("STAGE", "ZONE", "PARC")),
+        # Two offers of one structure: each reason once, in evaluation order, MANDATORY first.
+        (
+            ("A.zone", "A.stages", "B.stages", "B.landlord_types", "B.landlord_siren_in"),
+            True,
+            ("MANDATORY", "ZONE", "STAGE", "BAILLEUR"),
+        ),
+        # Household clauses tell a bracket of the household's situation: never a reason shown.
+        (("FSL.debt_max", "FSL.resources_max", "FSL.compositions", "FSL.allocataire", "FSL.children_min"), False, ()),
+        (("FSL.months_of_rent_min", "BDF.requires_surendettement", "FSL.debt_min"), False, ()),
+        # A rule this notifier does not know (a newer orientation) is left out, not guessed.
+        (("X.some_future_rule", "no-dot-at-all", ""), False, ()),
+    ],
+)
+def test_assignment_reasons_keep_only_the_case_handling_clauses(
+    rules: tuple[str, ...], mandatory: bool, codes: tuple[str, ...]
+) -> None:
+    assert assignment_reasons(rules, mandatory=mandatory) == codes
+
+
+def test_why_you_reads_in_plain_french_in_both_parts_and_not_in_the_sms() -> None:
+    content = replace(
+        _content("90-2026-000001", Stage.ASSIGNATION, "Belfort", Urgency.NORMAL, None),
+        reasons=("MANDATORY", "ZONE"),
+    )
+    email = render_email(content, TEMPLATES)
+    assert (
+        "Pourquoi votre structure :\n- la charte prévoit que votre structure soit saisie à cette étape de la"
+        " procédure\n- la commune du logement est dans votre zone d'intervention\n"
+    ) in email.text
+    assert "<h2>Pourquoi votre structure</h2>" in email.html
+    assert "<li>la commune du logement est dans votre zone d&#39;intervention</li>" in email.html
+    # 160 characters have no room for it: the SMS is the one without reasons.
+    assert render_sms(content, TEMPLATES) == render_sms(replace(content, reasons=()), TEMPLATES)
+
+
+def test_an_unknown_stored_reason_code_is_not_shown() -> None:
+    content = replace(
+        _content("90-2026-000001", Stage.ASSIGNATION, "Belfort", Urgency.NORMAL, None), reasons=("NOT_A_CODE",)
+    )
+    email = render_email(content, TEMPLATES)
+    assert "Pourquoi" not in email.text
+    assert "NOT_A_CODE" not in email.text + email.html
