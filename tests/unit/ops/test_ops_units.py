@@ -85,6 +85,7 @@ def test_stored_headers_come_back_as_received() -> None:
         (["dead-letters", "show", "billing:3"], "unknown service 'billing'"),
         (["dead-letters", "list", "--limit", "many"], "invalid int value"),
         (["frobnicate"], "invalid choice"),
+        (["status-refusals", "show", "not-an-id"], "invalid UUID value"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(argv: list[str], message: str) -> None:
