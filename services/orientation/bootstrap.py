@@ -1,5 +1,5 @@
 """Composition root of orientation: référentiel in PostgreSQL, matching of notices, assignment lifecycle,
-expiry, sortie-de-trêve reminders, admin API."""
+expiry, escalation of unanswered assignments, sortie-de-trêve reminders, admin API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from schemas.procedure import ProcedureNotificationEvent
 from services.orientation import referential_repository as ref_repo
 from services.orientation.auth import load_tokens
 from services.orientation.domain.referential_yaml import load_referential
+from services.orientation.escalation import escalate_assignments
 from services.orientation.http import AdminServices, create_app
 from services.orientation.lifecycle import StatusHandler, expire_assignments
 from services.orientation.orient import Orientation
@@ -71,12 +72,22 @@ def build(settings: OrientationSettings) -> Runtime:
     async def expire(conn: Conn) -> int:
         return await expire_assignments(conn, days=settings.assignment_expiry_days, now=clock.now(), limit=SWEEP_BATCH)
 
+    async def escalate(conn: Conn) -> int:
+        return await escalate_assignments(
+            conn,
+            now=clock.now(),
+            reminder_days=settings.escalation_reminder_working_days,
+            secretariat_days=settings.escalation_secretariat_working_days,
+            limit=SWEEP_BATCH,
+        )
+
     async def remind(conn: Conn) -> int:
         return await remind_truce_end(conn, holder, now=clock.now(), limit=SWEEP_BATCH)
 
     runtime.add_startup(announce_clock)
     runtime.add_startup(load)
     runtime.add_loop(_sweeping(expire, "assignment_expiry", settings.assignment_expiry_interval_s))
+    runtime.add_loop(_sweeping(escalate, "assignment_escalation", settings.escalation_interval_s))
     runtime.add_loop(_sweeping(remind, "truce_end_reminder", settings.truce_reminder_interval_s))
     park = parking(lambda: runtime.pool)
     subscribe_batch(

@@ -17,16 +17,19 @@ from services.platform.db import Conn
 __all__ = [
     "AssignmentRow",
     "DecisionRow",
+    "EscalationDue",
     "NewAssignment",
     "ProcedureState",
     "RefusedStatus",
     "StatusChange",
     "TruceEndDue",
     "assignment_for_update",
+    "escalation_due",
     "expire_due",
     "history",
     "insert_assignments",
     "insert_decisions",
+    "insert_escalations",
     "insert_history",
     "insert_truce_reminders",
     "last_decision",
@@ -416,6 +419,71 @@ async def insert_truce_reminders(conn: Conn, truce_end: date, decisions: Mapping
         list(decisions),
         list(decisions.values()),
     )
+
+
+@dataclass(frozen=True)
+class EscalationDue:
+    """An OUVERTE assignment due for an escalation step."""
+
+    assignment_id: uuid.UUID
+    procedure_id: uuid.UUID
+    structure_id: str
+    correlation_id: uuid.UUID | None
+
+
+ESCALATION_ZONE = "Europe/Paris"
+"""The zone whose calendar days the working days of an escalation are counted in."""
+
+
+async def escalation_due(
+    conn: Conn,
+    *,
+    step: str,
+    after: str | None,
+    cutoff: date,
+    limit: int,
+    among: Collection[uuid.UUID] | None = None,
+) -> list[EscalationDue]:
+    """Up to ``limit`` OUVERTE assignments (of the procedures ``among``, if given) without a ``step`` row,
+    whose start is on or before ``cutoff``: the day they opened (``after`` None) or the day of their
+    ``after`` step; oldest first."""
+    # No ``after`` step: the opening day; otherwise that step's day (NULL, never due, while it is missing).
+    start = (
+        f"CASE WHEN $4::text IS NULL THEN (a.created_at AT TIME ZONE '{ESCALATION_ZONE}')::date"
+        " ELSE (SELECT e.sent_on FROM assignment_escalation e WHERE e.assignment_id = a.assignment_id"
+        " AND e.step = $4::text) END"
+    )
+    rows = await conn.fetch(
+        "SELECT a.assignment_id, a.procedure_id, a.structure_id, a.correlation_id FROM assignment a"
+        f" WHERE a.status = 'OUVERTE' AND {start} <= $2"
+        " AND ($5::uuid[] IS NULL OR a.procedure_id = ANY($5::uuid[]))"
+        " AND NOT EXISTS (SELECT 1 FROM assignment_escalation e WHERE e.assignment_id = a.assignment_id"
+        "  AND e.step = $1)"
+        " ORDER BY a.created_at LIMIT $3",
+        step,
+        cutoff,
+        limit,
+        after,
+        None if among is None else list(among),
+    )
+    return [EscalationDue(**dict(row)) for row in rows]
+
+
+async def insert_escalations(
+    conn: Conn, step: str, sent_on: date, events: Mapping[uuid.UUID, uuid.UUID]
+) -> set[uuid.UUID]:
+    """Record ``step`` for these assignments (→ the event announcing it); return the assignments recorded
+    now (one recorded already, by another replica, is left out)."""
+    rows = await conn.fetch(
+        "INSERT INTO assignment_escalation (assignment_id, step, sent_on, event_id)"
+        " SELECT a, $1, $2, e FROM unnest($3::uuid[], $4::uuid[]) AS r(a, e)"
+        " ON CONFLICT DO NOTHING RETURNING assignment_id",
+        step,
+        sent_on,
+        list(events),
+        list(events.values()),
+    )
+    return {row["assignment_id"] for row in rows}
 
 
 async def expire_due(conn: Conn, *, days: int, limit: int, now: datetime) -> list[AssignmentRow]:

@@ -53,6 +53,13 @@ class OrientationSettings(ServiceSettings):
         default=30, ge=1, le=365, description="An OUVERTE assignment without answer expires after (DORA: 30)"
     )
     assignment_expiry_interval_s: float = Field(default=3600.0, gt=0, description="How often expiry runs")
+    escalation_reminder_working_days: int = Field(
+        default=5, ge=1, le=60, description="An OUVERTE assignment's structure is reminded after (working days)"
+    )
+    escalation_secretariat_working_days: int = Field(
+        default=5, ge=1, le=60, description="Then the CCAPEX secretariat is alerted after (working days more)"
+    )
+    escalation_interval_s: float = Field(default=3600.0, gt=0, description="How often escalations are looked for")
     truce_reminder_interval_s: float = Field(
         default=3600.0, gt=0, description="How often the sortie-de-trêve reminders due in March are looked for"
     )
