@@ -9,7 +9,8 @@ Commands (``--help`` on each):
 - ``queues``: each outbox and the notifier's retry queue;
 - ``lag``: each consumer group's lag per partition.
 
-Exit codes: 0 done, 1 an input was rejected (``rejections resubmit``), 2 usage or settings error, 3 not found.
+Exit codes: 0 done, 1 an input was rejected (``rejections resubmit``), 2 usage or settings error, 3 not found,
+4 a database or the broker cannot be reached (nothing was changed).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from services.ingest import cli as ingest_cli
 from services.ingest.settings import IngestSettings
@@ -41,7 +44,16 @@ from services.platform.settings import ServiceSettings
 
 __all__ = ["main", "run"]
 
-EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 0, 2, 3, 4
+# What a database or the broker answers when it cannot be reached or used as configured: a message, not a
+# traceback. Errors of our own SQL are not among them (PostgresError is not caught).
+_UNREACHABLE = (
+    OSError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
+    KafkaError,
+)
 
 
 def _complain(message: str) -> None:
@@ -198,13 +210,17 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, OpsSettings, TextIO], Awaitab
 
 async def run(argv: Sequence[str], *, settings: OpsSettings | None = None, out: TextIO = sys.stdout) -> int:
     """Run one command (``settings`` default to the environment's ``PREVEX_OPS_*``); its exit code. A usage
-    error exits 2 through argparse; a missing setting returns 2 with a message naming it."""
+    error exits 2 through argparse; a missing setting returns 2 with a message naming it; a database or
+    broker that cannot be reached returns 4 with a message naming the error."""
     args = _parser().parse_args(argv)
     try:
         return await _COMMANDS[args.command](args, settings or OpsSettings(), out)
     except SettingsMissingError as error:
         _complain(f"prevex-ops: {error}")
         return EXIT_USAGE
+    except _UNREACHABLE as error:
+        _complain(f"prevex-ops: {args.command}: cannot reach a database or the broker: {type(error).__name__}: {error}")
+        return EXIT_UNREACHABLE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

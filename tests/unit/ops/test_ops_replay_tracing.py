@@ -9,9 +9,6 @@ from opentelemetry.trace import SpanKind
 
 from services.ops.dead_letters import DeadLetterRef, traced_replay
 from services.platform import tracing
-from tests.integration.test_tracing import exporter  # tracing on into memory for the test, off after
-
-__all__ = ["exporter"]  # a fixture of this module too
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -28,11 +25,11 @@ def test_off_the_record_goes_out_with_its_stored_headers() -> None:
         assert headers == STORED
 
 
-def test_on_the_replay_is_a_child_span_and_its_context_goes_out(exporter: InMemorySpanExporter) -> None:
+def test_on_the_replay_is_a_child_span_and_its_context_goes_out(span_exporter: InMemorySpanExporter) -> None:
     correlation = STORED[1][1].decode()
     with traced_replay(STORED, topic="exp.assignment.status.v1", ref=REF, correlation_id=correlation) as headers:
         pass
-    (span,) = exporter.get_finished_spans()
+    (span,) = span_exporter.get_finished_spans()
     assert span.kind is SpanKind.PRODUCER
     assert span.name == "exp.assignment.status.v1 replay"
     assert format(span.context.trace_id, "032x") == TRACE_ID
@@ -49,12 +46,12 @@ def test_on_the_replay_is_a_child_span_and_its_context_goes_out(exporter: InMemo
     assert len(headers) == len(STORED)
 
 
-def test_a_failed_publish_marks_the_span_failed(exporter: InMemorySpanExporter) -> None:
+def test_a_failed_publish_marks_the_span_failed(span_exporter: InMemorySpanExporter) -> None:
     with (
         pytest.raises(ConnectionError),
         traced_replay(STORED, topic="t", ref=REF, correlation_id=None),
     ):
         raise ConnectionError("broker gone")
-    (span,) = exporter.get_finished_spans()
+    (span,) = span_exporter.get_finished_spans()
     assert not span.status.is_ok
     assert span.events == ()  # no exception event: its message may quote the record

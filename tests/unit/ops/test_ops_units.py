@@ -108,3 +108,10 @@ def test_per_service_urls_win_over_the_shared_one() -> None:
     assert settings.url_of("ingest") == "postgresql://shared/db"
     with pytest.raises(SettingsMissingError, match="PREVEX_OPS_AUDIT_DATABASE_URL"):
         OpsSettings(database_url=None, ingest_database_url="postgresql://x/y").audit_url()
+
+
+async def test_a_database_that_does_not_answer_exits_4_naming_the_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # Port 1 on the loopback: nothing listens, the connection is refused at once.
+    settings = OpsSettings(database_url="postgresql://postgres@127.0.0.1:1/prevex")
+    assert await run(["queues"], settings=settings) == 4
+    assert "cannot reach a database or the broker: ConnectionRefusedError" in capsys.readouterr().err
