@@ -153,14 +153,15 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
             role = min(principal.roles)  # ccapex-admin sorts before ccapex-viewer: the strongest role
             fresh = new_session()
             session_id = uuid.uuid4()
-            await desk_repo.create_desk_session(
+            await repo.create_session(
                 conn,
                 session_id=session_id,
                 secret_hash=fresh.secret_hash,
-                principal=principal.name,
-                role=role,
+                structure_id=DESK_STRUCTURE,
                 csrf_token=fresh.csrf_token,
                 now=services.now(),
+                role=role.value,
+                principal=principal.name,
             )
             await audit(conn, "DESK_SIGN_IN", "SESSION_STARTED", session_id)
         log.info("desk_session_started", principal=principal.name, role=role.value, session_id=str(session_id))

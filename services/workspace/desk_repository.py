@@ -14,14 +14,13 @@ from schemas.assignment import AssignmentStatus
 from schemas.procedure import Urgency
 from schemas.stages import Stage
 from services.platform.db import Conn
-from services.workspace.domain.desk import AUDIT_PAGE_SIZE, DESK_STRUCTURE, AuditPage, Role
+from services.workspace.domain.desk import AUDIT_PAGE_SIZE, AuditPage, Role
 
 __all__ = [
     "AuditLine",
     "DeskLine",
     "DeskSession",
     "audit_lines",
-    "create_desk_session",
     "desk_lists",
     "desk_session",
 ]
@@ -61,30 +60,6 @@ class AuditLine:
     short_ref: str | None
     action: str
     outcome: str
-
-
-async def create_desk_session(
-    conn: Conn,
-    *,
-    session_id: uuid.UUID,
-    secret_hash: bytes,
-    principal: str,
-    role: Role,
-    csrf_token: str,
-    now: datetime,
-) -> None:
-    """Store a new desk session (the cookie's hash only)."""
-    await conn.execute(
-        "INSERT INTO session (session_id, token_hash, structure_id, csrf_token, created_at, last_seen_at, role,"
-        " principal) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
-        session_id,
-        secret_hash,
-        DESK_STRUCTURE,
-        csrf_token,
-        now,
-        role.value,
-        principal,
-    )
 
 
 async def desk_session(conn: Conn, session_id: uuid.UUID) -> DeskSession | None:

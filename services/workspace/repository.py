@@ -223,17 +223,28 @@ async def referential(conn: Conn) -> list[StructureRecord]:
 
 
 async def create_session(
-    conn: Conn, *, session_id: uuid.UUID, secret_hash: bytes, structure_id: str, csrf_token: str, now: datetime
+    conn: Conn,
+    *,
+    session_id: uuid.UUID,
+    secret_hash: bytes,
+    structure_id: str,
+    csrf_token: str,
+    now: datetime,
+    role: str | None = None,
+    principal: str | None = None,
 ) -> None:
-    """Store a new session (the cookie's hash only)."""
+    """Store a new session (the cookie's hash only); ``role`` and ``principal`` (the token's name) for the
+    CCAPEX secretariat's desk, both or neither."""
     await conn.execute(
-        "INSERT INTO session (session_id, token_hash, structure_id, csrf_token, created_at, last_seen_at)"
-        " VALUES ($1, $2, $3, $4, $5, $5)",
+        "INSERT INTO session (session_id, token_hash, structure_id, csrf_token, created_at, last_seen_at, role,"
+        " principal) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
         session_id,
         secret_hash,
         structure_id,
         csrf_token,
         now,
+        role,
+        principal,
     )
 
 
