@@ -437,14 +437,14 @@ class Dispatcher:
         sms = job.channel == ChannelCode.SMS.value
         message = partial(OutgoingMessage, job.delivery_id, job.recipient, attempt=job.attempts)
         if job.alert is not None:
-            content = self._content(job.alert, notice)
+            content = self._content(job.alert, notice, job.names)
             if sms:
                 return message(sms=render_sms(content, self._templates))
             return message(email=render_email(content, self._templates))
         if job.digest_day is None:
             raise ValueError(f"delivery {job.delivery_id} has neither an alert nor a digest")
         items = tuple(
-            self._content(line.alert, _notice(line.fallback_kind, job.names.get(line.alert.structure_id)))
+            self._content(line.alert, _notice(line.fallback_kind, job.names.get(line.alert.structure_id)), job.names)
             for line in job.digest_lines
         )
         digest = DigestContent(job.digest_day, items, self._link_base_url, notice)
@@ -452,7 +452,7 @@ class Dispatcher:
             return message(sms=render_digest_sms(digest, self._templates))
         return message(email=render_digest_email(digest, self._templates))
 
-    def _content(self, alert: repo.AlertRow, notice: FallbackNotice | None) -> AlertContent:
+    def _content(self, alert: repo.AlertRow, notice: FallbackNotice | None, names: Mapping[str, str]) -> AlertContent:
         return AlertContent(
             procedure_short_ref=alert.procedure_short_ref,
             stage=Stage(alert.stage),
@@ -463,6 +463,8 @@ class Dispatcher:
             today=self._clock().astimezone(self._config.zone).date(),
             warnings=alert.warnings,
             reasons=alert.reasons,
+            # A structure the référentiel topic has not named yet shows by its id (a code, never personal data).
+            others=tuple(names.get(structure_id, structure_id) for structure_id in alert.others),
             manual_orientation=alert.manual_orientation,
             stage_update=alert.stage_update,
             truce_end=alert.truce_end,

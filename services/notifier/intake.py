@@ -112,6 +112,7 @@ def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
                 truce_end=truce_end,
                 warnings=tuple(assignment.warnings),
                 reasons=assignment_reasons(assignment.matched_rules, mandatory=assignment.mandatory),
+                others=tuple(a.structure_id for a in decision.assignments if a.structure_id != assignment.structure_id),
             )
         )
     return alerts
@@ -180,6 +181,7 @@ async def _refusal_alert(conn: Conn, event: AssignmentStatusEvent) -> repo.Alert
         truce_end=False,
         warnings=(),
         reasons=(),  # why the refusing structure was asked is not why the secretariat is told
+        others=(),
         refused_by=await repo.structure_name(conn, change.structure_id) or change.structure_id,
         refusal_reason=change.reason,
     )

@@ -80,6 +80,8 @@ class AlertRow:
     warnings: tuple[str, ...] = ()
     # Why the structure was asked: codes of domain.alerts.assignment_reasons (never a household fact).
     reasons: tuple[str, ...] = ()
+    # The ids of the other structures assigned the case (their names are read when the alert is sent).
+    others: tuple[str, ...] = ()
     # A refusal told to the CCAPEX secretariat: the name of the structure that refused, its reason code.
     refused_by: str | None = None
     refusal_reason: str | None = None
@@ -142,7 +144,7 @@ class DeliveryJob:
 
     Exactly one of ``alert`` (an immediate alert) and ``digest_id`` (a digest, with its ``digest_day``,
     ``digest_lines`` and ``digest_structure_id``) is set. ``names`` maps the structure ids involved to
-    their names, for the fallback notice of a default referent.
+    their names, for the fallback notice of a default referent and the alert's other assigned structures.
     """
 
     delivery_id: uuid.UUID
@@ -199,6 +201,7 @@ _ALERT_TYPES = {
     "truce_end": "bool",
     "warnings": "jsonb",
     "reasons": "jsonb",
+    "others": "jsonb",
     "refused_by": "text",
     "refusal_reason": "text",
 }
@@ -542,7 +545,7 @@ async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]
             lines.setdefault(r["digest_id"], []).append(DigestLine(alert, _fallback_kind(r["item_fallback"])))
             days[r["digest_id"]] = (r["day"], r["digest_structure"])
     structure_ids = {r["structure_id"] for r in rows}
-    structure_ids |= {a.structure_id for a in alerts.values()}
+    structure_ids |= {s for a in alerts.values() for s in (a.structure_id, *a.others)}
     structure_ids |= {line.alert.structure_id for group in lines.values() for line in group}
     structure_ids |= {structure for _, structure in days.values()}
     names = {
@@ -640,7 +643,14 @@ async def mark_failed(conn: Conn, job: DeliveryJob, *, provider: str, error: str
 def _alert_row(record: asyncpg.Record) -> AlertRow:
     """An alert from a row holding (at least) its columns; jsonb ``warnings`` and ``reasons`` come back as lists."""
     values = {name: record[name] for name in _ALERT_FIELDS}
-    return AlertRow(**{**values, "warnings": tuple(values["warnings"]), "reasons": tuple(values["reasons"])})
+    return AlertRow(
+        **{
+            **values,
+            "warnings": tuple(values["warnings"]),
+            "reasons": tuple(values["reasons"]),
+            "others": tuple(values["others"]),
+        }
+    )
 
 
 def _window(start: time | None, end: time | None) -> tuple[time, time] | None:

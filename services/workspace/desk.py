@@ -43,6 +43,7 @@ from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage, enqueue
 from services.workspace import desk_repository as desk_repo
 from services.workspace import repository as repo
+from services.workspace.domain.casefile import case_facts, deadlines, stage_lines
 from services.workspace.domain.desk import DESK_STRUCTURE, may_override
 from services.workspace.domain.sessions import new_session
 
@@ -200,11 +201,17 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
             holding = {a.structure_id for a in assignments if a.status in _OPEN}
             active = (s for s in await repo.referential(conn) if s.status is RecordStatus.ACTIVE)
             addable = sorted((s for s in active if s.structure_id not in holding), key=lambda s: s.nom)
+            stages = await repo.stages_of(conn, found.procedure_id)
             await audit(conn, "DESK_VIEW_CASE", "OK", desk.session_id, found.procedure_id)
+            record = found.record
             return kit.page(
                 "desk_case.html",
                 session=desk,
                 procedure=found,
+                facts=case_facts(record) if record else None,
+                deadlines=deadlines(record, stages, services.now().date()),
+                stages=stage_lines(stages),
+                warnings=(),  # the partners' warnings are chosen per structure; ops' codes are not for pages
                 assignments=assignments,
                 open_statuses=_OPEN,
                 addable=addable,

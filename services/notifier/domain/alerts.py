@@ -100,6 +100,7 @@ _ALERT_VARIABLES = frozenset(
         "warnings",
         "urgent",
         "why",
+        "others",
         "refusal",
     }
 )
@@ -206,6 +207,7 @@ class AlertContent:
     ``earliest_expulsion_date`` on, the expulsion reads possible since that date. ``warnings``: the codes of
     the legal warnings meant for this structure (``schemas/warnings.py``: fixed sentences, no personal data).
     ``reasons``: why this structure was asked (``assignment_reasons``' codes, shown as fixed sentences).
+    ``others``: the names of the other structures assigned the case (référentiel names, to coordinate).
     """
 
     procedure_short_ref: str
@@ -217,6 +219,7 @@ class AlertContent:
     today: date
     warnings: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()
     manual_orientation: bool = False
     stage_update: bool = False
     truce_end: bool = False
@@ -416,8 +419,9 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
         content = replace(
             content, manual_orientation=manual, stage_update=update, truce_end=truce_end, fallback=fallback
         )
-        render_email(replace(content, reasons=tuple(_WHY)), templates)
-        render_sms(replace(content, reasons=tuple(_WHY)), templates)
+        everything = replace(content, reasons=tuple(_WHY), others=("Autre structure",) * 8)
+        render_email(everything, templates)
+        render_sms(everything, templates)
     # A refusal told to the secretariat, with the longest reason label.
     refusal = RefusalNotice("Structure qui refuse", max(REFUSAL_REASONS, key=lambda code: len(refusal_label(code))))
     render_email(replace(content, refusal=refusal), templates)
@@ -440,6 +444,7 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "urgency": style.urgency(content.urgency),
         "urgent": _URGENT.get(content.urgency),
         "why": [_WHY[code] for code in content.reasons if code in _WHY],
+        "others": list(content.others),
         "earliest": _day(content.earliest_expulsion_date),
         "expulsion_possible": content.earliest_expulsion_date is not None
         and content.today >= content.earliest_expulsion_date,

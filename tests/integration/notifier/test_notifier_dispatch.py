@@ -574,8 +574,11 @@ async def test_why_you_comes_from_the_matched_rules_and_never_names_a_household_
     ) in _text(ccas_mail)
     # Matched only on household clauses (a debt ceiling, a resources ceiling): nothing of them is told.
     assert "Pourquoi" not in _text(fsl_mail)
-    stored = await world.pool.fetch("SELECT structure_id, reasons FROM alert ORDER BY structure_id")
-    assert [(r["structure_id"], r["reasons"]) for r in stored] == [
-        ("CCAS-BELFORT", ["MANDATORY", "STAGE", "ZONE"]),
-        ("FSL90", []),
+    # Each is told who else was asked, by the référentiel's name (an id until the référentiel names it).
+    assert "Autres structures saisies pour ce dossier :\n- Structure FSL90\n" in _text(ccas_mail)
+    assert "Autres structures saisies pour ce dossier :\n- Structure CCAS-BELFORT\n" in _text(fsl_mail)
+    stored = await world.pool.fetch("SELECT structure_id, reasons, others FROM alert ORDER BY structure_id")
+    assert [(r["structure_id"], r["reasons"], r["others"]) for r in stored] == [
+        ("CCAS-BELFORT", ["MANDATORY", "STAGE", "ZONE"], ["FSL90"]),
+        ("FSL90", [], ["CCAS-BELFORT"]),
     ]

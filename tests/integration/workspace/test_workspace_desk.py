@@ -213,3 +213,23 @@ async def test_the_audit_log_is_filtered_by_procedure_and_structure_and_paginate
     assert "0 entrée(s)" in by_structure.text
     assert odd.status_code == 200
     assert "0 entrée(s), page 1 sur 1." in odd.text
+
+
+async def test_the_secretariat_opens_any_procedure_with_its_case_file_and_the_view_is_audited(world: World) -> None:
+    s01, _ = await _s01_and_s05(world)
+    async with world.client() as viewer:
+        await _sign_in(viewer, DESK_VIEWER_TOKEN)
+        page = await viewer.get(f"/secretariat/dossiers/{S01}")
+    assert page.status_code == 200
+    shown = html.unescape(page.text)
+    for fact in ("Léa Durand (titulaire du bail)", "12 rue de Mulhouse", "Fin du délai du commandement de payer"):
+        assert fact in shown, fact
+    assert "CCAS de Belfort" in shown
+    async with world.workspace_pool.acquire() as conn:
+        seen = await conn.fetchrow(
+            "SELECT l.structure_id, s.principal FROM audit_log l JOIN session s USING (session_id)"
+            " WHERE l.action = 'DESK_VIEW_CASE' AND l.procedure_id = $1",
+            s01,
+        )
+    assert seen is not None
+    assert (seen["structure_id"], seen["principal"]) == ("CCAPEX", "lecteur-ccapex")

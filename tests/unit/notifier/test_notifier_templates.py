@@ -151,14 +151,22 @@ WHY = {
     today=sending_days,
     warned=st.booleans(),
     reasons=st.lists(st.sampled_from(sorted(WHY)), unique=True).map(tuple),
+    others=st.lists(communes, max_size=3).map(tuple),
 )
 def test_every_template_stage_urgency_and_marker_renders_the_required_content_and_nothing_else(
-    ref: str, commune: str, earliest: date | None, today: date, *, warned: bool, reasons: tuple[str, ...]
+    ref: str,
+    commune: str,
+    earliest: date | None,
+    today: date,
+    *,
+    warned: bool,
+    reasons: tuple[str, ...],
+    others: tuple[str, ...],
 ) -> None:
     passed = earliest is not None and today >= earliest
     warnings = tuple(PARTNER_WARNINGS) if warned else ()
     for variant in _all_variants(ref, commune, earliest, today, warnings):
-        content = replace(variant, reasons=reasons)
+        content = replace(variant, reasons=reasons, others=others)
         email = render_email(content, TEMPLATES)
         for part in (email.subject, email.text, email.html):
             _check_text_only_carries(part, content)
@@ -185,6 +193,9 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
             assert ("Pourquoi votre structure" in body) == bool(reasons)
             for code, sentence in WHY.items():
                 assert (shown(sentence) in body) == (code in reasons)
+            assert ("Autres structures saisies pour ce dossier" in body) == bool(others)
+            for name in others:
+                assert shown(name) in body
         assert ("Fin de trêve – " in email.subject) == content.truce_end
         _check_urgency_said_in_words_first(email, content.urgency)
 
@@ -437,6 +448,7 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "today",
         "warnings",
         "reasons",  # codes of fixed sentences on the case's handling: no household clause has one
+        "others",  # référentiel names of the other assigned structures: no personal data
         "manual_orientation",
         "stage_update",
         "truce_end",
