@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from schemas.topics import ALL_TOPICS
 from services.devenv import (
@@ -16,6 +19,7 @@ from services.devenv import (
     postgres_server,
     temporary_database,
 )
+from services.platform import tracing
 
 # Property tests assert behaviour, not speed: a wall-clock deadline would only make them fail on a busy machine.
 settings.register_profile("prevex", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,3 +45,17 @@ async def database_url(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
     """A database of this test run's own, dropped at the end."""
     async with temporary_database(pg_server, "prevex_test") as url:
         yield url
+
+
+@pytest.fixture
+def span_exporter() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for this process, every finished span kept in memory; off again afterwards."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracing.install(provider)
+    try:
+        yield spans
+    finally:
+        tracing.install(None)
+        provider.shutdown()

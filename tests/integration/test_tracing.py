@@ -1,26 +1,28 @@
 """One act's spans across ingest, orientation and the notifier, each wired by its real ``bootstrap.build`` and
 run in-process on one Tansu broker and one PostgreSQL database, traced into the SDK's in-memory exporter.
 
-The emitter publishes the act under a span of its own: the trace must run from it through ingest's processing
-of the raw record, orientation's of the canonical notification (its ``traceparent`` written by ingest's outbox)
-and the notifier's of the decision, every hop a child of the one that caused it, with the correlation id as
-an attribute and not as the trace id, and no personal data of the act in any attribute.
+The emitter sends the act under a span of its own, on the raw Kafka topic or over ingest's HTTP intake: the
+trace must run from it through ingest's intake (the raw record's span, or the request's server span),
+orientation's processing of the canonical notification (its ``traceparent`` written by ingest's outbox) and the
+notifier's of the decision, every hop a child of the one that caused it, with the correlation id as an attribute
+and not as the trace id, and no personal data of the act in any attribute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -41,28 +43,23 @@ pytestmark = pytest.mark.integration
 
 EMITTERS_FILE = Path(__file__).resolve().parents[2] / "deploy" / "emitters" / "emitters.yaml"
 CJ = b"12345678900011"
+BAILLEUR_KEY = "prevex-dev-key-th-0002"  # Territoire habitat's development key (deploy/emitters/emitters.yaml)
 LINK_SECRET = "tracing-integration-tests-link-secret"
 WAIT_S = 90.0
 """Upper bound of the wait for the last hop: a guard against hanging, not a performance assertion."""
 
 
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    """Tracing on for this process, into memory; off again afterwards."""
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracing.install(provider)
-    try:
-        yield spans
-    finally:
-        tracing.install(None)
-        provider.shutdown()
+@dataclass(frozen=True)
+class Running:
+    """The three services' broker, and ingest's HTTP intake."""
+
+    bootstrap_servers: str
+    intake_url: str
 
 
 @pytest.fixture
-async def services(exporter: InMemorySpanExporter, pg_server: PostgresEndpoint) -> AsyncIterator[str]:
-    """Ingest, orientation and the notifier on one broker and database; yields the broker's address."""
+async def services(span_exporter: InMemorySpanExporter, pg_server: PostgresEndpoint) -> AsyncIterator[Running]:
+    """Ingest, orientation and the notifier on one broker and database, traced into ``span_exporter``."""
     with pytest.MonkeyPatch.context() as env:
         env.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
         with kafka_broker() as broker:
@@ -73,15 +70,20 @@ async def services(exporter: InMemorySpanExporter, pg_server: PostgresEndpoint) 
                     "database_url": url,
                     "kafka_session_timeout_ms": 6_000,
                 }
+                intake_port = free_port()
                 runtimes = [
-                    ingest.build(IngestSettings(**common, emitters_path=EMITTERS_FILE, http_enabled=False)),
+                    ingest.build(IngestSettings(**common, emitters_path=EMITTERS_FILE, http_port=intake_port)),
                     orientation.build(OrientationSettings(**common, http_enabled=False)),
                     # No SMTP server: the trace ends with the decision's processing, not with a delivery.
-                    notifier.build(NotifierSettings(**common, smtp_port=free_port(), link_secrets=LINK_SECRET)),
+                    notifier.build(
+                        NotifierSettings(
+                            **common, smtp_port=free_port(), http_port=free_port(), link_secrets=LINK_SECRET
+                        )
+                    ),
                 ]
                 for runtime in runtimes:
                     await _start(runtime, stack)
-                yield broker.bootstrap_servers
+                yield Running(broker.bootstrap_servers, f"http://127.0.0.1:{intake_port}")
 
 
 async def _start(runtime: Runtime, stack: AsyncExitStack) -> None:
@@ -91,76 +93,102 @@ async def _start(runtime: Runtime, stack: AsyncExitStack) -> None:
     stack.push_async_callback(runtime.broker.stop)
 
 
-async def _spans_of(exporter: InMemorySpanExporter, topic: str, count: int) -> list[ReadableSpan]:
-    """The record spans of ``topic`` once there are ``count`` (a finished span has no feed: polled)."""
+def _caller_headers() -> dict[str, str]:
+    """The W3C headers of the current span, as an emitter that traces would send them."""
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier
+
+
+async def _on_kafka(running: Running, act: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=running.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        headers = [(name, value.encode()) for name, value in _caller_headers().items()]
+        await producer.send_and_wait(topics.RAW_CJ, act, key=CJ, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def _over_http(running: Running, act: bytes) -> None:
+    async with httpx.AsyncClient(base_url=running.intake_url) as client:
+        answer = await client.post(
+            "/v1/notifications", content=act, headers={"X-Api-Key": BAILLEUR_KEY, **_caller_headers()}
+        )
+    assert answer.status_code in {200, 201, 202}, answer.text
+
+
+async def _finished(span_exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    """The one finished span named ``name``, once it is there (a finished span has no feed: polled)."""
 
     def found() -> list[ReadableSpan]:
-        return [s for s in exporter.get_finished_spans() if s.name == f"{topic} record"]
+        return [s for s in span_exporter.get_finished_spans() if s.name == name]
 
     async with asyncio.timeout(WAIT_S):
         spans = found()
-        while len(spans) < count:
+        while not spans:
             await asyncio.sleep(0.1)
             spans = found()
-    return spans
+    (span,) = spans
+    return span
 
 
 def _parent_id(span: ReadableSpan) -> int | None:
     return None if span.parent is None else span.parent.span_id
 
 
-async def test_one_act_is_one_trace_across_the_services(services: str, exporter: InMemorySpanExporter) -> None:
-    act = variant("s01-cj-commandement-payer", external_ref="TRACE-0001")
-    producer = AIOKafkaProducer(bootstrap_servers=services, acks="all")
-    await producer.start()
-    try:
-        with trace.get_tracer("emitter", tracer_provider=tracing.tracer_provider()).start_as_current_span(
-            "emitter send", kind=trace.SpanKind.PRODUCER
-        ) as emitter_span:
-            carrier: dict[str, str] = {}
-            TraceContextTextMapPropagator().inject(carrier)
-            headers = [(name, value.encode()) for name, value in carrier.items()]
-            await producer.send_and_wait(topics.RAW_CJ, act, key=CJ, headers=headers)
-    finally:
-        await producer.stop()
+@pytest.mark.parametrize(
+    ("example", "send", "intake_span"),
+    [
+        ("s01-cj-commandement-payer", _on_kafka, f"{topics.RAW_CJ} record"),
+        ("s02-bailleur-saisine-ccapex", _over_http, "POST /v1"),
+    ],
+    ids=["kafka", "http"],
+)
+async def test_one_act_is_one_trace_across_the_services(
+    services: Running,
+    span_exporter: InMemorySpanExporter,
+    example: str,
+    send: Callable[[Running, bytes], Awaitable[None]],
+    intake_span: str,
+) -> None:
+    act = variant(example)
+    emitter = trace.get_tracer("emitter", tracer_provider=tracing.tracer_provider())
+    with emitter.start_as_current_span("emitter send", kind=trace.SpanKind.PRODUCER) as emitter_span:
+        await send(services, act)
     trace_id = emitter_span.get_span_context().trace_id
 
-    (ingested,) = await _spans_of(exporter, topics.RAW_CJ, 1)
-    (oriented,) = await _spans_of(exporter, topics.PROCEDURE_NOTIFICATION, 1)
-    (decided,) = await _spans_of(exporter, topics.ORIENTATION_DECIDED, 1)  # one decision, three partners
+    intake = await _finished(span_exporter, intake_span)
+    oriented = await _finished(span_exporter, f"{topics.PROCEDURE_NOTIFICATION} record")
+    decided = await _finished(span_exporter, f"{topics.ORIENTATION_DECIDED} record")  # one decision, 3 partners
 
-    for span in (ingested, oriented, decided):
+    for span in (intake, oriented, decided):
         assert span.context is not None
         assert span.context.trace_id == trace_id, span.name
-    assert _parent_id(ingested) == emitter_span.get_span_context().span_id
-    assert _parent_id(oriented) == ingested.context.span_id
+    assert _parent_id(intake) == emitter_span.get_span_context().span_id
+    assert _parent_id(oriented) == intake.context.span_id
     assert _parent_id(decided) == oriented.context.span_id
 
     correlation_id = oriented.attributes[ATTR_CORRELATION_ID]  # type: ignore[index]
     assert decided.attributes[ATTR_CORRELATION_ID] == correlation_id  # type: ignore[index]
     assert f"{trace_id:032x}" != str(correlation_id).replace("-", "")
 
-    # Every span of the trace, FastStream's batch spans included: no value of the act's household in any attribute.
+    # Every span of the trace, and FastStream's batch spans the record spans link to: no personal value.
     personal = _personal_values(json.loads(act))
-    in_trace = [s for s in exporter.get_finished_spans() if s.context is not None and s.context.trace_id == trace_id]
-    linked = {link.context.span_id for span in (ingested, oriented, decided) for link in span.links}
-    batches = [s for s in exporter.get_finished_spans() if s.context is not None and s.context.span_id in linked]
-    assert batches, "each record span links to its batch's span"
-    for span in in_trace + batches:
+    finished = [s for s in span_exporter.get_finished_spans() if s.context is not None]
+    linked = {link.context.span_id for span in (oriented, decided) for link in span.links}
+    batches = [s for s in finished if s.context.span_id in linked]
+    assert len(batches) == 2, "each record span links to its batch's span"
+    for span in [s for s in finished if s.context.trace_id == trace_id] + batches:
         for name, value in (span.attributes or {}).items():
             assert not any(p in str(value) for p in personal), (span.name, name)
 
 
 def _personal_values(act: dict[str, Any]) -> set[str]:
-    tenant = act["tenants"][0]
-    return {
-        tenant["last_name"],
-        tenant["first_name"],
-        act["household"]["contact"]["mobile"],
-        act["dwelling"]["address"]["line1"],
-        str(act["debt"]["amount"]),
-        str(act["lease"]["rent_excl_charges"]),
-    }
+    tenants = [value for tenant in act["tenants"] for value in (tenant["last_name"], tenant["first_name"])]
+    address = act["dwelling"]["address"]
+    money = [act["debt"]["amount"], act["lease"]["rent_excl_charges"]]
+    return {*tenants, address["line1"], *map(str, money)} | set(act["household"].get("contact", {}).values())
 
 
 def test_tracing_off_writes_no_trace_context() -> None:

@@ -4,7 +4,6 @@ record spans of a batch, and the settings that turn it on."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,7 +11,6 @@ from aiokafka import ConsumerRecord
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.platform import tracing
@@ -21,18 +19,6 @@ from services.platform.settings import ServiceSettings
 
 TOKEN = "b3uIMJEdBEh1BlXSLGxV"
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def exporter() -> Iterator[InMemorySpanExporter]:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracing.install(provider)
-    try:
-        yield spans
-    finally:
-        tracing.install(None)
 
 
 def _app() -> FastAPI:
@@ -60,12 +46,12 @@ async def _get(provider: TracerProvider, path: str, headers: dict[str, str] | No
 
 
 async def test_a_request_is_a_server_span_child_of_its_caller_without_its_path(
-    exporter: InMemorySpanExporter,
+    span_exporter: InMemorySpanExporter,
 ) -> None:
     provider = tracing.tracer_provider()
     assert provider is not None
     answer = await _get(provider, f"/d/{TOKEN}?ref=90-2026-000001", {"traceparent": CALLER})
-    (span,) = exporter.get_finished_spans()
+    (span,) = span_exporter.get_finished_spans()
     assert span.kind is trace.SpanKind.SERVER
     assert span.name == "GET /d"
     assert span.context is not None
@@ -81,21 +67,21 @@ async def test_a_request_is_a_server_span_child_of_its_caller_without_its_path(
     assert answer.json()["traceparent"] == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
 
 
-async def test_a_failing_request_is_marked_with_the_error_type_only(exporter: InMemorySpanExporter) -> None:
+async def test_a_failing_request_is_marked_with_the_error_type_only(span_exporter: InMemorySpanExporter) -> None:
     provider = tracing.tracer_provider()
     assert provider is not None
     answer = await _get(provider, "/boom")
     assert answer.status_code == 500
-    (span,) = exporter.get_finished_spans()
+    (span,) = span_exporter.get_finished_spans()
     assert span.status.status_code is trace.StatusCode.ERROR
     assert "Durand" not in str(span.status.description) + str(span.attributes) + str(span.events)
 
 
-async def test_scrapes_and_probes_are_not_traced(exporter: InMemorySpanExporter) -> None:
+async def test_scrapes_and_probes_are_not_traced(span_exporter: InMemorySpanExporter) -> None:
     provider = tracing.tracer_provider()
     assert provider is not None
     assert (await _get(provider, "/metrics")).status_code == 200
-    assert exporter.get_finished_spans() == ()
+    assert span_exporter.get_finished_spans() == ()
 
 
 def _record(offset: int, headers: list[tuple[str, bytes | None]]) -> ConsumerRecord[bytes, bytes]:
@@ -115,7 +101,7 @@ def _record(offset: int, headers: list[tuple[str, bytes | None]]) -> ConsumerRec
 
 
 def test_each_record_span_is_the_child_of_its_producer_and_an_event_finds_its_cause(
-    exporter: InMemorySpanExporter,
+    span_exporter: InMemorySpanExporter,
 ) -> None:
     cause = uuid.uuid4()
     records = [
@@ -126,7 +112,7 @@ def test_each_record_span_is_the_child_of_its_producer_and_an_event_finds_its_ca
     with tracer.start_as_current_span("batch") as batch, tracing.record_spans(records):
         caused = tracing.outgoing_context(cause)
         uncaused = tracing.outgoing_context(None)
-    first, second = (s for s in exporter.get_finished_spans() if s.name.endswith(" record"))
+    first, second = (s for s in span_exporter.get_finished_spans() if s.name.endswith(" record"))
     assert first.parent is not None
     assert f"{first.parent.span_id:016x}" == CALLER.split("-")[2]
     assert [link.context.span_id for link in first.links] == [batch.get_span_context().span_id]
@@ -140,10 +126,10 @@ def test_each_record_span_is_the_child_of_its_producer_and_an_event_finds_its_ca
     assert f"{batch.get_span_context().span_id:016x}" in uncaused[0]
 
 
-def test_a_failing_batch_marks_its_record_spans_with_the_error_type(exporter: InMemorySpanExporter) -> None:
+def test_a_failing_batch_marks_its_record_spans_with_the_error_type(span_exporter: InMemorySpanExporter) -> None:
     with pytest.raises(KeyError), tracing.record_spans([_record(1, [])]):
         raise KeyError("Durand")
-    (span,) = exporter.get_finished_spans()
+    (span,) = span_exporter.get_finished_spans()
     assert span.status.status_code is trace.StatusCode.ERROR
     assert span.status.description == "KeyError"
 
