@@ -1,8 +1,8 @@
 """Composition root of the notifier: contacts and decisions in, deliveries out.
 
-Three subscriptions (référentiel, decisions, the partners' refusals on ``assignment.status``) write
-alerts; two background loops move them on: the planner expands alerts into deliveries and plans the daily
-digests, the sender sends what is due.
+Four subscriptions (référentiel, decisions, the partners' refusals on ``assignment.status``, orientation's
+escalations of unanswered assignments) write alerts; two background loops move them on: the planner
+expands alerts into deliveries and plans the daily digests, the sender sends what is due.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from schemas import topics
-from schemas.assignment import AssignmentStatusEvent
+from schemas.assignment import AssignmentEscalationEvent, AssignmentStatusEvent
 from schemas.notification import Channel as ChannelCode
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import ReferentialChangedEvent
@@ -24,7 +24,7 @@ from services.notifier.channels import Channel
 from services.notifier.dispatch import SCHEMA, DispatchConfig, Dispatcher
 from services.notifier.domain.alerts import check_templates
 from services.notifier.domain.schedule import RetryPolicy
-from services.notifier.intake import record_decisions, record_refusals, record_structure
+from services.notifier.intake import record_decisions, record_escalations, record_refusals, record_structure
 from services.notifier.settings import NotifierSettings
 from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
@@ -87,7 +87,7 @@ def dispatch_config(settings: NotifierSettings) -> DispatchConfig:
 
 
 def build(settings: NotifierSettings) -> Runtime:
-    """Wire the notifier: three subscriptions and the planner and sender loops.
+    """Wire the notifier: four subscriptions and the planner and sender loops.
 
     The templates are loaded and every stage × urgency rendered once here: a template or an SMS budget
     problem stops the service at start instead of failing partners' alerts one by one.
@@ -115,6 +115,11 @@ def build(settings: NotifierSettings) -> Runtime:
             events = await decode_or_park(conn, records, AssignmentStatusEvent)
             await record_refusals(conn, events, topics.ASSIGNMENT_STATUS)
 
+    async def on_escalation(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            events = await decode_or_park(conn, records, AssignmentEscalationEvent)
+            await record_escalations(conn, events, topics.ASSIGNMENT_ESCALATION)
+
     park = parking(lambda: runtime.pool)
     subscribe_batch(
         runtime.broker,
@@ -138,6 +143,14 @@ def build(settings: NotifierSettings) -> Runtime:
         group_id=GROUP_ID,
         settings=settings,
         handler=on_status,
+        on_poison=park,
+    )
+    subscribe_batch(
+        runtime.broker,
+        topics.ASSIGNMENT_ESCALATION,
+        group_id=GROUP_ID,
+        settings=settings,
+        handler=on_escalation,
         on_poison=park,
     )
 

@@ -57,6 +57,7 @@ from services.notifier.domain.alerts import (
     AlertContent,
     AlertTemplates,
     DigestContent,
+    EscalationNotice,
     FallbackNotice,
     RefusalNotice,
     SmsTooLongError,
@@ -472,6 +473,9 @@ class Dispatcher:
             refusal=RefusalNotice(alert.refused_by, alert.refusal_reason)
             if alert.refused_by is not None and alert.refusal_reason is not None
             else None,
+            escalation=EscalationNotice(alert.escalation_days, alert.silent_structure)
+            if alert.escalation_days is not None
+            else None,
         )
 
     def _link(self, alert: repo.AlertRow, notice: FallbackNotice | None) -> str:
@@ -479,11 +483,11 @@ class Dispatcher:
 
         The bare base (the workspace's welcome page) when there is no assignment to open, or when the alert
         goes to the default referent instead: a token would sign that other structure in as the unreachable one.
-        A refusal told to the CCAPEX secretariat links to the workspace's case page by its reference
-        (``<base>/../dossiers/<ref>``: the base is the workspace's ``/d``), which the secretariat opens in its
-        own session: a token would be bound to the refusing structure.
+        A refusal or a silent structure told to the CCAPEX secretariat links to the workspace's case page by
+        its reference (``<base>/../dossiers/<ref>``: the base is the workspace's ``/d``), which the
+        secretariat opens in its own session: a token would be bound to the other structure.
         """
-        if alert.refused_by is not None:
+        if alert.refused_by is not None or alert.silent_structure is not None:
             return urljoin(f"{self._link_base_url}/", f"../dossiers/{alert.procedure_short_ref}")
         if alert.assignment_id is None or (notice is not None and notice.kind is FallbackKind.DEFAULT_REFERENT):
             return self._link_base_url

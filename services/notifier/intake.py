@@ -1,13 +1,22 @@
 """Notifier's consumers: contacts from the référentiel topic, alerts from orientation decisions, and the
-partners' refusals (``assignment.status``) told to the CCAPEX secretariat."""
+partners' refusals (``assignment.status``) told to the CCAPEX secretariat, and orientation's escalations of
+unanswered assignments (``assignment.escalation``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
-from schemas.assignment import AssignmentStatus, AssignmentStatusEvent, StatusActor
+from schemas.assignment import (
+    AssignmentEscalationEvent,
+    AssignmentStatus,
+    AssignmentStatusEvent,
+    EscalationStep,
+    StatusActor,
+)
+from schemas.envelope import Envelope
 from schemas.orientation import (
     AssignmentKind,
     DecidedAssignment,
@@ -23,7 +32,7 @@ from services.platform.db import Conn
 from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
 
-__all__ = ["record_decisions", "record_refusals", "record_structure"]
+__all__ = ["record_decisions", "record_escalations", "record_refusals", "record_structure"]
 
 log = get_logger(__name__)
 
@@ -156,32 +165,105 @@ async def record_refusals(conn: Conn, events: Sequence[AssignmentStatusEvent], t
     return await repo.insert_alerts(conn, alerts)
 
 
-async def _refusal_alert(conn: Conn, event: AssignmentStatusEvent) -> repo.AlertRow | None:
-    change = event.payload
-    announced = await repo.announced_alert(conn, change.assignment_id) if change.assignment_id else None
-    if announced is None or (announced.procedure_id, announced.structure_id) != (
-        change.procedure_id,
-        change.structure_id,
-    ):
-        log.warning("refusal_not_alerted", structure_id=change.structure_id, known=announced is not None)
+async def record_escalations(conn: Conn, events: Sequence[AssignmentEscalationEvent], topic: str) -> int:
+    """Turn orientation's escalations of unanswered assignments into alerts; return how many were created.
+
+    ``STRUCTURE_REMINDER``: the assignment's structure is reminded (key ``reminder:<assignment>``), with the
+    same token link as its first alert. ``SECRETARIAT_ALERT``: the CCAPEX secretariat (the default referent)
+    is told which structure has not answered (key ``escalated:<assignment>``), with a link to the case page.
+    Both copy the reference, stage, commune and urgency of the alert that announced the assignment; an
+    escalation of an assignment never alerted, or naming another procedure or structure, is logged and
+    dropped. Like refusals, the secretariat's alert waits (the batch raises) until the default referent is
+    known.
+    """
+    alerts: list[repo.AlertRow] = []
+    for event in events:
+        if not await claim_event(conn, event.event_id, topic):
+            continue
+        with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
+            alert = await _escalation_alert(conn, event)
+        if alert is not None:
+            alerts.append(alert)
+    return await repo.insert_alerts(conn, alerts)
+
+
+async def _announced(
+    conn: Conn, assignment_id: uuid.UUID | None, procedure_id: uuid.UUID, structure_id: str, what: str
+) -> repo.AlertRow | None:
+    """The alert that announced ``assignment_id`` to ``structure_id`` for ``procedure_id``, or ``None``
+    (logged as ``not_alerted``, ``about`` ``what``)."""
+    announced = await repo.announced_alert(conn, assignment_id) if assignment_id else None
+    if announced is None or (announced.procedure_id, announced.structure_id) != (procedure_id, structure_id):
+        log.warning("not_alerted", about=what, structure_id=structure_id, known=announced is not None)
         return None
+    return announced
+
+
+async def _secretariat(conn: Conn) -> str:
     referent = await repo.default_referent(conn)
     if referent is None:
-        raise LookupError("the default referent is not known yet: the refusal waits for the référentiel topic")
-    log.info("refusal_recorded", procedure_ref=announced.procedure_short_ref, structure_id=change.structure_id)
+        raise LookupError("the default referent is not known yet: the alert waits for the référentiel topic")
+    return referent.structure_id
+
+
+def _notice(announced: repo.AlertRow, event: Envelope, key: str, structure_id: str, **fields: Any) -> repo.AlertRow:
+    """A new immediate alert about the announced assignment, to ``structure_id``: only the reference, stage,
+    commune and urgency are kept; ``fields`` say what it tells."""
     return replace(
         announced,
         alert_id=uuid.uuid4(),
-        alert_key=f"refused:{change.assignment_id}",
+        alert_key=key,
         correlation_id=event.correlation_id,
-        structure_id=referent.structure_id,
+        structure_id=structure_id,
         manual_orientation=False,
         mode=AlertMode.IMMEDIATE.value,
         stage_update=False,
         truce_end=False,
         warnings=(),
-        reasons=(),  # why the refusing structure was asked is not why the secretariat is told
+        reasons=(),  # why the structure was asked is not why it, or the secretariat, is told now
         others=(),
+        **fields,
+    )
+
+
+async def _refusal_alert(conn: Conn, event: AssignmentStatusEvent) -> repo.AlertRow | None:
+    change = event.payload
+    announced = await _announced(conn, change.assignment_id, change.procedure_id, change.structure_id, "refusal")
+    if announced is None:
+        return None
+    secretariat = await _secretariat(conn)
+    log.info("refusal_recorded", procedure_ref=announced.procedure_short_ref, structure_id=change.structure_id)
+    return _notice(
+        announced,
+        event,
+        f"refused:{change.assignment_id}",
+        secretariat,
         refused_by=await repo.structure_name(conn, change.structure_id) or change.structure_id,
         refusal_reason=change.reason,
+    )
+
+
+async def _escalation_alert(conn: Conn, event: AssignmentEscalationEvent) -> repo.AlertRow | None:
+    step = event.payload
+    announced = await _announced(conn, step.assignment_id, step.procedure_id, step.structure_id, "escalation")
+    if announced is None:
+        return None
+    log.info("escalation_recorded", procedure_ref=announced.procedure_short_ref, step=step.step.value)
+    if step.step is EscalationStep.STRUCTURE_REMINDER:
+        return _notice(
+            announced,
+            event,
+            f"reminder:{step.assignment_id}",
+            step.structure_id,
+            escalation=step.step.value,
+            escalation_days=step.working_days,
+        )
+    return _notice(
+        announced,
+        event,
+        f"escalated:{step.assignment_id}",
+        await _secretariat(conn),
+        escalation=step.step.value,
+        escalation_days=step.working_days,
+        silent_structure=await repo.structure_name(conn, step.structure_id) or step.structure_id,
     )

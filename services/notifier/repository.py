@@ -85,6 +85,11 @@ class AlertRow:
     # A refusal told to the CCAPEX secretariat: the name of the structure that refused, its reason code.
     refused_by: str | None = None
     refusal_reason: str | None = None
+    # An assignment left unanswered (orientation's assignment.escalation): the step, the working days
+    # waited, and for the secretariat's alert the name of the structure that has not answered.
+    escalation: str | None = None
+    escalation_days: int | None = None
+    silent_structure: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,9 @@ _ALERT_TYPES = {
     "others": "jsonb",
     "refused_by": "text",
     "refusal_reason": "text",
+    "escalation": "text",
+    "escalation_days": "int4",
+    "silent_structure": "text",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))

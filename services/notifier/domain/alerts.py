@@ -50,6 +50,7 @@ __all__ = [
     "AlertTemplateError",
     "AlertTemplates",
     "DigestContent",
+    "EscalationNotice",
     "FallbackNotice",
     "RefusalNotice",
     "RenderedEmail",
@@ -102,6 +103,7 @@ _ALERT_VARIABLES = frozenset(
         "why",
         "others",
         "refusal",
+        "escalation",
     }
 )
 _DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
@@ -196,11 +198,21 @@ class RefusalNotice:
 
 
 @dataclass(frozen=True)
+class EscalationNotice:
+    """An assignment still unanswered after ``working_days`` working days: a reminder to its structure
+    (``silent_structure`` None), or the CCAPEX secretariat told which structure has not answered."""
+
+    working_days: int
+    silent_structure: str | None = None
+
+
+@dataclass(frozen=True)
 class AlertContent:
     """Everything an alert may show. Adding a field here is a data-protection decision.
 
     ``stage_update``: the structure already holds the file and is told it moved on (docs/domain.md
     §5.4). ``refusal``: told to the CCAPEX secretariat, the structure that refused the file and why.
+    ``escalation``: the file waits for the structure's answer (a reminder, or the secretariat told).
     ``manual_orientation``: fallback F1, no offer matched. ``truce_end``: a "sortie de trêve"
     reminder (docs/domain.md §7), ``earliest_expulsion_date`` being the day the trêve ends.
     ``today``: the day the alert is sent (in the notifier's zone), given by the caller's clock: from
@@ -225,6 +237,7 @@ class AlertContent:
     truce_end: bool = False
     fallback: FallbackNotice | None = None
     refusal: RefusalNotice | None = None
+    escalation: EscalationNotice | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +439,9 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
     refusal = RefusalNotice("Structure qui refuse", max(REFUSAL_REASONS, key=lambda code: len(refusal_label(code))))
     render_email(replace(content, refusal=refusal), templates)
     render_sms(replace(content, refusal=refusal), templates)
+    for escalation in (EscalationNotice(60), EscalationNotice(60, "Structure qui ne répond pas")):
+        render_email(replace(content, escalation=escalation), templates)
+        render_sms(replace(content, escalation=escalation), templates)
     # Every warning at once: the email lists them; the SMS renders (without them when they do not fit).
     content = replace(content, warnings=tuple(PARTNER_WARNINGS))
     render_email(content, templates)
@@ -455,6 +471,7 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "truce_end": content.truce_end,
         "fallback": _fallback_values(content.fallback),
         "refusal": _refusal_values(content.refusal),
+        "escalation": None if content.escalation is None else vars(content.escalation),
     }
 
 

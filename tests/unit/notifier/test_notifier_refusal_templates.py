@@ -1,8 +1,10 @@
-"""The refusal told to the CCAPEX secretariat, as the packaged templates render it: the structure and the
-reason's French label, in the email and in a one-segment SMS; no reason code, no comment."""
+"""The refusal and the escalations told to the CCAPEX secretariat or the structure, as the packaged
+templates render them: the structure, the reason's French label or the working days waited, in the email
+and in a one-segment SMS; no reason code, no comment."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -13,6 +15,7 @@ from schemas.stages import Stage
 from services.notifier.domain.alerts import (
     SMS_MAX_CHARS,
     AlertContent,
+    EscalationNotice,
     RefusalNotice,
     render_email,
     render_sms,
@@ -63,3 +66,20 @@ def test_the_sms_says_refus_and_fits_one_segment() -> None:
 )
 def test_every_reason_code_has_a_french_label_and_an_unknown_one_shows_its_code(code: str, label: str) -> None:
     assert refusal_label(code) == label
+
+
+def test_the_reminder_and_the_secretariats_alert_say_how_long_the_file_has_waited() -> None:
+    reminder = replace(CONTENT, refusal=None, escalation=EscalationNotice(5))
+    email = render_email(reminder, TEMPLATES)
+    assert "Relance – Dossier 90-2026-000042" in email.subject
+    assert "attend la réponse de votre structure depuis 5 jours ouvrés" in email.text
+    assert render_sms(reminder, TEMPLATES).startswith("Expulsions 90 (relance): ")
+
+    silent = replace(reminder, escalation=EscalationNotice(5, "CCAS de Belfort"))
+    email = render_email(silent, TEMPLATES)
+    assert "Sans réponse – Dossier 90-2026-000042" in email.subject
+    for part in (email.text, email.html):
+        assert "« CCAS de Belfort » n'a pas répondu pour ce dossier, 5 jours ouvrés après une relance" in part
+    sms = render_sms(silent, TEMPLATES)
+    assert sms.startswith("Expulsions 90 (sans reponse): ")
+    assert len(sms) <= SMS_MAX_CHARS

@@ -454,6 +454,7 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "truce_end",
         "fallback",
         "refusal",  # the refusing structure's name and a reason code: no personal data
+        "escalation",  # working days waited and, for the secretariat, the silent structure's name
     ]
 
 
