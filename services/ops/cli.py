@@ -34,7 +34,7 @@ from services.ops.audit import operator_name, record_read
 from services.ops.dead_letters import DeadLetterRef, list_dead_letters, replay, show_dead_letter
 from services.ops.journey import NotFoundError, trace
 from services.ops.queues import consumer_lag, queue_status
-from services.ops.readers import connect, open_schemas
+from services.ops.readers import Schemas, connect, open_schemas
 from services.ops.refusals import list_refusals, show_refusal
 from services.ops.settings import SCHEMAS, OpsSettings, SettingsMissingError
 from services.ops.timeline import render_json, render_text
@@ -157,26 +157,45 @@ async def _dead_letters(args: argparse.Namespace, settings: OpsSettings, out: Te
             return EXIT_NOT_FOUND
         _print_rows([replayed], out, as_json=False)
         return EXIT_OK
-    async with open_schemas(settings) as schemas:
-        if args.action == "list":
-            _print_rows(await list_dead_letters(schemas, topic=args.topic, limit=args.limit), out, as_json=args.json)
-            return EXIT_OK
-        shown = await show_dead_letter(schemas, args.ref)
-    if shown is None:
-        _complain(f"prevex-ops: no dead letter {args.ref}")
-        return EXIT_NOT_FOUND
-    _print_rows([shown], out, as_json=args.json)
-    return EXIT_OK
+    return await _list_or_show(
+        args,
+        settings,
+        out,
+        listing=lambda schemas: list_dead_letters(schemas, topic=args.topic, limit=args.limit),
+        showing=lambda schemas: show_dead_letter(schemas, args.ref),
+        missing=lambda: f"no dead letter {args.ref}",
+    )
 
 
 async def _status_refusals(args: argparse.Namespace, settings: OpsSettings, out: TextIO) -> int:
+    return await _list_or_show(
+        args,
+        settings,
+        out,
+        listing=lambda schemas: list_refusals(schemas, limit=args.limit),
+        showing=lambda schemas: show_refusal(schemas, args.event_id),
+        missing=lambda: f"no refused status change {args.event_id}",
+    )
+
+
+async def _list_or_show(
+    args: argparse.Namespace,
+    settings: OpsSettings,
+    out: TextIO,
+    *,
+    listing: Callable[[Schemas], Awaitable[list[dict[str, Any]]]],
+    showing: Callable[[Schemas], Awaitable[dict[str, Any] | None]],
+    missing: Callable[[], str],
+) -> int:
+    """``list`` prints what ``listing`` finds; ``show`` what ``showing`` finds, or says ``missing()`` (exit 3). The
+    callables read the arguments only for the action that has them."""
     async with open_schemas(settings) as schemas:
         if args.action == "list":
-            _print_rows(await list_refusals(schemas, limit=args.limit), out, as_json=args.json)
+            _print_rows(await listing(schemas), out, as_json=args.json)
             return EXIT_OK
-        shown = await show_refusal(schemas, args.event_id)
+        shown = await showing(schemas)
     if shown is None:
-        _complain(f"prevex-ops: no refused status change {args.event_id}")
+        _complain(f"prevex-ops: {missing()}")
         return EXIT_NOT_FOUND
     _print_rows([shown], out, as_json=args.json)
     return EXIT_OK
