@@ -1,0 +1,79 @@
+"""Escalation of unanswered assignments through the running services, the clock set.
+
+S-01 is oriented while the services' clock reads Monday 4 May 2026, 09:00 Paris: its three partners are
+alerted and nobody answers. Orientation restarted on Tuesday 12 May (the fifth working day: 8 May is a
+holiday) reminds each of the three structures; restarted on Wednesday 20 May (five working days after the
+reminder: 14 May is Ascension) it tells the CCAPEX secretariat, once per silent structure. Only the
+environment variables an operator would set reach the processes. A stack of its own (conftest.py).
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from services.devenv import SmtpSink
+from services.devenv.demo import DEMO_INPUTS
+from services.devenv.stack import ServiceProcesses
+
+pytestmark = pytest.mark.e2e
+
+# Read by conftest.py's ``replay``: the clock of this module's stack.
+CLOCK_ENV = {"PREVEX_CLOCK": "2026-05-04T09:00:00+02:00"}
+[S01] = [demo for demo in DEMO_INPUTS if demo.scenario.startswith("S-01")]
+# S-01's partners in deploy/referential/seed-90.yaml, and the CCAPEX secretariat (the default referent).
+PARTNERS = {"accueil@ccas-belfort.test", "point-justice@cdad90.test", "prevention.expulsions@cd90.test"}
+SECRETARIAT = "ccapex90@pref.test"
+Replay = Any  # conftest.Replay (test modules cannot import conftest under --import-mode=importlib)
+
+
+async def test_unanswered_assignments_are_reminded_then_escalated_to_the_secretariat_on_working_days(
+    replay: Replay, send_act: Any, mail: SmtpSink
+) -> None:
+    await send_act(S01)
+    alerts = await mail.wait_for(3, timeout=120)
+    assert {m.rcpt_tos[0] for m in alerts} == PARTNERS
+
+    reminders = await _orientation_on(replay, "2026-05-12T09:00:00+02:00", mail, expected=6)
+    relances = [m for m in reminders[3:] if "Relance" in _subject(m.message)]
+    assert {m.rcpt_tos[0] for m in relances} == PARTNERS
+    assert len(relances) == 3
+    for m in relances:
+        assert "depuis 5 jours ouvrés" in _text(m.message)
+        assert "/d/" in _text(m.message)  # the structure's own token link
+
+    escalated = await _orientation_on(replay, "2026-05-20T09:00:00+02:00", mail, expected=9)
+    told = escalated[6:]
+    assert [m.rcpt_tos[0] for m in told] == [SECRETARIAT] * 3
+    assert all("Sans réponse" in _subject(m.message) for m in told)
+    names = sorted(_text(m.message).split("la structure « ")[1].split(" »")[0] for m in told)
+    assert len(set(names)) == 3
+    assert all("5 jours ouvrés après une relance" in _text(m.message) for m in told)
+
+
+async def _orientation_on(replay: Replay, clock: str, mail: SmtpSink, *, expected: int) -> list[Any]:
+    """Restart orientation with its clock frozen at ``clock`` and a quick escalation sweep; return the mails
+    once ``expected`` were received in all."""
+    if replay.processes.running("orientation"):  # the stack's own, on 4 May: stopped as a crash would
+        replay.processes.kill("orientation")
+    env = {"PREVEX_CLOCK": clock, "PREVEX_CLOCK_FROZEN": "true", "ORIENTATION_ESCALATION_INTERVAL_S": "0.5"}
+    later = ServiceProcesses(replay.config, replay.work / f"logs-{clock[:10]}", extra_env=env)
+    later.start("orientation")
+    try:
+        mails = await mail.wait_for(expected, timeout=120)
+        assert later.running("orientation"), f"orientation died; see {later.log_path('orientation')}"
+    finally:
+        later.stop()
+    return list(mails)
+
+
+def _subject(message: object) -> str:
+    assert isinstance(message, EmailMessage)
+    return str(message["Subject"])
+
+
+def _text(message: object) -> str:
+    assert isinstance(message, EmailMessage)
+    return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
