@@ -5,9 +5,9 @@ unanswered assignments (``assignment.escalation``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.assignment import (
     AssignmentEscalationEvent,
@@ -35,6 +35,8 @@ from services.platform.logging import get_logger, log_context
 __all__ = ["record_decisions", "record_escalations", "record_refusals", "record_structure"]
 
 log = get_logger(__name__)
+
+_E = TypeVar("_E", bound=Envelope)
 
 
 async def record_structure(conn: Conn, event: ReferentialChangedEvent) -> None:
@@ -151,18 +153,12 @@ async def record_refusals(conn: Conn, events: Sequence[AssignmentStatusEvent], t
     redeliveries; the inbox makes a redelivered event a no-op. Until the référentiel topic named the
     default referent the batch raises, to be consumed again (nothing is lost).
     """
-    alerts: list[repo.AlertRow] = []
-    for event in events:
-        change = event.payload
-        if change.status is not AssignmentStatus.REFUSEE or change.by is not StatusActor.PARTNER:
-            continue
-        if not await claim_event(conn, event.event_id, topic):
-            continue
-        with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
-            alert = await _refusal_alert(conn, event)
-        if alert is not None:
-            alerts.append(alert)
-    return await repo.insert_alerts(conn, alerts)
+    refusals = [
+        event
+        for event in events
+        if event.payload.status is AssignmentStatus.REFUSEE and event.payload.by is StatusActor.PARTNER
+    ]
+    return await _record_notices(conn, refusals, topic, _refusal_alert)
 
 
 async def record_escalations(conn: Conn, events: Sequence[AssignmentEscalationEvent], topic: str) -> int:
@@ -176,12 +172,22 @@ async def record_escalations(conn: Conn, events: Sequence[AssignmentEscalationEv
     dropped. Like refusals, the secretariat's alert waits (the batch raises) until the default referent is
     known.
     """
+    return await _record_notices(conn, events, topic, _escalation_alert)
+
+
+async def _record_notices(
+    conn: Conn,
+    events: Sequence[_E],
+    topic: str,
+    alert_of: Callable[[Conn, _E], Awaitable[repo.AlertRow | None]],
+) -> int:
+    """Claim each event in the inbox (a redelivered one is skipped), build its alert, store them all."""
     alerts: list[repo.AlertRow] = []
     for event in events:
         if not await claim_event(conn, event.event_id, topic):
             continue
         with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
-            alert = await _escalation_alert(conn, event)
+            alert = await alert_of(conn, event)
         if alert is not None:
             alerts.append(alert)
     return await repo.insert_alerts(conn, alerts)
