@@ -54,6 +54,7 @@ SPECIFIC_SETTINGS = {
         "SMTP_PORT",
         "SMTP_TLS",
         "SMTP_FROM",
+        "REPLY_TO",
         "SMTP_USERNAME",
         "SMTP_PASSWORD",
         "LINK_BASE_URL",
