@@ -59,6 +59,8 @@ async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_t
     assert len(reminders) == 4
     for m in first:
         assert _subject(m.message).endswith("(Urgence normale)"), _subject(m.message)
+        # The date is a month ahead of the replayed day (the day itself: test_clock_past_dates_e2e.py).
+        assert "Expulsion impossible avant le 01/04/2026" in _text(m.message)
     for m in reminders:
         assert "01/04/2026" in _text(m.message)
 
