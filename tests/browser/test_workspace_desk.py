@@ -27,8 +27,10 @@ FSL_MAIL = "fsl@cd90.test"
 async def _desk_lists_show(page: Page, ref: str, timeout_s: float = 60) -> None:
     """Reload the desk until ``ref`` is in the list of procedures without a structure (the workspace's
     consumer may still be reading orientation's decision: a state to wait for, not a duration)."""
+    # The section is always there; its table only once the list has a line.
+    section = page.locator("section[aria-labelledby='sans-orientation-titre']")
     async with asyncio.timeout(timeout_s):
-        while ref not in await page.locator("#sans-orientation").inner_text():
+        while ref not in await section.inner_text():
             await asyncio.sleep(0.3)
             await page.reload()
 

@@ -233,3 +233,21 @@ async def test_the_secretariat_opens_any_procedure_with_its_case_file_and_the_vi
         )
     assert seen is not None
     assert (seen["structure_id"], seen["principal"]) == ("CCAPEX", "lecteur-ccapex")
+
+
+async def test_a_partner_refusal_is_listed_with_its_reason_code(world: World) -> None:
+    s01, _ = await _s01_and_s05(world)
+    ccas = (await world.assignment(s01, "CCAS-BELFORT"))["assignment_id"]
+    async with world.client() as partner:
+        case = await partner.get(world.link(ccas, "CCAS-BELFORT"), follow_redirects=True)
+        await partner.post(f"/dossiers/{S01}/refuser", data={"csrf": _field(case.text, "csrf"), "reason": "DEJA_SUIVI"})
+    await world.relay_workspace()
+    async with world.client() as browser:
+        await _sign_in(browser)
+        desk = await browser.get("/secretariat")
+        case_page = await browser.get(f"/secretariat/dossiers/{S01}")
+    assert desk.status_code == case_page.status_code == 200
+    refused = _section(desk.text, "refus")
+    assert S01 in refused
+    assert "<td>CCAS de Belfort</td><td>Refusée (DEJA_SUIVI)</td>" in refused
+    assert "Refusée (DEJA_SUIVI)" in case_page.text
