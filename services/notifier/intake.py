@@ -198,8 +198,8 @@ async def _announced(
 ) -> repo.AlertRow | None:
     """The alert that announced ``assignment_id`` to ``structure_id`` for ``procedure_id``, or ``None``
     (logged as ``not_alerted``, ``about`` ``what``)."""
-    announced = await repo.announced_alert(conn, assignment_id) if assignment_id else None
-    if announced is None or (announced.procedure_id, announced.structure_id) != (procedure_id, structure_id):
+    announced = await repo.announced_alert(conn, assignment_id, structure_id) if assignment_id else None
+    if announced is None or announced.procedure_id != procedure_id:
         log.warning("not_alerted", about=what, structure_id=structure_id, known=announced is not None)
         return None
     return announced
@@ -210,6 +210,11 @@ async def _secretariat(conn: Conn) -> str:
     if referent is None:
         raise LookupError("the default referent is not known yet: the alert waits for the référentiel topic")
     return referent.structure_id
+
+
+_NOTHING_TOLD: dict[str, Any] = dict.fromkeys(
+    ("refused_by", "refusal_reason", "escalation", "escalation_days", "silent_structure")
+)
 
 
 def _notice(announced: repo.AlertRow, event: Envelope, key: str, structure_id: str, **fields: Any) -> repo.AlertRow:
@@ -228,7 +233,8 @@ def _notice(announced: repo.AlertRow, event: Envelope, key: str, structure_id: s
         warnings=(),
         reasons=(),  # why the structure was asked is not why it, or the secretariat, is told now
         others=(),
-        **fields,
+        # The announced alert may itself be a reminder: what this one tells is ``fields`` alone.
+        **(_NOTHING_TOLD | fields),
     )
 
 

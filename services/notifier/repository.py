@@ -281,12 +281,14 @@ async def default_referent(conn: Conn) -> StructureContacts | None:
     return _structures(rows, contacts)[rows[0]["structure_id"]]
 
 
-async def announced_alert(conn: Conn, assignment_id: uuid.UUID) -> AlertRow | None:
-    """The latest alert that told its structure of ``assignment_id`` (not a refusal notice about it);
-    ``None`` when the notifier never alerted that assignment."""
+async def announced_alert(conn: Conn, assignment_id: uuid.UUID, structure_id: str) -> AlertRow | None:
+    """The latest alert of ``assignment_id`` sent to its structure ``structure_id`` (a notice about it to
+    the secretariat goes to another structure); ``None`` when the notifier never alerted that structure of
+    that assignment."""
     row = await conn.fetchrow(
-        f"SELECT {_ALERT_COLUMNS} FROM alert WHERE assignment_id = $1 AND refused_by IS NULL ORDER BY seq DESC LIMIT 1",
+        f"SELECT {_ALERT_COLUMNS} FROM alert WHERE assignment_id = $1 AND structure_id = $2 ORDER BY seq DESC LIMIT 1",
         assignment_id,
+        structure_id,
     )
     return None if row is None else _alert_row(row)
 

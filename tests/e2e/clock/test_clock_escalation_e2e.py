@@ -3,8 +3,9 @@
 S-01 is oriented while the services' clock reads Monday 4 May 2026, 09:00 Paris: its three partners are
 alerted and nobody answers. Orientation restarted on Tuesday 12 May (the fifth working day: 8 May is a
 holiday) reminds each of the three structures; restarted on Wednesday 20 May (five working days after the
-reminder: 14 May is Ascension) it tells the CCAPEX secretariat, once per silent structure. Only the
-environment variables an operator would set reach the processes. A stack of its own (conftest.py).
+reminder: 14 May is Ascension) it tells the CCAPEX secretariat, once per silent structure. Then one
+partner refuses the file on the partners' topic: the secretariat gets the refusal. Only the environment
+variables an operator would set reach the processes. A stack of its own (conftest.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
-from services.devenv import SmtpSink
+from schemas import topics
+from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
+from schemas.envelope import new_envelope_fields
+from services.devenv import BrokerEndpoint, SmtpSink
 from services.devenv.demo import DEMO_INPUTS
 from services.devenv.stack import ServiceProcesses
+from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +36,7 @@ Replay = Any  # conftest.Replay (test modules cannot import conftest under --imp
 
 
 async def test_unanswered_assignments_are_reminded_then_escalated_to_the_secretariat_on_working_days(
-    replay: Replay, send_act: Any, mail: SmtpSink
+    replay: Replay, send_act: Any, mail: SmtpSink, own_broker: BrokerEndpoint, own_database: str
 ) -> None:
     await send_act(S01)
     alerts = await mail.wait_for(3, timeout=120)
@@ -51,6 +57,33 @@ async def test_unanswered_assignments_are_reminded_then_escalated_to_the_secreta
     names = sorted(_text(m.message).split("la structure « ")[1].split(" »")[0] for m in told)
     assert len(set(names)) == 3
     assert all("5 jours ouvrés après une relance" in _text(m.message) for m in told)
+
+    # A partner refuses (as the workspace publishes it): the secretariat is told, with the reason in French.
+    pool = await connect_pool(own_database, schema="orientation", max_size=1)
+    try:
+        row = await pool.fetchrow("SELECT assignment_id, procedure_id FROM assignment WHERE structure_id = 'CD90'")
+    finally:
+        await pool.close()
+    refusal = AssignmentStatusChange(
+        assignment_id=row["assignment_id"],
+        procedure_id=row["procedure_id"],
+        structure_id="CD90",
+        status=AssignmentStatus.REFUSEE,
+        reason="DEJA_SUIVI",
+        by=StatusActor.PARTNER,
+    )
+    event = AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=refusal)
+    producer = AIOKafkaProducer(bootstrap_servers=own_broker.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        key = str(row["procedure_id"]).encode()
+        await producer.send_and_wait(topics.ASSIGNMENT_STATUS, event.model_dump_json().encode(), key=key)
+    finally:
+        await producer.stop()
+    [refused] = (await mail.wait_for(10, timeout=120))[9:]
+    assert refused.rcpt_tos[0] == SECRETARIAT
+    assert "Refus" in _subject(refused.message)
+    assert "Motif : Ménage déjà suivi par une autre structure" in _text(refused.message)
 
 
 async def _orientation_on(replay: Replay, clock: str, mail: SmtpSink, *, expected: int) -> list[Any]:
