@@ -483,12 +483,12 @@ class Dispatcher:
 
         The bare base (the workspace's welcome page) when there is no assignment to open, or when the alert
         goes to the default referent instead: a token would sign that other structure in as the unreachable one.
-        A refusal or a silent structure told to the CCAPEX secretariat links to the workspace's case page by
-        its reference (``<base>/../dossiers/<ref>``: the base is the workspace's ``/d``), which the
-        secretariat opens in its own session: a token would be bound to the other structure.
+        A refusal or a silent structure told to the CCAPEX secretariat links to the case page of its desk, by
+        reference (``<base>/../secretariat/dossiers/<ref>``; the base is the workspace's ``/d``), opened in
+        the secretariat's own session: a token would be bound to the other structure.
         """
         if alert.refused_by is not None or alert.silent_structure is not None:
-            return urljoin(f"{self._link_base_url}/", f"../dossiers/{alert.procedure_short_ref}")
+            return urljoin(f"{self._link_base_url}/", f"../secretariat/dossiers/{alert.procedure_short_ref}")
         if alert.assignment_id is None or (notice is not None and notice.kind is FallbackKind.DEFAULT_REFERENT):
             return self._link_base_url
         token = mint_link(

@@ -74,7 +74,7 @@ async def test_the_structure_is_reminded_once_then_the_secretariat_is_told_once(
     text = _text(mail)
     assert f"Sans réponse – Dossier {REF}" in str(mail.message["Subject"])
     assert "la structure « Structure FSL90 » n'a pas répondu pour ce dossier, 5 jours ouvrés après une relance" in text
-    assert f"https://prevex.example/dossiers/{REF}" in text
+    assert f"https://prevex.example/secretariat/dossiers/{REF}" in text
     assert "/d/" not in text
 
 

@@ -68,7 +68,7 @@ async def test_a_refusal_emails_the_secretariat_once_with_reference_structure_an
     assert "la structure « Structure FSL90 » a refusé ce dossier" in text
     assert "Motif : Hors de notre territoire" in text
     # The secretariat opens the case page in its own session, not with a token bound to the refusing structure.
-    assert f"https://prevex.example/dossiers/{REF}" in text
+    assert f"https://prevex.example/secretariat/dossiers/{REF}" in text
     assert "/d/" not in text
     assert "HORS_TERRITOIRE" not in text
 
