@@ -38,10 +38,10 @@ def _normal(text: str) -> str:
 
 
 def _sentences(text: str, links: dict[str, str]) -> list[str]:
-    """The plain-text part's lines but its links, its signature dashes, and the "- " of list items (bullets
-    in HTML)."""
+    """The plain-text part's lines but its links, its signature dashes, the "- " of list items (bullets
+    in HTML) and the " :" ending a list's title (a heading in HTML)."""
     link_lines = {f"{label} : {url}" for label, url in links.items()}
-    lines = (raw.strip().removeprefix("- ") for raw in text.splitlines())
+    lines = (raw.strip().removeprefix("- ").removesuffix(" :") for raw in text.splitlines())
     return [_normal(line) for line in lines if line and line != "--" and line not in link_lines]
 
 
