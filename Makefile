@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: venv
-	$(PY) -m services.devenv.run $(ARGS)
+	$(PY) -m devtools.run $(ARGS)
 
 bench: venv
 	$(PY) -m benchmarks $(ARGS)

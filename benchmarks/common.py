@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiosmtpd.controller import Controller
 
+from devtools import free_port
 from schemas.sources.samples import example_document, variant
-from services.devenv import free_port
 
 __all__ = [
     "PARTITIONS",
@@ -137,7 +137,7 @@ def consumer(bootstrap: str, *topic_names: str, commit: bool = False) -> AIOKafk
         group_id=f"bench-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=not commit,
-        # As the services are configured on a local broker (services.devenv.stack): Tansu joins a group in
+        # As the services are configured on a local broker (devtools.stack): Tansu joins a group in
         # about half the session timeout, a low fetch wait keeps a hop near 50 ms.
         fetch_max_wait_ms=50,
         session_timeout_ms=1_000,

@@ -1,4 +1,4 @@
-"""Session-wide real infrastructure, resolved like ``make run`` does (services.devenv)."""
+"""Session-wide real infrastructure, resolved like ``make run`` does (devtools)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from schemas.topics import ALL_TOPICS
-from services.devenv import (
+from devtools import (
     BrokerEndpoint,
     PostgresEndpoint,
     create_topics,
@@ -19,6 +18,7 @@ from services.devenv import (
     postgres_server,
     temporary_database,
 )
+from schemas.topics import ALL_TOPICS
 from services.platform import tracing
 
 # Property tests assert behaviour, not speed: a wall-clock deadline would only make them fail on a busy machine.

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.ingest.bench_ingest [-n 20000] [--runs 1] [--emitters 1] [--replicas 1] [--json F]
 
-1. Starts a broker and a PostgreSQL database as the tests do (``services.devenv``: ``KAFKA_BOOTSTRAP_SERVERS``
+1. Starts a broker and a PostgreSQL database as the tests do (``devtools``: ``KAFKA_BOOTSTRAP_SERVERS``
    / ``DATABASE_URL`` if set, else a fresh Tansu and the local or an embedded PostgreSQL).
 2. Makes N valid commandements de payer (distinct households) from ``--emitters`` études of commissaires
    de justice (registered in a scratch emitters file; the record key is the emitter id, so one emitter
@@ -45,9 +45,9 @@ from benchmarks.common import (
     publish,
     write_emitters,
 )
+from devtools import create_database, create_topics, drop_database, kafka_broker, postgres_server
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas import topics
-from services.devenv import create_database, create_topics, drop_database, kafka_broker, postgres_server
-from services.devenv.stack import ServiceProcesses, StackConfig
 
 
 async def count_events(bootstrap: str, count: int) -> tuple[float, float]:

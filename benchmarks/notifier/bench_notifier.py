@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.notifier.bench_notifier [-n 10000] [--concurrency 1,8,16] [--per-procedure 4]
                                                             [--json F]
 
-For each concurrency setting, on a fresh broker and database (``services.devenv``, as the tests do):
+For each concurrency setting, on a fresh broker and database (``devtools``, as the tests do):
 
 1. Publishes a référentiel of ``--structures`` structures (one email contact each) and N
    ``orientation.decided`` events: N / per-procedure procedures, each with ``--per-procedure`` successive
@@ -34,11 +34,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import LightSink
-from schemas import topics
-from schemas.orientation import OrientationDecidedEvent
-from schemas.referential import Channels, Contact, ReferentialChangedEvent
-from schemas.stages import Stage, stage_label
-from services.devenv import (
+from devtools import (
     SmtpSink,
     create_database,
     create_topics,
@@ -46,8 +42,12 @@ from services.devenv import (
     kafka_broker,
     postgres_server,
 )
-from services.devenv.stack import ServiceProcesses, StackConfig
-from services.notifier.emulator import decided_event, structure_event
+from devtools.sms_emulator import decided_event, structure_event
+from devtools.stack import ServiceProcesses, StackConfig
+from schemas import topics
+from schemas.orientation import OrientationDecidedEvent
+from schemas.referential import Channels, Contact, ReferentialChangedEvent
+from schemas.stages import Stage, stage_label
 
 STAGES = (Stage.COMMANDEMENT_PAYER, Stage.ASSIGNATION, Stage.AUDIENCE, Stage.DECISION, Stage.COMMANDEMENT_QUITTER)
 TIMEOUT_S = 900.0

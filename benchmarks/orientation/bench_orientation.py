@@ -40,12 +40,13 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devtools import create_database, create_topics, drop_database, free_port, kafka_broker, postgres_server
+from devtools.orientation_inputs import example_record, notice, notice_event
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas import topics
 from schemas.procedure import Allocataire, LandlordType, Parc, ProcedureNotification
 from schemas.referential import Channels, Contact, StructureTypology
 from schemas.stages import Stage, stage_rank
-from services.devenv import create_database, create_topics, drop_database, free_port, kafka_broker, postgres_server
-from services.devenv.stack import ServiceProcesses, StackConfig
 from services.ingest.domain.cog import Commune, CommuneDirectory
 from services.orientation.domain import (
     Eligibility,
@@ -63,7 +64,6 @@ from services.orientation.domain import (
 )
 from services.orientation.domain.referential import AllocataireFilter, TypeService
 from services.orientation.referential_store import SCHEMA
-from services.orientation.testing import example_record, notice, notice_event
 from services.platform.db import connect_pool
 
 RANKED = sorted((s for s in Stage if stage_rank(s) is not None), key=lambda s: stage_rank(s) or 0)

@@ -4,7 +4,7 @@
                                                             [--json PATH]
 
 One run, on a fresh Tansu broker (unless ``KAFKA_BOOTSTRAP_SERVERS``) and a fresh database, with the three
-services as real processes started as ``make run`` and tests/e2e do (``services.devenv.stack``), sending to a
+services as real processes started as ``make run`` and tests/e2e do (``devtools.stack``), sending to a
 local SMTP server that only timestamps what it accepts (``benchmarks.common.LightSink``):
 
 1. Backlog drain: publishes ``--acts`` commandements de payer (scenario S-01 in Belfort, one household each:
@@ -56,9 +56,9 @@ from benchmarks.common import (
     write_emitters,
 )
 from benchmarks.report import pipeline_markdown
+from devtools import create_database, create_topics, drop_database, kafka_broker, postgres_server
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas import topics
-from services.devenv import create_database, create_topics, drop_database, kafka_broker, postgres_server
-from services.devenv.stack import ServiceProcesses, StackConfig
 from services.orientation.domain.referential_yaml import load_referential
 
 SERVICES = ("ingest", "orientation", "notifier")

@@ -43,10 +43,10 @@ import pytest
 from axe_playwright_python.async_playwright import Axe  # type: ignore[import-untyped]
 from playwright.async_api import Browser, BrowserContext, Page, Route, ViewportSize, async_playwright
 
+from devtools import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
+from devtools.demo import DEMO_INPUTS, DemoInput, publish_demo, wait_for_http
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas.topics import ALL_TOPICS
-from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
-from services.devenv.demo import DEMO_INPUTS, DemoInput, publish_demo, wait_for_http
-from services.devenv.stack import ServiceProcesses, StackConfig
 from services.orientation.auth import hash_token, new_token
 
 _ROOT: Final = Path(__file__).resolve().parents[2]

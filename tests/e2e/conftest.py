@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.devenv import BrokerEndpoint, PostgresEndpoint, SmtpSink, kafka_broker, temporary_database
-from services.devenv.stack import ServiceProcesses, StackConfig
+from devtools import BrokerEndpoint, PostgresEndpoint, SmtpSink, kafka_broker, temporary_database
+from devtools.stack import ServiceProcesses, StackConfig
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.devenv.demo import expected_alerts
+from devtools.demo import expected_alerts
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def test_runner_delivers_the_demo_and_stops_everything_on_ctrl_c(tmp_path: Path)
         [
             sys.executable,
             "-m",
-            "services.devenv.run",
+            "devtools.run",
             "--var-dir",
             str(tmp_path),
             "--database",

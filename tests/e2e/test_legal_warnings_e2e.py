@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devtools import BrokerEndpoint, SmtpSink, create_topics
+from devtools.stack import SERVICES, ServiceProcesses, StackConfig
 from schemas import topics
 from schemas.sources.samples import variant
-from services.devenv import BrokerEndpoint, SmtpSink, create_topics
-from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
 
 pytestmark = pytest.mark.e2e
 

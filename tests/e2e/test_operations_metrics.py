@@ -20,16 +20,16 @@ from aiokafka import AIOKafkaProducer
 from faststream.prometheus.types import ProcessingStatus
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools import BrokerEndpoint, SmtpSink
+from devtools.broker import create_topics
+from devtools.demo import DEMO_INPUTS
+from devtools.net import wait_for_port
+from devtools.stack import SERVICES, ServiceProcesses, StackConfig
 from schemas import topics
 from schemas.assignment import AssignmentStatus
 from schemas.notification import Channel
 from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import EmitterType
-from services.devenv import BrokerEndpoint, SmtpSink
-from services.devenv.broker import create_topics
-from services.devenv.demo import DEMO_INPUTS
-from services.devenv.net import wait_for_port
-from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
 from services.ingest.domain.rejections import RejectionCode
 from services.ingest.intake import INTERNAL_ERROR
 

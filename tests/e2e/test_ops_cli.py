@@ -18,12 +18,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devtools import BrokerEndpoint, SmtpSink
+from devtools.demo import DEMO_INPUTS
+from devtools.stack import ServiceProcesses
 from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
 from schemas.envelope import event_headers, new_envelope_fields
-from services.devenv import BrokerEndpoint, SmtpSink
-from services.devenv.demo import DEMO_INPUTS
-from services.devenv.stack import ServiceProcesses
 from services.ingest.domain.rejections import RejectionCode
 from services.ops import run
 from services.ops.settings import OpsSettings

@@ -23,16 +23,16 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas import topics
-from schemas.sources.samples import variant
-from services.devenv import (
+from devtools import (
     BrokerEndpoint,
     ReceivedMail,
     SmtpSink,
     create_topics,
     wait_for_port,
 )
-from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
+from devtools.stack import SERVICES, ServiceProcesses, StackConfig
+from schemas import topics
+from schemas.sources.samples import variant
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devtools import BrokerEndpoint, SmtpSink
+from devtools.demo import DEMO_INPUTS
+from devtools.stack import SERVICES, ServiceProcesses
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
-from services.devenv import BrokerEndpoint, SmtpSink
-from services.devenv.demo import DEMO_INPUTS
-from services.devenv.stack import SERVICES, ServiceProcesses
 
 pytestmark = pytest.mark.e2e
 

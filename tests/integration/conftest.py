@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from devtools import PostgresEndpoint, create_topics, kafka_broker, temporary_database
 from schemas import topics
-from services.devenv import PostgresEndpoint, create_topics, kafka_broker, temporary_database
 from services.platform.db import connect_pool
 from services.platform.runtime import Runtime
 from services.platform.settings import ServiceSettings

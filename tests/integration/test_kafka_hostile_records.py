@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from structlog.testing import capture_logs
 
-from services.devenv import BrokerEndpoint, create_topics
+from devtools import BrokerEndpoint, create_topics
 from services.platform.kafka import header_entries, key_text, make_broker, subscribe_batch, undecodable_headers
 from services.platform.settings import ServiceSettings
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from services.devenv import BrokerEndpoint, create_topics
+from devtools import BrokerEndpoint, create_topics
 from services.platform.kafka import make_broker, subscribe_batch
 from services.platform.settings import ServiceSettings
 

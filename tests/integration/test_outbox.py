@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devtools import BrokerEndpoint, create_topics
 from schemas.envelope import new_envelope_fields
 from schemas.ingest import IngestDuplicate, IngestDuplicateEvent
-from services.devenv import BrokerEndpoint, create_topics
 from services.platform.db import apply_migrations, connect_pool, migration_files
 from services.platform.inbox import claim_event, claim_events
 from services.platform.outbox import InMemoryPublisher, KafkaOutboxPublisher, OutboxMessage, OutboxRelay, enqueue

@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from devtools import PostgresEndpoint, create_topics, free_port, kafka_broker, temporary_database
 from schemas import topics
 from schemas.sources.samples import variant
-from services.devenv import PostgresEndpoint, create_topics, free_port, kafka_broker, temporary_database
 from services.ingest import bootstrap as ingest
 from services.ingest.settings import IngestSettings
 from services.notifier import bootstrap as notifier

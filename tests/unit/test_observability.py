@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.devenv.stack import SERVICES
+from devtools.stack import SERVICES
 from services.platform.metrics import ServiceMetrics
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "deploy" / "observability"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devtools import BrokerEndpoint, SmtpSink, create_topics
+from devtools.demo import DemoInput
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas.topics import ALL_TOPICS, RAW_CJ
-from services.devenv import BrokerEndpoint, SmtpSink, create_topics
-from services.devenv.demo import DemoInput
-from services.devenv.stack import ServiceProcesses, StackConfig
 
 PIPELINE = ("ingest", "orientation", "notifier")
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devtools import BrokerEndpoint, SmtpSink
+from devtools.demo import DEMO_INPUTS
+from devtools.stack import ServiceProcesses
 from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
 from schemas.envelope import new_envelope_fields
-from services.devenv import BrokerEndpoint, SmtpSink
-from services.devenv.demo import DEMO_INPUTS
-from services.devenv.stack import ServiceProcesses
 from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.e2e

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
+from devtools import SmtpSink
+from devtools.demo import DEMO_INPUTS
+from devtools.stack import ServiceProcesses
 from schemas.procedure import ProcedureNotification, Urgency
-from services.devenv import SmtpSink
-from services.devenv.demo import DEMO_INPUTS
-from services.devenv.stack import ServiceProcesses
 from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.devenv import SmtpSink
-from services.devenv.demo import DEMO_INPUTS
+from devtools import SmtpSink
+from devtools.demo import DEMO_INPUTS
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from services.devenv import SmtpSink
-from services.devenv.demo import DEMO_INPUTS
+from devtools import SmtpSink
+from devtools.demo import DEMO_INPUTS
 from services.platform.db import connect_pool
 
 pytestmark = pytest.mark.e2e

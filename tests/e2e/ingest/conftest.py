@@ -26,9 +26,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas import topics
-from schemas.sources.samples import variant
-from services.devenv import (
+from devtools import (
     BrokerEndpoint,
     PostgresEndpoint,
     create_topics,
@@ -37,7 +35,9 @@ from services.devenv import (
     temporary_database,
     wait_for_port,
 )
-from services.devenv.stack import ServiceProcesses, StackConfig
+from devtools.stack import ServiceProcesses, StackConfig
+from schemas import topics
+from schemas.sources.samples import variant
 from services.ingest.intake import SCHEMA
 from services.platform.db import apply_migrations, connect_pool, migration_files
 

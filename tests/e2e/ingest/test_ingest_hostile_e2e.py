@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from devtools import BrokerEndpoint
 from schemas import topics
-from services.devenv import BrokerEndpoint
 from services.ingest.bootstrap import GROUP_ID
 
 pytestmark = pytest.mark.e2e

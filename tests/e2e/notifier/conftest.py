@@ -21,12 +21,12 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devtools import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
+from devtools.sms_emulator import SmsProviderEmulator, SmtpReplies, structure_event
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas import topics
 from schemas.envelope import Envelope
 from schemas.referential import Contact, ReferentialChangedEvent
-from services.devenv import PostgresEndpoint, SmtpSink, create_database, create_topics, drop_database, kafka_broker
-from services.devenv.stack import ServiceProcesses, StackConfig
-from services.notifier.emulator import SmsProviderEmulator, SmtpReplies, structure_event
 
 SEED = Path(__file__).resolve().parents[3] / "deploy" / "referential" / "seed-90.yaml"
 # Structures of these tests only (fictional, ".test" domains, reserved mobile range).

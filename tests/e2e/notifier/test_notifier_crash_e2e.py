@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from devtools.sms_emulator import decided_event
 from schemas import topics
-from services.notifier.emulator import decided_event
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from devtools.sms_emulator import Reply, decided_event, truce_end_event
 from schemas import topics
 from schemas.orientation import AssignmentKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage
-from services.notifier.emulator import Reply, decided_event, truce_end_event
 
 pytestmark = pytest.mark.e2e
 

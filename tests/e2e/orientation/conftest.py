@@ -21,14 +21,14 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.envelope import Envelope
-from schemas.topics import ALL_TOPICS
-from services.devenv import (
+from devtools import (
     BrokerEndpoint,
     create_topics,
     free_port,
 )
-from services.devenv.stack import ServiceProcesses, StackConfig
+from devtools.stack import ServiceProcesses, StackConfig
+from schemas.envelope import Envelope
+from schemas.topics import ALL_TOPICS
 from services.orientation.auth import hash_token
 from services.orientation.referential_store import SCHEMA
 from services.platform.db import connect_pool

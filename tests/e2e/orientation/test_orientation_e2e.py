@@ -1,7 +1,7 @@
 """The orientation process on a real broker and PostgreSQL: scenarios S-01…S-08, redelivery, crash, admin
 changes, assignment statuses.
 
-Notices are what ingest publishes for the example payloads (``services.orientation.testing``). The tests
+Notices are what ingest publishes for the example payloads (``devtools.orientation_inputs``). The tests
 of this module share one process and run in file order: each reads only its own procedures' results.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.orientation_inputs import example_record, notice, notice_event
 from schemas import topics
 from schemas.assignment import (
     AssignmentOverride,
@@ -37,7 +38,6 @@ from schemas.orientation import (
 from schemas.procedure import ProcedureNotificationEvent
 from schemas.referential import ReferentialChangedEvent
 from services.orientation.referential_store import ReferentialHolder
-from services.orientation.testing import example_record, notice, notice_event
 from services.orientation.truce import remind_truce_end
 
 pytestmark = pytest.mark.e2e

@@ -18,10 +18,10 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
+from devtools import BrokerEndpoint, SmtpSink, create_topics
+from devtools.demo import DEMO_INPUTS, publish_demo, wait_for_http
+from devtools.stack import ServiceProcesses, StackConfig
 from schemas import topics
-from services.devenv import BrokerEndpoint, SmtpSink, create_topics
-from services.devenv.demo import DEMO_INPUTS, publish_demo, wait_for_http
-from services.devenv.stack import ServiceProcesses, StackConfig
 
 S01, S04 = DEMO_INPUTS[0], DEMO_INPUTS[3]
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_-]{20}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.devenv import create_topics, kafka_broker
+from devtools import create_topics, kafka_broker
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, time
     import asyncpg
-    from services.devenv import kafka_broker, postgres_server
+    from devtools import kafka_broker, postgres_server
 
     async def data_directory(url: str) -> str:
         conn = await asyncpg.connect(url)

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.devenv import LOCAL_SERVER_URL, create_database, drop_database, postgres_server
+from devtools import LOCAL_SERVER_URL, create_database, drop_database, postgres_server
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import aiosmtplib
 import pytest
 from aiosmtpd.smtp import Envelope
 
-from services.devenv import SmtpSink
+from devtools import SmtpSink
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devtools import PostgresEndpoint, SmtpSink, create_database, drop_database
+from devtools.sms_emulator import SmsProviderEmulator, SmtpReplies, decided_event, structure_event
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import (
@@ -21,11 +23,9 @@ from schemas.referential import (
     Contact,
     QuietHours,
 )
-from services.devenv import PostgresEndpoint, SmtpSink, create_database, drop_database
 from services.notifier.bootstrap import build_channels, dispatch_config
 from services.notifier.channels import Channel
 from services.notifier.dispatch import SCHEMA, Dispatcher, SendReport
-from services.notifier.emulator import SmsProviderEmulator, SmtpReplies, decided_event, structure_event
 from services.notifier.intake import record_decisions, record_structure
 from services.notifier.settings import NotifierSettings
 from services.notifier.templates import load_templates

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.devenv import SmtpSink, free_port
+from devtools import SmtpSink, free_port
+from devtools.sms_emulator import Reply, SmsProviderEmulator, SmtpReplies
 from services.notifier.channels import OutgoingMessage
 from services.notifier.domain.alerts import RenderedEmail
-from services.notifier.emulator import Reply, SmsProviderEmulator, SmtpReplies
 from services.notifier.settings import NotifierSettings
 from services.notifier.sms import BrevoSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel

@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
+from devtools import PostgresEndpoint
+from devtools.sms_emulator import Reply, decided_event, truce_end_event
 from schemas import topics
 from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
 from schemas.stages import Stage
-from services.devenv import PostgresEndpoint
 from services.notifier import repository as repo
-from services.notifier.emulator import Reply, decided_event, truce_end_event
 
 pytestmark = pytest.mark.integration
 

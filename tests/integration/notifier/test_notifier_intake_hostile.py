@@ -15,12 +15,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
+from devtools import free_port
+from devtools.sms_emulator import decided_event
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
-from services.devenv import free_port
 from services.notifier import bootstrap
 from services.notifier.dispatch import SCHEMA
-from services.notifier.emulator import decided_event
 from services.notifier.settings import NotifierSettings
 
 pytestmark = pytest.mark.integration

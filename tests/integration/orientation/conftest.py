@@ -1,7 +1,7 @@
 """Orientation on a real PostgreSQL: each test gets a fresh, migrated schema of its own.
 
 The project runs pytest with ``--import-mode=importlib``: helpers reach the tests as fixtures.
-Notices are built from the source examples through ingest's normaliser (``services.orientation.testing``).
+Notices are built from the source examples through ingest's normaliser (``devtools.orientation_inputs``).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from devtools.orientation_inputs import example_record, notice, notice_event
 from schemas.procedure import ProcedureNotice, ProcedureNotificationEvent
 from services.orientation.domain import Referential, load_referential
 from services.orientation.lifecycle import StatusHandler
 from services.orientation.orient import Orientation
 from services.orientation.referential_store import ReferentialHolder, commit_referential
-from services.orientation.testing import example_record, notice, notice_event
 from services.platform.db import apply_migrations, connect_pool, migration_files
 
 SEED_PATH = Path(__file__).resolve().parents[3] / "deploy" / "referential" / "seed-90.yaml"

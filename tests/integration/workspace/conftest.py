@@ -21,6 +21,7 @@ import httpx
 import pytest
 from aiokafka import ConsumerRecord
 
+from devtools.orientation_inputs import example_record, notice, notice_event
 from schemas import topics
 from schemas.assignment import AssignmentStatusEvent
 from schemas.envelope import Envelope
@@ -30,7 +31,6 @@ from services.orientation.domain import load_referential
 from services.orientation.lifecycle import StatusHandler
 from services.orientation.orient import Orientation
 from services.orientation.referential_store import ReferentialHolder, commit_referential
-from services.orientation.testing import example_record, notice, notice_event
 from services.platform.db import apply_migrations, connect_pool, migration_files
 from services.platform.links import LinkKeys, mint_link
 from services.workspace.domain.sessions import SessionPolicy

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from devtools import PostgresEndpoint, create_topics, free_port, kafka_broker, temporary_database
 from schemas import topics
 from schemas.assignment import AssignmentStatusEvent
-from services.devenv import PostgresEndpoint, create_topics, free_port, kafka_broker, temporary_database
 from services.platform.runtime import Runtime
 from services.workspace.bootstrap import build
 from services.workspace.settings import WorkspaceSettings

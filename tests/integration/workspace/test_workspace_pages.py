@@ -12,10 +12,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from devtools.orientation_inputs import example_record, notice, notice_event
 from schemas import topics
 from schemas.procedure import Act, ClotureReason
 from schemas.stages import Stage
-from services.orientation.testing import example_record, notice, notice_event
 from services.workspace import repository as repo
 
 if TYPE_CHECKING:

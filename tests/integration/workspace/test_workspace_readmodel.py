@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from devtools.orientation_inputs import example_record, notice, notice_event
 from schemas import topics
 from schemas.assignment import (
     AssignmentOverride,
@@ -19,7 +20,6 @@ from schemas.assignment import (
 from schemas.envelope import new_envelope_fields
 from schemas.procedure import Act, ClotureReason, ProcedureNotification
 from schemas.stages import Stage
-from services.orientation.testing import example_record, notice, notice_event
 
 if TYPE_CHECKING:
     from tests.integration.workspace.conftest import World

@@ -1,4 +1,4 @@
-"""Resolution rules and helpers of ``services.devenv`` that need no server."""
+"""Resolution rules and helpers of ``devtools`` that need no server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.devenv import (
+from devtools import (
     PostgresEndpoint,
     create_database,
     docker_available,
@@ -18,7 +18,7 @@ from services.devenv import (
     postgres_server,
     wait_for_port,
 )
-from services.devenv.net import run_sync
+from devtools.net import run_sync
 
 
 @pytest.mark.parametrize(

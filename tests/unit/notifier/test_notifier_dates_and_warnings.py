@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
+from devtools.sms_emulator import decided_event
 from schemas.orientation import OrientationDecidedEvent
 from schemas.procedure import Urgency
 from schemas.referential import StructureTypology
@@ -33,7 +34,6 @@ from services.notifier.domain.alerts import (
     render_sms,
     to_gsm7,
 )
-from services.notifier.emulator import decided_event
 from services.notifier.templates import load_templates
 
 TEMPLATES = load_templates(prefix="Prévention expulsions 90", sms_prefix="Expulsions 90")

@@ -1,13 +1,17 @@
 """Local infrastructure (Kafka broker, PostgreSQL, SMTP sink), resolved alike for ``make run`` and tests.
 
+Development and test tooling, outside the ``services`` package on purpose: it is not in the wheel nor the
+image (pyproject packages ``schemas*`` and ``services*`` only). ``make run`` and the tests import it from the
+repository's root, as they do ``benchmarks``.
+
 Each resolver prefers what the environment provides (env vars), then testcontainers when a Docker engine
 answers, then a self-started local process; see ``kafka_broker()`` and ``postgres_server()``.
 """
 
-from services.devenv.broker import BrokerEndpoint, create_topics, kafka_broker, tansu_binary
-from services.devenv.docker import docker_available
-from services.devenv.net import free_port, wait_for_port
-from services.devenv.postgres import (
+from devtools.broker import BrokerEndpoint, create_topics, kafka_broker, tansu_binary
+from devtools.docker import docker_available
+from devtools.net import free_port, wait_for_port
+from devtools.postgres import (
     LOCAL_SERVER_URL,
     PostgresEndpoint,
     create_database,
@@ -15,7 +19,7 @@ from services.devenv.postgres import (
     postgres_server,
     temporary_database,
 )
-from services.devenv.smtp import ReceivedMail, SmtpSink
+from devtools.smtp import ReceivedMail, SmtpSink
 
 __all__ = [
     "LOCAL_SERVER_URL",

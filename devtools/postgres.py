@@ -33,9 +33,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from services.devenv.docker import docker_available
-from services.devenv.net import free_port, run_sync
-from services.devenv.process import stop_process_group
+from devtools.docker import docker_available
+from devtools.net import free_port, run_sync
+from devtools.process import stop_process_group
 
 __all__ = [
     "LOCAL_SERVER_URL",

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from services.devenv.net import free_port
+from devtools.net import free_port
 
 __all__ = ["SERVICES", "ServiceProcesses", "StackConfig", "service_environment"]
 
 SERVICES: Final = ("ingest", "orientation", "notifier", "workspace")
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

@@ -292,7 +292,7 @@ def _handler(emulator: SmsProviderEmulator) -> type[BaseHTTPRequestHandler]:
 
 
 class SmtpReplies:
-    """Scripted SMTP replies per recipient, as a ``responder`` for ``services.devenv.SmtpSink``.
+    """Scripted SMTP replies per recipient, as a ``responder`` for ``devtools.SmtpSink``.
 
     ``script("a@x.test", "451 4.3.0 try again", "451 4.3.0 try again")`` makes the next two messages to
     that address fail with 451; later ones are accepted (``None``). Thread-safe: the sink answers from its

@@ -27,9 +27,9 @@ from aiokafka.errors import (
     for_code,
 )
 
-from services.devenv.docker import docker_available
-from services.devenv.net import free_port, port_open, run_sync
-from services.devenv.process import stop_process_group
+from devtools.docker import docker_available
+from devtools.net import free_port, port_open, run_sync
+from devtools.process import stop_process_group
 
 __all__ = ["BrokerEndpoint", "create_topics", "kafka_broker", "tansu_binary"]
 

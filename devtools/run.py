@@ -20,12 +20,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from devtools.broker import create_topics, kafka_broker
+from devtools.demo import DEMO_INPUTS, expected_alerts, publish_demo, wait_for_http
+from devtools.postgres import PostgresEndpoint, create_database, drop_database, postgres_server
+from devtools.smtp import ReceivedMail, SmtpSink
+from devtools.stack import SERVICES, ServiceProcesses, StackConfig
 from schemas.topics import ALL_TOPICS
-from services.devenv.broker import create_topics, kafka_broker
-from services.devenv.demo import DEMO_INPUTS, expected_alerts, publish_demo, wait_for_http
-from services.devenv.postgres import PostgresEndpoint, create_database, drop_database, postgres_server
-from services.devenv.smtp import ReceivedMail, SmtpSink
-from services.devenv.stack import SERVICES, ServiceProcesses, StackConfig
 from services.notifier.settings import NotifierSettings
 from services.platform.settings import ServiceSettings
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prevex-dev", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.run", description=__doc__)
     parser.add_argument("--var-dir", type=Path, default=Path("var"), help="where mail, SMS and logs go")
     parser.add_argument("--once", action="store_true", help="exit once the demo alerts arrived")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the demo alerts")

@@ -20,7 +20,7 @@ from schemas import topics
 
 __all__ = ["DEMO_INPUTS", "DemoInput", "expected_alerts", "publish_demo", "wait_for_http"]
 
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[1]
 _EXAMPLES = _ROOT / "schemas" / "sources" / "examples"
 _DEMO = _ROOT / "deploy" / "demo"
 # Fictional development keys of deploy/emitters/emitters.yaml (docs/ingest.md); never valid elsewhere.

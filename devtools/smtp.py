@@ -19,7 +19,7 @@ from typing import Self
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from services.devenv.net import free_port
+from devtools.net import free_port
 
 __all__ = ["ReceivedMail", "SmtpSink"]
 

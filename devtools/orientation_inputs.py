@@ -30,7 +30,7 @@ from services.ingest.emitters import EmitterRegistry, load_emitters
 __all__ = ["EXAMPLES", "example_record", "notice", "notice_event"]
 
 EXAMPLES = Path(schemas.sources.__file__).parent / "examples"
-_EMITTERS_PATH = Path(__file__).resolve().parents[2] / "deploy" / "emitters" / "emitters.yaml"
+_EMITTERS_PATH = Path(__file__).resolve().parents[1] / "deploy" / "emitters" / "emitters.yaml"
 _CHANNELS = {
     EmitterType.COMMISSAIRE_JUSTICE: SourceSystem.CJ_API,
     EmitterType.BAILLEUR_SOCIAL: SourceSystem.BAILLEUR_API,
