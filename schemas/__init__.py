@@ -66,7 +66,9 @@ from schemas.topics import (
     RAW_CJ,
     RAW_PREFECTURE,
     REFERENTIAL_CHANGED,
+    WORKSPACE_LINK_REQUESTED,
 )
+from schemas.workspace import LinkRequested, LinkRequestedEvent
 
 __all__ = [
     "ALL_TOPICS",
@@ -88,6 +90,7 @@ __all__ = [
     "REFERENTIAL_CHANGED",
     "SOURCE_FORMATS",
     "TOPIC_EVENTS",
+    "WORKSPACE_LINK_REQUESTED",
     "AssignmentEscalation",
     "AssignmentEscalationEvent",
     "AssignmentOverride",
@@ -107,6 +110,8 @@ __all__ = [
     "IngestError",
     "IngestRejected",
     "IngestRejectedEvent",
+    "LinkRequested",
+    "LinkRequestedEvent",
     "NotificationFailed",
     "NotificationFailedEvent",
     "NotificationSent",

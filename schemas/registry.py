@@ -24,6 +24,7 @@ from schemas.procedure import ProcedureNotificationEvent
 from schemas.referential import ReferentialChangedEvent
 from schemas.sources import BAILLEUR_NOTICE_FORMAT, CJ_ACT_FORMAT
 from schemas.sources import SOURCE_FORMATS as _SOURCE_FORMATS
+from schemas.workspace import LinkRequestedEvent
 
 __all__ = [
     "EVENT_TYPES",
@@ -67,6 +68,7 @@ EVENT_TYPES: Final[dict[str, type[Envelope]]] = _by_event_type(
     NotificationUndeliverableEvent,
     AssignmentStatusEvent,
     AssignmentEscalationEvent,
+    LinkRequestedEvent,
 )
 """Every event contract, by ``event_type``."""
 
@@ -82,6 +84,7 @@ TOPIC_EVENTS: Final[dict[str, type[Envelope]]] = {
     topics.NOTIFICATION_UNDELIVERABLE: NotificationUndeliverableEvent,
     topics.ASSIGNMENT_STATUS: AssignmentStatusEvent,
     topics.ASSIGNMENT_ESCALATION: AssignmentEscalationEvent,
+    topics.WORKSPACE_LINK_REQUESTED: LinkRequestedEvent,
 }
 """The one event contract each event topic carries. Raw topics carry source formats, not events."""
 

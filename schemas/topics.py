@@ -20,6 +20,7 @@ __all__ = [
     "RAW_CJ",
     "RAW_PREFECTURE",
     "REFERENTIAL_CHANGED",
+    "WORKSPACE_LINK_REQUESTED",
 ]
 
 RAW_CJ: Final = "exp.raw.cj.v1"
@@ -40,6 +41,8 @@ ASSIGNMENT_STATUS: Final = "exp.assignment.status.v1"
 # Orientation's escalation of assignments left unanswered (a reminder, then the secretariat), for the
 # notifier: a topic of its own, since assignment.status carries the partners' decisions, not timers' nudges.
 ASSIGNMENT_ESCALATION: Final = "exp.assignment.escalation.v1"
+# A partner asked the workspace for a new link in place of an expired one; the notifier sends it.
+WORKSPACE_LINK_REQUESTED: Final = "exp.workspace.link_requested.v1"
 
 ALL_TOPICS: Final[tuple[str, ...]] = (
     RAW_CJ,
@@ -56,4 +59,5 @@ ALL_TOPICS: Final[tuple[str, ...]] = (
     NOTIFICATION_UNDELIVERABLE,
     ASSIGNMENT_STATUS,
     ASSIGNMENT_ESCALATION,
+    WORKSPACE_LINK_REQUESTED,
 )

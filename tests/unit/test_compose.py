@@ -95,6 +95,7 @@ EXPECTED_TOPICS = frozenset(
         "exp.notification.undeliverable.v1",
         "exp.assignment.status.v1",
         "exp.assignment.escalation.v1",
+        "exp.workspace.link_requested.v1",
     }
 )
 COMPACTED_TOPICS = frozenset({"exp.referentiel.changed.v1"})

@@ -207,6 +207,13 @@ PAYLOADS: dict[str, Callable[[], Wire]] = {
         "step": "STRUCTURE_REMINDER",
         "working_days": 5,
     },
+    "workspace.link_requested": lambda: {
+        "request_id": "0f0c8a4e-3b7d-4c1e-9a55-6d2b1e7f9a10",
+        "assignment_id": ASSIGNMENT_ID,
+        "procedure_id": PROCEDURE_ID,
+        "procedure_short_ref": "90-2026-000001",
+        "structure_id": "FSL90",
+    },
 }
 
 
