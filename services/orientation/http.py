@@ -272,6 +272,7 @@ def _requires(*allowed: Role) -> Callable[[Principal], Principal]:
 
 Reader = Annotated[Principal, Depends(_requires(Role.ADMIN, Role.VIEWER))]
 Admin = Annotated[Principal, Depends(_requires(Role.ADMIN))]
+DryRun = Annotated[bool, Query(description="Validate and answer the diff against the current version; save nothing")]
 IfMatch = Annotated[str | None, Header(description="The ETag read before: refuses the change if the item changed")]
 # Versions are int4 in PostgreSQL: a larger one is a 422 here, not a database error.
 Version = Annotated[
@@ -572,7 +573,13 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
 
     @app.put(f"/{path}/{{item_id}}", operation_id=f"update_{name}", openapi_extra=body, **writes)
     async def update_item(
-        item_id: str, request: Request, who: Admin, response: Response, if_match: IfMatch = None
+        item_id: str,
+        request: Request,
+        who: Admin,
+        response: Response,
+        *,
+        if_match: IfMatch = None,
+        dry_run: DryRun = False,
     ) -> Any:
         item = await parse(request)
         if item.id != item_id:
@@ -582,6 +589,8 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
             current, _ = existing(active, item_id, if_match)
             return collection.with_item(current.referential, item)
 
+        if dry_run:
+            return _preview(collection, await _current(services), change, item_id, response)
         return answer(await _commit(services, change, who, f"PUT /{path}/{item_id}"), item_id, response)
 
     for verb, status in (("suspend", RecordStatus.SUSPENDED), ("reactivate", RecordStatus.ACTIVE)):
@@ -601,6 +610,30 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
     create_item.__doc__ = f"Add a {name}; the whole référentiel is validated again."
     update_item.__doc__ = (
         f"Replace a {name} (the body is the whole {name}); send ``If-Match`` to guard concurrent edits."
+        " With ``dry_run=true`` nothing is saved: the answer is the diff the change would make (the partner"
+        " workspace's desk shows it before « Enregistrer »)."
+    )
+
+
+def _preview(
+    collection: _Collection,
+    active: ActiveReferential,
+    change: Callable[[ActiveReferential | None], Referential],
+    item_id: str,
+    response: Response,
+) -> BaseModel:
+    """What ``change`` would make of the current version, checked (If-Match, the whole référentiel) as a
+    save is, but not stored: ``version_created`` false, ``changes`` the diff a save would record."""
+    proposed = change(active)
+    item = collection.find(proposed, item_id)
+    revision = active.revision(collection.entity, item_id) or active.version
+    response.headers["ETag"] = f'"{revision}"'
+    return collection.change_model(
+        referentiel_version=active.version,
+        version_created=False,
+        changes=diff_referentials(active.referential, proposed).text().splitlines(),
+        revision=revision,
+        item=item,
     )
 
 

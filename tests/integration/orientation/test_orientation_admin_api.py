@@ -153,6 +153,41 @@ async def test_if_match_refuses_a_change_based_on_a_stale_read(client: httpx.Asy
     assert (current.json()["item"]["nom"], current.headers["ETag"]) == ("FSL 90 (A)", '"2"')
 
 
+async def test_a_dry_run_of_one_item_answers_its_diff_and_saves_nothing(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    await pool.execute("DELETE FROM outbox")
+    read = await client.get("/offers/PJ90-INFO", headers=_auth(VIEWER))
+    offer, etag = read.json()["item"], read.headers["ETag"]
+    edited = {**offer, "priority": 65}
+
+    dry = await client.put(
+        "/offers/PJ90-INFO", params={"dry_run": "true"}, json=edited, headers=_auth(ADMIN) | {"If-Match": etag}
+    )
+    unchanged = await client.put("/offers/PJ90-INFO", params={"dry_run": "true"}, json=offer, headers=_auth(ADMIN))
+    broken = await client.put(
+        "/offers/PJ90-INFO", params={"dry_run": "true"}, json={**offer, "structure_id": "NOWHERE"}, headers=_auth(ADMIN)
+    )
+    by_viewer = await client.put("/offers/PJ90-INFO", params={"dry_run": "true"}, json=edited, headers=_auth(VIEWER))
+
+    assert dry.status_code == 200, dry.text
+    body = dry.json()
+    assert (body["referentiel_version"], body["version_created"], dry.headers["ETag"]) == (1, False, etag)
+    assert body["changes"] == ["~ offer PJ90-INFO", "    priority: 60 → 65"]
+    assert unchanged.json()["changes"] == ["no change"]
+    assert broken.status_code == 422
+    assert by_viewer.status_code == 403
+    assert await _records(pool) == []  # nothing published
+    assert (await client.get("/offers/PJ90-INFO", headers=_auth(VIEWER))).json()["item"]["priority"] == 60
+
+    # The dry run checks If-Match as the save does: a stale read is refused before anything is shown.
+    await client.put("/offers/PJ90-INFO", json={**offer, "priority": 61}, headers=_auth(ADMIN))
+    stale = await client.put(
+        "/offers/PJ90-INFO", params={"dry_run": "true"}, json=edited, headers=_auth(ADMIN) | {"If-Match": etag}
+    )
+    assert stale.status_code == 412
+
+
 async def test_export_import_and_diff_of_versions(client: httpx.AsyncClient, seed: Referential) -> None:
     exported = await client.get("/referential/export", headers=_auth(VIEWER))
     assert load_referential(exported.text) == seed
