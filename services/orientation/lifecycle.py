@@ -9,9 +9,12 @@ the pure ``domain.lifecycle``; here they meet the tables:
   block the partition behind it;
 - ``REMOVE`` closes the structure's assignment and keeps the structure out of every later matching of
   the procedure; ``ADD`` lifts that, opens an assignment (counted as open by later matchings: they give
-  it stage updates) and publishes an ``orientation.decided`` with it, so the notifier alerts the
-  structure like any other (when the procedure has no decision yet there is nothing to show in an
-  alert: the assignment is recorded and later matchings update it);
+  it stage updates) and publishes an ``orientation.decided`` with it (``CCAPEX_OVERRIDE``), so the
+  notifier alerts the structure like any other. The alert shows the procedure's last decision or, without
+  one, its latest notice that was not oriented (``notice_header``); when orientation has not seen the
+  procedure at all (the override overtook the notice, which comes on another topic), the assignment is
+  recorded and the decision of the procedure's first notice announces it (``orient.py``): either way the
+  structure is alerted once;
 - an OUVERTE assignment without an answer after ``assignment_expiry_days`` becomes EXPIREE, and
   orientation publishes that change on ``assignment.status`` (``by=SYSTEM``) for ops and the workspace.
   Orientation's consumer skips its own events.
@@ -19,7 +22,6 @@ the pure ``domain.lifecycle``; here they meet the tables:
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -33,7 +35,7 @@ from schemas.assignment import (
     StatusActor,
 )
 from schemas.envelope import new_envelope_fields
-from schemas.orientation import OrientationDecided, OrientationDecidedEvent
+from schemas.orientation import OrientationDecidedEvent
 from services.orientation import repository as repo
 from services.orientation.domain.events import OVERRIDE_EXPLANATION, override_payload
 from services.orientation.domain.lifecycle import Refusal, Verdict, check_change
@@ -134,14 +136,11 @@ class StatusHandler:
         requested = change.assignment_id
         taken = requested is not None and await repo.assignment_for_update(conn, requested) is not None
         assignment_id = requested if requested is not None and not taken else uuid.uuid4()
-        previous = await repo.last_decision(conn, change.procedure_id)
+        header = await repo.procedure_header(conn, change.procedure_id)
         decided = None
-        if previous is not None:
+        if header is not None:
             payload = override_payload(
-                OrientationDecided.model_validate_json(json.dumps(previous)),
-                structure_id=change.structure_id,
-                assignment_id=assignment_id,
-                referentiel_version=active.version,
+                header, added={change.structure_id: assignment_id}, referentiel_version=active.version
             )
             decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
         await repo.insert_assignments(
@@ -171,7 +170,8 @@ class StatusHandler:
                 conn, SCHEMA, [OutboxMessage.of(topics.ORIENTATION_DECIDED, str(change.procedure_id), decided)]
             )
         else:
-            log.warning("override_added_before_any_decision", structure_id=change.structure_id)
+            # Announced by the decision of the procedure's first notice (orient.py reads it back as unannounced).
+            log.info("override_added_before_the_procedure_is_known", structure_id=change.structure_id)
         log.info("assignment_added_by_ccapex", assignment_id=str(assignment_id), structure_id=change.structure_id)
 
 

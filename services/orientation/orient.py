@@ -11,15 +11,22 @@ PostgreSQL, not ten per notice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from schemas import topics
 from schemas.orientation import AssignmentKind, OrientationDecidedEvent, OrientationUnmatchedEvent
 from schemas.procedure import ProcedureNotificationEvent
 from services.orientation import repository as repo
-from services.orientation.domain.events import decided_payload, unmatched_payload
+from services.orientation.domain.events import (
+    alert_header,
+    decided_payload,
+    override_payload,
+    unmatched_payload,
+    with_overrides,
+)
 from services.orientation.domain.facts import facts_from_notice, should_orient
 from services.orientation.referential_store import PRODUCER, SCHEMA, ActiveReferential, ReferentialHolder
 from services.platform.db import Conn
@@ -75,9 +82,11 @@ class _Batch:
     assignments: list[repo.NewAssignment] = field(default_factory=list)
     decisions: list[repo.DecisionRow] = field(default_factory=list)
     messages: list[OutboxMessage] = field(default_factory=list)
+    headers: list[tuple[uuid.UUID, uuid.UUID, dict[str, Any]]] = field(default_factory=list)
 
     async def flush(self, conn: Conn) -> None:
         await repo.insert_assignments(conn, self.assignments, now=self.now)
+        await repo.store_notice_headers(conn, self.headers)
         await repo.insert_decisions(conn, self.decisions)
         await enqueue(conn, SCHEMA, self.messages)
 
@@ -93,36 +102,53 @@ class Orientation:
         """Orient a batch of notices in the caller's transaction, at ``now`` (the service's clock: the day
         offers are judged on, the week capacity is counted in, the new assignments' creation time).
 
-        Notices already seen (inbox), late ones and clôtures are skipped. The batch reads the procedures'
-        state and this week's capacity once, keeps both current as it decides (a procedure twice in a
-        batch sees its first notice's assignments), and writes everything at the end.
+        Notices already seen (inbox) are skipped; late ones and clôtures are not matched, only their alert
+        header is kept (for a later CCAPEX ``ADD``). The first notice of a procedure also announces the
+        structures the CCAPEX added before orientation knew it (``repo.unannounced_overrides``): as NEW
+        assignments of its decision, or, from a notice not matched, in a ``CCAPEX_OVERRIDE`` decision.
+        The batch reads the procedures' state and this week's capacity once, keeps both current as it decides
+        (a procedure twice in a batch sees its first notice's assignments), and writes everything at the end.
         """
         if not events:
             return
         active = await self._holder.refresh(conn)
         await repo.lock_procedures(conn, (event.payload.procedure_id for event in events))
         fresh = await claim_events(conn, [event.event_id for event in events], topics.PROCEDURE_NOTIFICATION)
-        to_orient = []
+        claimed = []
         for event in events:
             with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
                 if event.event_id not in fresh:
                     log.info("notice_already_oriented")
-                elif not should_orient(event.payload):
-                    notice = event.payload
-                    log.info("notice_not_oriented", is_late=notice.is_late, stage=notice.notification.act.stage.value)
                 else:
-                    to_orient.append(event)
+                    claimed.append(event)
+                    if not should_orient(event.payload):
+                        notice = event.payload
+                        stage = notice.notification.act.stage.value
+                        log.info("notice_not_oriented", is_late=notice.is_late, stage=stage)
             fresh.discard(event.event_id)  # the same event twice in one batch is oriented once
-        if not to_orient:
+        if not claimed:
             return
-        states = await repo.procedure_states(conn, (event.payload.procedure_id for event in to_orient))
+        procedures = [event.payload.procedure_id for event in claimed]
+        states = await repo.procedure_states(conn, procedures)
+        unannounced = await repo.unannounced_overrides(conn, procedures)
         batch = _Batch(active, await CapacityLedger.load(conn, active, now=now), now)
-        for event in to_orient:
+        for event in claimed:
+            # Popped: the first notice of the procedure announces its structures added by the CCAPEX, once.
+            added = unannounced.pop(event.payload.procedure_id, {})
             with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
-                self._orient(event, states[event.payload.procedure_id], batch)
+                if should_orient(event.payload):
+                    self._orient(event, states[event.payload.procedure_id], added, batch)
+                else:
+                    _keep_header(event, added, batch)
         await batch.flush(conn)
 
-    def _orient(self, event: ProcedureNotificationEvent, state: repo.ProcedureState, batch: _Batch) -> None:
+    def _orient(
+        self,
+        event: ProcedureNotificationEvent,
+        state: repo.ProcedureState,
+        added: Mapping[str, uuid.UUID],
+        batch: _Batch,
+    ) -> None:
         notice = event.payload
         active, ledger = batch.active, batch.ledger
         result = active.matcher.decide(
@@ -138,6 +164,7 @@ class Orientation:
         payload = decided_payload(
             notice, result, referentiel_version=active.version, assignment_ids=ids, typologies=typologies
         )
+        payload = with_overrides(payload, added)
         decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
         new = [a for a in result.assignments if a.kind is AssignmentKind.NEW]
         for assignment in new:
@@ -172,7 +199,23 @@ class Orientation:
             procedure_ref=notice.procedure_short_ref,
             referentiel_version=active.version,
             structures=[a.structure_id for a in result.assignments],
+            announced_overrides=sorted(added),
             new=len(new),
             fallback_used=result.fallback_used,
             over_capacity=result.over_capacity,
         )
+
+
+def _keep_header(event: ProcedureNotificationEvent, added: Mapping[str, uuid.UUID], batch: _Batch) -> None:
+    """A notice not oriented (late, clôture): its alert header is kept for a later CCAPEX ``ADD``, and the
+    structures the CCAPEX already added without anything to show (``added``) are announced from it."""
+    notice = event.payload
+    header = alert_header(notice)
+    batch.headers.append((notice.procedure_id, notice.notification.notification_id, header))
+    if not added:
+        return
+    payload = override_payload(header, added=added, referentiel_version=batch.active.version)
+    decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
+    batch.decisions.append(repo.DecisionRow.of(decided))
+    batch.messages.append(OutboxMessage.of(topics.ORIENTATION_DECIDED, str(notice.procedure_id), decided))
+    log.info("overrides_announced", procedure_ref=notice.procedure_short_ref, structures=sorted(added))

@@ -35,12 +35,15 @@ __all__ = [
     "last_decision",
     "lock_procedures",
     "procedure_assignments",
+    "procedure_header",
     "procedure_state",
     "procedure_states",
     "record_refused",
     "set_override",
     "set_status",
+    "store_notice_headers",
     "truce_end_due",
+    "unannounced_overrides",
     "weekly_assignment_counts",
 ]
 
@@ -324,6 +327,50 @@ async def last_decision(conn: Conn, procedure_id: uuid.UUID) -> dict[str, Any] |
         "SELECT result FROM decision WHERE procedure_id = $1 ORDER BY created_at DESC LIMIT 1", procedure_id
     )
     return result
+
+
+async def procedure_header(conn: Conn, procedure_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the procedure's alerts show: its latest decision's payload or, without a decision, the header of
+    its latest notice orientation did not orient (``store_notice_headers``); ``None`` when orientation has
+    seen neither."""
+    decided = await last_decision(conn, procedure_id)
+    if decided is not None:
+        return decided
+    header: dict[str, Any] | None = await conn.fetchval(
+        "SELECT header FROM notice_header WHERE procedure_id = $1", procedure_id
+    )
+    return header
+
+
+async def store_notice_headers(conn: Conn, headers: Sequence[tuple[uuid.UUID, uuid.UUID, dict[str, Any]]]) -> None:
+    """Keep (procedure, notification, ``events.alert_header``) of notices not oriented, the latest per
+    procedure."""
+    if not headers:
+        return
+    await conn.executemany(
+        "INSERT INTO notice_header (procedure_id, notification_id, header) VALUES ($1, $2, $3)"
+        " ON CONFLICT (procedure_id) DO UPDATE SET notification_id = $2, header = $3, received_at = now()",
+        headers,
+    )
+
+
+async def unannounced_overrides(
+    conn: Conn, procedure_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, uuid.UUID]]:
+    """Procedure → {structure → assignment} of the OUVERTE assignments a CCAPEX ``ADD`` opened that no decision
+    announced yet (none lists them as NEW): added before orientation had anything to show of the procedure."""
+    rows = await conn.fetch(
+        "SELECT a.procedure_id, a.structure_id, a.assignment_id FROM assignment a"
+        " WHERE a.procedure_id = ANY($1::uuid[]) AND a.origin = 'OVERRIDE' AND a.status = 'OUVERTE'"
+        " AND NOT EXISTS (SELECT 1 FROM decision d WHERE d.procedure_id = a.procedure_id AND d.result -> 'assignments'"
+        "  @> jsonb_build_array(jsonb_build_object('assignment_id', a.assignment_id::text, 'kind', 'NEW')))"
+        " ORDER BY a.created_at, a.structure_id",
+        list(set(procedure_ids)),
+    )
+    pending: dict[uuid.UUID, dict[str, uuid.UUID]] = {}
+    for row in rows:
+        pending.setdefault(row["procedure_id"], {})[row["structure_id"]] = row["assignment_id"]
+    return pending
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from pydantic_core import to_jsonable_python
 
 from schemas.orientation import (
     EXPLANATION_MAX_LENGTH,
@@ -25,16 +28,30 @@ from services.orientation.domain.matching import MATCHING_RULES_VERSION, Assignm
 from services.orientation.domain.referential import Offer, Referential, Structure, sorted_stages
 
 __all__ = [
+    "ALERT_HEADER_FIELDS",
     "OVERRIDE_EXPLANATION",
+    "alert_header",
     "also_eligible_offers",
     "decided_payload",
     "override_payload",
     "removed_structure_record",
     "structure_records",
     "unmatched_payload",
+    "with_overrides",
 ]
 
 OVERRIDE_EXPLANATION = "added by the CCAPEX secretariat (override ADD): no matching rule chose this structure"
+ALERT_HEADER_FIELDS: Final = (
+    "procedure_id",
+    "procedure_short_ref",
+    "notification_id",
+    "stage",
+    "urgency",
+    "commune_insee",
+    "commune_name",
+    "earliest_expulsion_date",
+)
+"""The fields of ``orientation.decided`` an alert shows about the procedure (the rest is per assignment)."""
 
 
 def decided_payload(
@@ -131,16 +148,65 @@ def removed_structure_record(structure: Structure, referentiel_version: int) -> 
     return _record(archived, [], default_referent="", version=referentiel_version)
 
 
-def override_payload(
-    previous: OrientationDecided, *, structure_id: str, assignment_id: uuid.UUID, referentiel_version: int
-) -> OrientationDecided:
-    """The ``orientation.decided`` payload announcing a structure the CCAPEX added to a procedure.
+def alert_header(notice: ProcedureNotice) -> dict[str, Any]:
+    """What an alert shows of a notice (``ALERT_HEADER_FIELDS``, JSON values): kept for a notice orientation
+    does not orient, so that a structure the CCAPEX adds to that procedure can still be told of it."""
+    record = notice.notification
+    header = {
+        "procedure_id": notice.procedure_id,
+        "procedure_short_ref": notice.procedure_short_ref,
+        "notification_id": record.notification_id,
+        "stage": record.act.stage,
+        "urgency": record.derived.urgency,
+        "commune_insee": record.dwelling.address.commune_insee,
+        "commune_name": record.dwelling.address.commune_name,
+        "earliest_expulsion_date": record.derived.earliest_expulsion_date,
+    }
+    jsonable: dict[str, Any] = to_jsonable_python(header)
+    return jsonable
 
-    It repeats what the procedure's last decision showed (reference, stage, urgency, commune, earliest
-    expulsion date) with one NEW assignment and no offer, so the notifier alerts the added structure
-    like any other; ``trigger`` tells consumers no matching rule chose it.
+
+def override_payload(
+    header: Mapping[str, Any], *, added: Mapping[str, uuid.UUID], referentiel_version: int
+) -> OrientationDecided:
+    """The ``orientation.decided`` payload announcing structures the CCAPEX added to a procedure.
+
+    ``header``: the procedure's last decision (what its alerts showed) or, without one, ``alert_header`` of
+    its latest notice; its ``ALERT_HEADER_FIELDS`` (reference, stage, urgency, commune, earliest expulsion
+    date) are repeated. ``added``: structure id → assignment id, each a NEW assignment without offer, so the
+    notifier alerts the structure like any other; ``trigger`` tells consumers no matching rule chose them.
     """
-    added = DecidedAssignment(
+    return OrientationDecided.model_validate(
+        {field: header[field] for field in ALERT_HEADER_FIELDS}
+        | {
+            "is_correction": False,
+            "referentiel_version": referentiel_version,
+            "rules_version": header.get("rules_version", MATCHING_RULES_VERSION),
+            "assignments": [_override_assignment(s, a) for s, a in added.items()],
+            "also_eligible": [],
+            "fallback_used": False,
+            "trigger": DecisionTrigger.CCAPEX_OVERRIDE,
+        },
+        strict=False,  # the header's values are JSON (a stored decision's or notice's)
+    )
+
+
+def with_overrides(decided: OrientationDecided, added: Mapping[str, uuid.UUID]) -> OrientationDecided:
+    """``decided`` also announcing the structures the CCAPEX added before orientation had anything to show
+    (structure id → their open assignment's id): each is a NEW assignment — matching chose it as a stage update,
+    since it holds the procedure, but it was never told of it — and one matching did not choose is appended."""
+    if not added:
+        return decided
+    assignments = [
+        a.model_copy(update={"kind": AssignmentKind.NEW}) if a.structure_id in added else a for a in decided.assignments
+    ]
+    shown = {a.structure_id for a in assignments}
+    assignments += [_override_assignment(s, a) for s, a in added.items() if s not in shown]
+    return decided.model_copy(update={"assignments": assignments})
+
+
+def _override_assignment(structure_id: str, assignment_id: uuid.UUID) -> DecidedAssignment:
+    return DecidedAssignment(
         assignment_id=assignment_id,
         structure_id=structure_id,
         offer_ids=[],
@@ -150,23 +216,6 @@ def override_payload(
         over_capacity=False,
         matched_rules=[],
         explanation=OVERRIDE_EXPLANATION,
-    )
-    return OrientationDecided(
-        procedure_id=previous.procedure_id,
-        procedure_short_ref=previous.procedure_short_ref,
-        notification_id=previous.notification_id,
-        stage=previous.stage,
-        urgency=previous.urgency,
-        commune_insee=previous.commune_insee,
-        commune_name=previous.commune_name,
-        earliest_expulsion_date=previous.earliest_expulsion_date,
-        is_correction=False,
-        referentiel_version=referentiel_version,
-        rules_version=previous.rules_version,
-        assignments=[added],
-        also_eligible=[],
-        fallback_used=False,
-        trigger=DecisionTrigger.CCAPEX_OVERRIDE,
     )
 
 
