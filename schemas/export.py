@@ -4,8 +4,9 @@
 
 - ``schemas/json/<event_type>.<version>.schema.json`` for each event (the version is its topic's suffix);
 - ``schemas/json/sources/<format>.schema.json`` for each inbound source format;
-- ``schemas/asyncapi.yaml``: an AsyncAPI 3.0 document whose channels are the Kafka topics and whose
-  message payloads reference the JSON Schema files above.
+- ``schemas/asyncapi.yaml``: an AsyncAPI 3.0 document whose channels are the Kafka topics, whose message
+  payloads reference the JSON Schema files above, and whose operations say which party sends and which
+  receives each channel (``schemas/flows.py``; the party is the operation's tag).
 
 ``python -m schemas.export --check`` writes nothing and exits 1 listing the files that are missing,
 different or stale, so CI catches a model changed without its generated files. Both modes render
@@ -31,6 +32,7 @@ from schemas.envelope import (
     HEADER_TRACEPARENT,
     HEADER_TRACESTATE,
 )
+from schemas.flows import EXTERNAL_PARTIES, FLOWS, SERVICES
 from schemas.registry import EVENT_TYPES, RAW_TOPIC_FORMATS, SOURCE_FORMATS, TOPIC_EVENTS, event_type_of
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "drifted_files",
     "event_schema_path",
     "main",
+    "operation_id",
     "render_all",
     "source_schema_path",
 ]
@@ -142,11 +145,46 @@ def _message(model: type[BaseModel], name: str, schema_path: Path, *, with_heade
     return message
 
 
-def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document: one channel per topic of ``schemas.topics``, in declaration order.
+def operation_id(party: str, action: str, topic: str) -> str:
+    """The key of ``party``'s ``action`` (``send`` or ``receive``) on ``topic`` in the document's operations."""
+    return f"{party}.{action}.{topic}"
 
-    Raises ``ValueError`` for a topic that no event contract or source format is registered for, so a
-    new topic cannot be published undocumented.
+
+def _operations(channels: dict[str, Any]) -> dict[str, Any]:
+    # Grouped by party (our services first, in their order), each party's operations in topic order:
+    # the document reads as "what ingest does", "what orientation does"...
+    parties = [*SERVICES, *EXTERNAL_PARTIES]
+    operations: dict[str, Any] = {}
+    for party in parties:
+        for topic in topics.ALL_TOPICS:
+            flow = FLOWS[topic]
+            for action, named in (("send", flow.senders), ("receive", flow.receivers)):
+                if party not in named:
+                    continue
+                operations[operation_id(party, action, topic)] = {
+                    "action": action,
+                    "channel": {"$ref": f"#/channels/{topic}"},
+                    "summary": f"{party} {action}s {topic}",
+                    "tags": [{"name": party}],
+                    "messages": [
+                        {"$ref": f"#/channels/{topic}/messages/{message_id}"}
+                        for message_id in channels[topic]["messages"]
+                    ],
+                }
+    return operations
+
+
+def _party_tags() -> list[dict[str, str]]:
+    ours = [{"name": name, "description": f"the {name} service (services/{name}/)"} for name in SERVICES]
+    return ours + [{"name": name, "description": what} for name, what in EXTERNAL_PARTIES.items()]
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document: one channel per topic of ``schemas.topics``, in declaration order, and
+    one operation per party sending or receiving it (``schemas.flows.FLOWS``).
+
+    Raises ``ValueError`` for a topic that no event contract or source format is registered for, or that
+    ``FLOWS`` does not name, so a new topic cannot be published undocumented.
     """
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -163,6 +201,8 @@ def asyncapi_document() -> dict[str, Any]:
             )
         else:
             raise ValueError(f"topic {topic} has no registered contract (schemas/registry.py)")
+        if topic not in FLOWS:
+            raise ValueError(f"topic {topic} has no senders and receivers (schemas/flows.py)")
         channels[topic] = {
             "address": topic,
             "messages": {message_id: {"$ref": f"#/components/messages/{message_id}"}},
@@ -173,9 +213,11 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "prevex events",
             "version": "1.0.0",
             "description": (
-                "Kafka topics of the prevex services and the contract each carries. Payloads are described by "
-                "JSON Schema (draft 2020-12) files generated from the pydantic models in schemas/."
+                "Kafka topics of the prevex services, the contract each carries, and who sends and receives "
+                "it (the operations, tagged with their party). Payloads are described by JSON Schema "
+                "(draft 2020-12) files generated from the pydantic models in schemas/."
             ),
+            "tags": _party_tags(),
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -187,6 +229,7 @@ def asyncapi_document() -> dict[str, Any]:
             }
         },
         "channels": channels,
+        "operations": _operations(channels),
         "components": {"schemas": {"EventHeaders": _event_headers_schema()}, "messages": messages},
     }
 

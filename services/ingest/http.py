@@ -231,7 +231,10 @@ def create_app(
     settings' per-emitter token buckets."""
     submissions = Submissions(intake, emitters, pool, now=now)
     buckets = limiter or TokenBuckets(rate_per_s=settings.http_rate_limit_per_s, burst=settings.http_rate_limit_burst)
-    app = FastAPI(title="prevex ingest — HTTP intake", version="1", description=_DESCRIPTION)
+    # No Swagger UI nor ReDoc: they load their code from a CDN. The runtime serves /docs/api instead.
+    app = FastAPI(
+        title="prevex ingest — HTTP intake", version="1", description=_DESCRIPTION, docs_url=None, redoc_url=None
+    )
 
     async def authenticated(
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],

@@ -350,7 +350,10 @@ OFFERS = _Collection(EntityKind.OFFER, "offers", Offer, ItemList[Offer], ItemOut
 
 def create_app(services: AdminServices) -> FastAPI:
     """The admin API over ``services`` (the OpenAPI document does not depend on them)."""
+    # No Swagger UI nor ReDoc: they load their code from a CDN. The runtime serves /docs/api instead.
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
         title=API_TITLE,
         version=API_VERSION,
         description=__doc__,

@@ -7,7 +7,9 @@ schema migrated before the broker starts consuming, and closed only after the br
 Every runtime measures itself (``services.platform.metrics``, ``services.platform.health``): the broker
 carries FastStream's Prometheus middleware and a progress tracker, the outbox relay counts the business
 events it published, and every FastAPI app given to :meth:`Runtime.add_http` also serves
-``/health/live``, ``/health/ready`` and ``/metrics``. With tracing on (``PREVEX_TRACING``), the broker
+``/health/live``, ``/health/ready`` and ``/metrics``, and the API documents as pages (``/docs/events``,
+``/docs/api``: ``services.platform.apidocs``) — unless it faces the internet (``health=False``), when
+:meth:`Runtime.add_health_http` serves them on an internal port. With tracing on (``PREVEX_TRACING``), the broker
 also carries FastStream's OpenTelemetry middleware and the HTTP apps serve each request under a span.
 """
 
@@ -28,6 +30,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from services.platform import tracing
+from services.platform.apidocs import api_docs_router
 from services.platform.db import open_schema
 from services.platform.health import ConsumerProgress, Readiness, health_app, health_router
 from services.platform.kafka import make_broker
@@ -79,24 +82,29 @@ class Runtime:
         """Run ``step(runtime)`` once at start, after migrations and before the broker consumes."""
         self._startups.append(step)
 
-    def add_http(self, app: Any, *, host: str, port: int) -> None:
+    def add_http(self, app: Any, *, host: str, port: int, health: bool = True) -> None:
         """Serve the ASGI ``app`` on ``host:port`` while the service runs.
 
         The socket is bound at start, before anything consumes: a taken port stops the service with a
         clear error (fail fast, as an orchestrator expects) instead of a half-working process. uvicorn
         installs no signal handler: FastStream owns SIGINT/SIGTERM and cancels the server with the
-        other background tasks. A FastAPI app also gets the health and metrics routes. When tracing is on,
-        each request is served under a server span.
+        other background tasks. A FastAPI app also gets the health and metrics routes and the API
+        documents' pages, unless ``health`` is false: an app facing the internet, whose runtime serves them
+        with :meth:`add_health_http` on an internal port instead. When tracing is on, each request is
+        served under a server span.
         """
-        if isinstance(app, FastAPI):
+        if health and isinstance(app, FastAPI):
             app.include_router(self._health_router())
+            app.include_router(api_docs_router(self.name, app.openapi if app.openapi_url is not None else None))
         if self._tracer_provider is not None:
             app = tracing.asgi_app(app, self._tracer_provider)
         self._http.append((app, host, port))
 
     def add_health_http(self, *, host: str, port: int) -> None:
-        """Serve only the health and metrics routes on ``host:port``: for a service without an HTTP API."""
-        self._http.append((health_app([self._health_router()]), host, port))
+        """Serve only the health and metrics routes, and the events' page, on ``host:port``: for a service
+        without an HTTP API, or whose API faces the internet (the workspace)."""
+        routers = [self._health_router(), api_docs_router(self.name, None)]
+        self._http.append((health_app(routers), host, port))
 
     def _health_router(self) -> APIRouter:
         readiness = Readiness(
@@ -106,6 +114,11 @@ class Runtime:
             stall_after_s=self.settings.health_stall_after_s,
         )
         return health_router(readiness, self.metrics)
+
+    @property
+    def http_apps(self) -> list[tuple[Any, str, int]]:
+        """The ASGI apps this runtime serves, with their host and port, as they will be served."""
+        return list(self._http)
 
     def add_loop(self, loop: BackgroundLoop) -> None:
         """Run ``loop(runtime)`` in the background once started."""
