@@ -45,6 +45,7 @@ def build(settings: WorkspaceSettings) -> Runtime:
         now=now,
         desk_tokens=load_tokens(settings.desk_tokens_path),
         desk_overdue_days=settings.desk_overdue_working_days,
+        link_request_interval=settings.link_request_interval,
     )
 
     async def on_records(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:

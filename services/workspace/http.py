@@ -4,8 +4,13 @@
   (cookie: HttpOnly, SameSite=Lax, Secure unless configured off for http on the loopback; idle and
   absolute expiry, a server-side row keeping only the cookie's hash) and redirects (303) to the case
   page, so that neither the token nor anything personal stays in the address bar. A malformed, altered,
-  guessed or another structure's token → 403; a genuine but expired one → 410, a page that says how to
-  get a new link.
+  guessed or another structure's token → 403; a genuine but expired one → 410, a page offering to send a
+  new link to the structure's contact.
+- ``POST /d/<token>/nouveau-lien``: that offer. Only a genuine, expired token asks (``link_requests``:
+  the structure must still hold the assignment, one request per assignment per
+  ``link_request_interval``); the notifier sends the new link to the contact the référentiel names, and
+  the page never shows that contact's address. The form is protected by a double-submit cookie (there is
+  no session yet).
 - ``GET /d``: the digests' link, to ``/`` (the list when signed in, a welcome page otherwise).
 - ``GET /dossiers``: the structure's open assignments, most urgent first.
 - ``GET /dossiers/<reference>``: the case as the structure may see it; **need-to-know**: only a
@@ -24,10 +29,11 @@ from __future__ import annotations
 
 import hmac
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.resources import files
 from typing import Any, Final
 
@@ -69,8 +75,11 @@ from services.workspace.domain.casefile import (
     why_assigned,
 )
 from services.workspace.domain.labels import label
+from services.workspace.domain.link_requests import LinkRequestVerdict
 from services.workspace.domain.referential import search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
+from services.workspace.link_requests import AUDIT_ACTION as REQUEST_LINK
+from services.workspace.link_requests import request_new_link
 
 __all__ = ["PRODUCER", "SCHEMA", "WorkspaceServices", "create_app"]
 
@@ -109,6 +118,8 @@ class WorkspaceServices:
     now: Callable[[], datetime]
     desk_tokens: TokenRegistry = field(default_factory=TokenRegistry.empty)
     desk_overdue_days: int = 5
+    link_request_interval: timedelta = timedelta(minutes=15)
+    """An expired link asks for a new one at most once per assignment within this time."""
 
     @property
     def cookie_name(self) -> str:
@@ -241,40 +252,98 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
         # The digests' link (the base without a token): the list when signed in, else the welcome page.
         return RedirectResponse("/", status_code=303)
 
+    async def genuine(conn: Conn, token: str) -> tuple[repo.AssignmentRow, bool] | None:
+        """The assignment ``token`` was signed for and whether its day has passed; ``None`` (audited as
+        ``INVALID``) when it is malformed, altered, guessed or signed with no key we hold."""
+        try:
+            candidates = await repo.assignments_by_prefix(conn, read_link(token).prefix)
+        except InvalidLinkError:
+            candidates = []
+        for assignment in candidates:
+            try:
+                verify_link(
+                    services.link_keys,
+                    token,
+                    assignment_id=assignment.assignment_id,
+                    structure_id=assignment.structure_id,
+                    today=services.now().date(),
+                )
+            except InvalidLinkError:
+                continue
+            except ExpiredLinkError:
+                return assignment, True
+            return assignment, False
+        await audit(conn, "OPEN_LINK", "INVALID")
+        log.info("link_refused")
+        return None
+
+    def invalid_link() -> HTMLResponse:
+        return refused(403, "Lien non valide", "Ce lien n'est pas valide. Utilisez le lien reçu dans l'alerte.")
+
     @app.get("/d/{token}", include_in_schema=False)
     async def open_link(token: str) -> Response:
-        today = services.now().date()
         async with services.pool().acquire() as conn, conn.transaction():
-            try:
-                candidates = await repo.assignments_by_prefix(conn, read_link(token).prefix)
-            except InvalidLinkError:
-                candidates = []
-            for assignment in candidates:
-                try:
-                    verify_link(
-                        services.link_keys,
-                        token,
-                        assignment_id=assignment.assignment_id,
-                        structure_id=assignment.structure_id,
-                        today=today,
-                    )
-                except InvalidLinkError:
-                    continue
-                except ExpiredLinkError:
-                    await audit(
-                        conn,
-                        "OPEN_LINK",
-                        "EXPIRED",
-                        None,
-                        assignment.procedure_id,
-                        structure_id=assignment.structure_id,
-                    )
-                    log.info("link_expired", structure_id=assignment.structure_id)
-                    return page("expired.html", 410)
+            found = await genuine(conn, token)
+            if found is None:
+                return invalid_link()
+            assignment, expired = found
+            if not expired:
                 return await _start_session(conn, assignment)
-            await audit(conn, "OPEN_LINK", "INVALID")
-            log.info("link_refused")
-            return refused(403, "Lien non valide", "Ce lien n'est pas valide. Utilisez le lien reçu dans l'alerte.")
+            await audit(
+                conn, "OPEN_LINK", "EXPIRED", None, assignment.procedure_id, structure_id=assignment.structure_id
+            )
+            log.info("link_expired", structure_id=assignment.structure_id)
+            return expired_page(token)
+
+    def expired_page(token: str, status: int = 410, error: str | None = None) -> Response:
+        """The expired link's page and its « Recevoir un nouveau lien » form, with a fresh double-submit
+        nonce (cookie and hidden field) scoped to the links' path."""
+        nonce = secrets.token_urlsafe(32)
+        response = page("expired.html", status, token=token, nonce=nonce, error=error)
+        response.set_cookie(
+            _LINK_REQUEST_COOKIE,
+            nonce,
+            max_age=900,
+            path="/d",
+            secure=services.cookie_secure,
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    @app.post("/d/{token}/nouveau-lien", include_in_schema=False)
+    async def ask_new_link(request: Request, token: str) -> Response:
+        form = await request.form()
+        nonce, cookie = form.get("nonce"), request.cookies.get(_LINK_REQUEST_COOKIE)
+        async with services.pool().acquire() as conn, conn.transaction():
+            found = await genuine(conn, token)
+            if found is None:
+                return invalid_link()
+            assignment, expired = found
+            if not expired:
+                # Still valid (the day changed, or a stale form): the link itself opens the case.
+                return RedirectResponse(f"/d/{token}", status_code=303)
+            if not (isinstance(nonce, str) and cookie and hmac.compare_digest(nonce, cookie)):
+                await audit(
+                    conn,
+                    REQUEST_LINK,
+                    "CSRF_REJECTED",
+                    None,
+                    assignment.procedure_id,
+                    structure_id=assignment.structure_id,
+                )
+                return expired_page(token, 403, "Le formulaire a expiré : recommencez.")
+            result = await request_new_link(
+                conn,
+                assignment,
+                producer=PRODUCER,
+                schema=SCHEMA,
+                now=services.now(),
+                interval=services.link_request_interval,
+            )
+        response = refused(*_LINK_REQUEST_PAGES[result.verdict](services.link_request_interval))
+        response.delete_cookie(_LINK_REQUEST_COOKIE, path="/d", secure=services.cookie_secure, httponly=True)
+        return response
 
     async def _start_session(conn: Conn, assignment: repo.AssignmentRow) -> Response:
         fresh = new_session()
@@ -511,6 +580,37 @@ _ACTION_ERRORS: Final[Mapping[str, str]] = {
     "REASON_UNKNOWN": "Ce motif n'existe pas : choisissez-en un dans la liste.",
     "COMMENT_TOO_LONG": f"Le commentaire dépasse {COMMENT_MAX_LENGTH} caractères.",
     "COMMENT_INVALID": "Le commentaire contient des caractères de contrôle : retirez-les.",
+}
+
+_LINK_REQUEST_COOKIE = "prevex_link_request"
+
+
+def _minutes(interval: timedelta) -> str:
+    minutes = max(1, round(interval.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
+
+
+# The answer to « Recevoir un nouveau lien »: status, title and message. None names or shows the contact.
+_LINK_REQUEST_PAGES: Final[Mapping[LinkRequestVerdict, Callable[[timedelta], tuple[int, str, str]]]] = {
+    LinkRequestVerdict.SENT: lambda _: (
+        202,
+        "Nouveau lien envoyé",
+        "Un nouveau lien a été envoyé au contact de votre structure : par courriel, ou par SMS si votre"
+        " structure n'est jointe que par SMS. Il ouvre le même dossier.",
+    ),
+    LinkRequestVerdict.TOO_SOON: lambda interval: (
+        429,
+        "Nouveau lien déjà envoyé",
+        "Un nouveau lien a déjà été envoyé au contact de votre structure il y a moins de"
+        f" {_minutes(interval)} : consultez sa messagerie avant d'en demander un autre.",
+    ),
+    LinkRequestVerdict.NOT_HELD: lambda _: (
+        409,
+        "Dossier plus suivi par votre structure",
+        "Ce dossier n'est plus orienté vers votre structure (orientation refusée, expirée ou clôturée, ou"
+        " dossier clos) : aucun nouveau lien n'est envoyé. Pour toute question, contactez le secrétariat"
+        " de la CCAPEX.",
+    ),
 }
 
 _REF_MAX_LENGTH = 32

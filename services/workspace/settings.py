@@ -38,6 +38,12 @@ class WorkspaceSettings(ServiceSettings):
         default=None,
         description="The CCAPEX secretariat's sign-in tokens (orientation's tokens file format); none: no desk",
     )
+    link_request_interval_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="An expired link asks for a new one at most once per assignment within this many minutes",
+    )
     desk_overdue_working_days: int = Field(
         default=5, ge=1, le=60, description="The desk lists an assignment still OUVERTE after this many working days"
     )
@@ -53,6 +59,10 @@ class WorkspaceSettings(ServiceSettings):
     @property
     def session_absolute(self) -> timedelta:
         return timedelta(hours=self.session_absolute_hours)
+
+    @property
+    def link_request_interval(self) -> timedelta:
+        return timedelta(minutes=self.link_request_interval_minutes)
 
     @property
     def retention(self) -> timedelta:
