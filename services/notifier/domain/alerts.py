@@ -7,15 +7,16 @@ templates only see the variables ``ALLOWED_VARIABLES`` lists (checked when ``Ale
 
 Three renderings per alert: the email (subject, plain text, HTML with autoescape) and the SMS (GSM-7,
 at most 160 characters, one segment). A daily digest groups the low-urgency stage updates of one
-contact (``DigestContent``).
+contact (``DigestContent``); it says its urgency in words too (the highest in the subject, the count of
+each atop the body).
 
-**SMS budget.** The heading, stage, urgency, markers and link are kept whole; the link is
+**SMS budget.** The heading, markers, procedure reference and link are kept whole; the link is
 ``<base>/<token>``, a signed token of fixed length that opens the case in the partner workspace
-(``services/platform/links.py``); the commune is the one elastic value: when the text
-exceeds 160 characters it is cut, down to ``SMS_MIN_COMMUNE`` characters. If even that does not fit,
-``SmsTooLongError`` says by how much — a configuration problem (heading or link base too long), which
-``check_templates`` reveals at start-up. A legal warning (``schemas/warnings.py``) is added to an SMS only
-when the text still fits whole, commune included; otherwise the SMS is the one without it.
+(``services/platform/links.py``), and the reference is what a partner quotes on the phone. When the text
+exceeds 160 characters, what gives way is, in order: a legal warning (``schemas/warnings.py``; added only
+when the whole text fits with it), the commune (cut, down to ``SMS_MIN_COMMUNE`` characters, then left
+out), the urgency words. If even that does not fit, ``SmsTooLongError`` says so — a configuration problem
+(heading or link base too long), which ``check_templates`` reveals at start-up.
 
 **Dates read right.** "Expulsion impossible avant le 01/04/2026" is only true while that day is ahead:
 from that day on (``AlertContent.today``, the sending day, which the caller gives) every template says
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
@@ -106,7 +108,7 @@ _ALERT_VARIABLES = frozenset(
         "escalation",
     }
 )
-_DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback"})
+_DIGEST_VARIABLES = frozenset({"prefix", "day", "items", "count", "link", "fallback", "urgent", "urgency", "urgencies"})
 ALLOWED_VARIABLES: Final[Mapping[str, frozenset[str]]] = {
     name: _DIGEST_VARIABLES if name.startswith("digest") else _ALERT_VARIABLES for name in TEMPLATE_NAMES
 }
@@ -117,6 +119,7 @@ _URGENCY_LABELS = {
     Urgency.HIGH: "Urgence haute",
     Urgency.CRITICAL: "URGENCE CRITIQUE",
 }
+_URGENCY_RANK = {urgency: rank for rank, urgency in enumerate(Urgency)}  # LOW < NORMAL < HIGH < CRITICAL
 _SMS_URGENCY_LABELS = {
     Urgency.LOW: "Urg. faible",
     Urgency.NORMAL: "Urg. normale",
@@ -348,30 +351,39 @@ def render_email(content: AlertContent, templates: AlertTemplates) -> RenderedEm
 def render_sms(content: AlertContent, templates: AlertTemplates) -> str:
     """The SMS text in GSM-7, at most 160 characters; raises ``SmsTooLongError`` when it cannot fit.
 
-    The link (``<base>/<token>``) opens the case; the commune is shortened if needed. The legal warnings
-    come only when they fit with the whole commune; otherwise the SMS is rendered without them.
+    The heading, markers, reference and link (``<base>/<token>``, which opens the case) are always there.
+    What gives way when the text is too long, in this order: the legal warnings (shown only when the whole
+    text fits with them), the commune (cut, down to ``SMS_MIN_COMMUNE`` characters, then left out), the
+    urgency words. A partner always gets the reference to quote and the link to open.
     """
     if content.warnings:
-        with_warnings = to_gsm7(_one_line(templates.render("sms.txt", _alert_values(content, templates, _SMS))))
+        with_warnings = _sms_text(templates, _alert_values(content, templates, _SMS))
         if len(with_warnings) <= SMS_MAX_CHARS:
             return with_warnings
         content = replace(content, warnings=())
-    commune = to_gsm7(content.commune)
+    values = _alert_values(replace(content, commune=to_gsm7(content.commune)), templates, _SMS)
     while True:
-        values = _alert_values(replace(content, commune=commune), templates, _SMS)
-        text = to_gsm7(_one_line(templates.render("sms.txt", values)))
+        text = _sms_text(templates, values)
         excess = len(text) - SMS_MAX_CHARS
         if excess <= 0:
             return text
-        # Shorten the commune by what is missing (the template's "." follows the cut), never below
-        # SMS_MIN_COMMUNE characters.
-        keep = len(commune) - excess
-        if keep < SMS_MIN_COMMUNE:
+        commune: str | None = values["commune"]
+        if commune is not None:
+            # Shorten the commune by what is missing (the template's "." follows the cut); below
+            # SMS_MIN_COMMUNE characters it tells nothing and goes.
+            keep = len(commune) - excess
+            values["commune"] = commune[:keep].rstrip() if keep >= SMS_MIN_COMMUNE else None
+        elif values["urgency"] is not None:
+            values["urgency"] = None
+        else:
             raise SmsTooLongError(
-                f"SMS of {len(text)} characters exceeds {SMS_MAX_CHARS} even with the commune shortened to"
-                f" {SMS_MIN_COMMUNE} characters: shorten the SMS heading or the link base URL"
+                f"SMS of {len(text)} characters exceeds {SMS_MAX_CHARS} even without the commune and the"
+                " urgency: shorten the SMS heading or the link base URL"
             )
-        commune = commune[:keep].rstrip()
+
+
+def _sms_text(templates: AlertTemplates, values: Mapping[str, Any]) -> str:
+    return to_gsm7(_one_line(templates.render("sms.txt", values)))
 
 
 def render_digest_email(content: DigestContent, templates: AlertTemplates) -> RenderedEmail:
@@ -476,9 +488,17 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
 
 
 def _digest_values(content: DigestContent, templates: AlertTemplates, style: _Style) -> dict[str, Any]:
+    # A digest says its urgency in words like an alert: the highest of its files in the subject (and its
+    # marker first when HIGH or CRITICAL), and how many files of each urgency atop the body, highest first.
+    counts = Counter(item.urgency for item in content.items)
+    ranked = sorted(counts, key=_URGENCY_RANK.__getitem__, reverse=True)
+    highest = ranked[0] if ranked else Urgency.LOW
     return {
         "prefix": templates.sms_prefix if style.sms else templates.prefix,
         "day": _day(content.day),
+        "urgent": _URGENT.get(highest),
+        "urgency": style.urgency(highest),
+        "urgencies": [{"label": urgency_label(u).lower(), "count": counts[u]} for u in ranked],
         "count": len(content.items),
         "items": [_alert_values(item, templates, style) for item in content.items],
         "link": content.link,

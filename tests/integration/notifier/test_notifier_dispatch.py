@@ -524,10 +524,12 @@ async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_poss
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     told = ["PREFECT_NOTICE_LT_6_WEEKS"]
     await world.decide("CD90", "FSL90", stage=Stage.ASSIGNATION, earliest=date(2026, 4, 1), warnings={"CD90": told})
-    # An SMS has room for the warning without a date, not with one (the SMS then stays as it is).
-    await world.decide("MED", ref="90-2026-000002", stage=Stage.ASSIGNATION, warnings={"MED": told})
+    # Beside the reference and the link, an SMS has room for the shortest warning without a date, not with
+    # one (the SMS then stays as it is).
+    short = ["CP_BELOW_CCAPEX_THRESHOLD"]
+    await world.decide("MED", ref="90-2026-000002", stage=Stage.ASSIGNATION, warnings={"MED": short})
     await world.decide(
-        "MED", ref="90-2026-000003", stage=Stage.ASSIGNATION, earliest=date(2026, 4, 1), warnings={"MED": told}
+        "MED", ref="90-2026-000003", stage=Stage.ASSIGNATION, earliest=date(2026, 4, 1), warnings={"MED": short}
     )
     await world.run()
 
@@ -540,10 +542,8 @@ async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_poss
         assert "Expulsion possible depuis le 01/04/2026" in _text(mail)
         assert "Expulsion impossible avant" not in _text(mail)
     undated, dated = sorted((sms.text for sms in world.sms.received), key=lambda text: "01/04/2026" in text)
-    assert (
-        "Assignation, Belfort. Urg. normale. Prefet avise <6 sem. avant audience: irrecevabilite possible." in undated
-    )
-    assert "Prefet" not in dated
+    assert "90-2026-000002, Assignation, Belfort. Urg. normale. Sous le seuil de signalement CCAPEX. " in undated
+    assert "CCAPEX" not in dated
     assert "Expulsion possible dès 01/04/2026." in dated
     assert max(len(undated), len(dated)) <= 160
 

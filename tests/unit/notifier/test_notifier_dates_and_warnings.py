@@ -41,6 +41,8 @@ LINK = "https://prevex.example/d/" + "A" * 20
 PREFECT = "PREFECT_NOTICE_LT_6_WEEKS"
 PREFECT_SENTENCE = "Notification au préfet moins de 6 semaines avant l'audience : irrecevabilité possible"
 PREFECT_SMS = "Prefet avise <6 sem. avant audience: irrecevabilite possible."
+THRESHOLD = "CP_BELOW_CCAPEX_THRESHOLD"
+THRESHOLD_SMS = "Sous le seuil de signalement CCAPEX."
 EARLIEST = date(2026, 6, 15)
 # The day before (the date still ahead), the day itself and the day after (the expulsion possible).
 SIDES = [(EARLIEST - timedelta(days=1), False), (EARLIEST, True), (EARLIEST + timedelta(days=1), True)]
@@ -171,10 +173,13 @@ def test_the_email_lists_the_warnings_in_text_and_html() -> None:
 
 
 def test_the_sms_carries_a_warning_when_it_still_fits() -> None:
-    content = _alert(EARLIEST - timedelta(days=1), stage=Stage.ASSIGNATION, earliest_expulsion_date=None)
-    sms = render_sms(replace(content, warnings=(PREFECT,)), TEMPLATES)
-    assert sms == f"Expulsions 90: Assignation, Belfort. Urg. normale. {PREFECT_SMS} {LINK}"
+    content = _alert(EARLIEST - timedelta(days=1), stage=Stage.COMMANDEMENT_PAYER, earliest_expulsion_date=None)
+    sms = render_sms(replace(content, warnings=(THRESHOLD,)), TEMPLATES)
+    assert sms == f"Expulsions 90: 90-2026-000001, Cdt de payer, Belfort. Urg. normale. {THRESHOLD_SMS} {LINK}"
     assert len(sms) <= SMS_MAX_CHARS
+    # The préfet's sentence is longer: beside the reference and the link it no longer fits one segment.
+    prefect = replace(content, stage=Stage.ASSIGNATION, warnings=(PREFECT,))
+    assert render_sms(prefect, TEMPLATES) == render_sms(replace(prefect, warnings=()), TEMPLATES)
 
 
 def test_an_sms_the_warning_would_overflow_stays_as_it_is() -> None:

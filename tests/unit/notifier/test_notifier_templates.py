@@ -41,6 +41,7 @@ from services.notifier.domain.alerts import (
     render_email,
     render_sms,
     sms_stage_label,
+    sms_urgency_label,
     to_gsm7,
     urgency_label,
 )
@@ -292,6 +293,41 @@ def test_digest_templates_list_every_file_and_fit_an_sms(
         assert not FORBIDDEN.search(sms)
 
 
+@pytest.mark.parametrize(
+    ("urgencies", "subject", "first_line"),
+    [
+        (
+            (Urgency.LOW, Urgency.NORMAL, Urgency.NORMAL),
+            "[Prévention expulsions 90] Mises à jour du 04/03/2026 – 3 dossiers (Urgence normale)",
+            "Urgence : 2 dossiers en urgence normale, 1 dossier en urgence faible.",
+        ),
+        (
+            (Urgency.LOW,),
+            "[Prévention expulsions 90] Mises à jour du 04/03/2026 – 1 dossier (Urgence faible)",
+            "Urgence : 1 dossier en urgence faible.",
+        ),
+        # Routing keeps HIGH and CRITICAL out of digests; should one come, it is said first, like an alert.
+        (
+            (Urgency.NORMAL, Urgency.CRITICAL),
+            "[Prévention expulsions 90] URGENCE CRITIQUE – Mises à jour du 04/03/2026 – 2 dossiers (URGENCE CRITIQUE)",
+            "URGENCE CRITIQUE : 1 dossier en urgence critique, 1 dossier en urgence normale.",
+        ),
+    ],
+)
+def test_a_digest_says_its_urgency_in_words_in_the_subject_and_first(
+    urgencies: tuple[Urgency, ...], subject: str, first_line: str
+) -> None:
+    items = tuple(
+        replace(_content(f"90-2026-00000{n}", Stage.COMMANDEMENT_PAYER, "Belfort", urgency, None), stage_update=True)
+        for n, urgency in enumerate(urgencies, start=1)
+    )
+    email = render_digest_email(DigestContent(date(2026, 3, 4), items, LINK_BASE), TEMPLATES)
+    assert email.subject == subject
+    assert email.text.splitlines()[0] == first_line
+    after_heading = html.unescape(re.sub(r"<[^>]+>", "", email.html.split("</h1>\n", 1)[1].split("\n", 1)[0]))
+    assert after_heading == first_line
+
+
 def test_templates_only_read_the_allowed_variables() -> None:
     # An alert can only show what AlertContent hands out: a template naming anything else is refused.
     assert set(ALLOWED_VARIABLES) == set(TEMPLATE_NAMES)
@@ -339,7 +375,7 @@ def test_s06_alert_shows_the_winter_truce_date_and_normal_urgency() -> None:
     )
     assert "Expulsion impossible avant le 01/04/2026" in email.text
     assert render_sms(content, TEMPLATES) == (
-        "Expulsions 90: Cdt de quitter, Belfort. Urg. normale. Expulsion pas avant 01/04/2026."
+        "Expulsions 90: 90-2025-000042, Cdt de quitter, Belfort. Urg. normale. Expulsion pas avant 01/04/2026."
         " https://prevex.example/dossiers/90-2025-000042"
     )
 
@@ -373,7 +409,8 @@ def test_s06_truce_end_reminder_says_when_expulsion_becomes_possible(stage_updat
         assert "Expulsion impossible avant" not in body
         assert "franchi une nouvelle étape" not in body
     assert render_sms(content, TEMPLATES) == (
-        "Expulsions 90: Cdt de quitter, Belfort. Urg. normale. Fin de treve: expulsion dès 01/04/2026."
+        "Expulsions 90: 90-2025-000042, Cdt de quitter, Belfort. Urg. normale. Fin de treve: expulsion dès"
+        " 01/04/2026."
         " https://prevex.example/dossiers/90-2025-000042"
     )
 
@@ -399,12 +436,46 @@ def test_sms_transliterates_what_gsm7_lacks() -> None:
 def test_a_long_commune_is_shortened_in_the_sms_but_not_in_the_email() -> None:
     commune = "Saint-Germain-le-Châtelet-et-les-Environs-Lointains"
     content = _content("90-2026-000001", Stage.SIGNALEMENT_CAF, commune, Urgency.CRITICAL, date(2026, 4, 1))
-    content = replace(content, stage_update=True, fallback=FALLBACKS[2], manual_orientation=True)
     sms = render_sms(content, TEMPLATES)
-    assert len(sms) <= SMS_MAX_CHARS
+    assert len(sms) == SMS_MAX_CHARS
     assert "Saint-Ger" in sms
     assert "Lointains" not in sms
+    assert "TRES URGENT" in sms
     assert commune in render_email(content, TEMPLATES).text
+
+
+def test_the_reference_and_the_link_stay_when_the_commune_then_the_urgency_give_way() -> None:
+    # The longest markers: the commune goes first, then the urgency words; the reference and link never.
+    content = _content("90-2026-000001", Stage.SIGNIFICATION_DECISION, "Belfort", Urgency.CRITICAL, date(2026, 4, 1))
+    content = replace(content, stage_update=True, fallback=FALLBACKS[2], manual_orientation=True)
+    assert render_sms(content, TEMPLATES) == (
+        "Expulsions 90 (repli) (MAJ): 90-2026-000001, Signif. décision. Expulsion pas avant 01/04/2026. A orienter."
+        " https://prevex.example/dossiers/90-2026-000001"
+    )
+    shorter = replace(content, stage=Stage.AUDIENCE)
+    assert render_sms(shorter, TEMPLATES) == (
+        "Expulsions 90 (repli) (MAJ): 90-2026-000001, Audience. TRES URGENT. Expulsion pas avant 01/04/2026. A"
+        " orienter. https://prevex.example/dossiers/90-2026-000001"
+    )
+
+
+def test_every_sms_variant_carries_the_reference_and_ends_with_the_link() -> None:
+    commune = "Saint-Germain-le-Châtelet"
+    dropped_urgency = 0  # among the marked variants
+    for content in _all_variants("90-2026-000001", commune, date(2026, 4, 1)):
+        sms = render_sms(content, TEMPLATES)
+        assert len(sms) <= SMS_MAX_CHARS
+        assert "90-2026-000001, " in sms
+        assert sms.endswith(f" {content.link}")
+        plain = content.fallback is None and not content.manual_orientation and not content.stage_update
+        if plain:
+            # A partner's own first alert always names the commune (cut at worst) and the urgency.
+            assert "Sain" in sms
+            assert to_gsm7(sms_urgency_label(content.urgency)) in sms
+        else:
+            dropped_urgency += to_gsm7(sms_urgency_label(content.urgency)) not in sms
+    # The urgency gives way only beside the markers of a fallback, an update or an F1 orientation.
+    assert dropped_urgency > 0
 
 
 def _with_sms_prefix(sms_prefix: str) -> AlertTemplates:
