@@ -26,6 +26,7 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# Strict mypy over what pyproject's [tool.mypy] lists: the packages, devtools, benchmarks and tests/.
 typecheck: venv
 	$(PY) -m mypy
 

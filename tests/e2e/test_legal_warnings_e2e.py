@@ -66,7 +66,7 @@ class Stack:
                 while True:
                     for batch in (await consumer.getmany(timeout_ms=200)).values():
                         for record in batch:
-                            event = json.loads(record.value)
+                            event: dict[str, Any] = json.loads(record.value)
                             if mention in json.dumps(event["payload"]):
                                 return event
         finally:
@@ -138,7 +138,7 @@ async def test_the_prefect_notice_warning_reaches_the_departement_and_the_point_
 
     mails = _mails(stack, late)
     assert PREFECT in late["payload"]["notification"]["warnings"]
-    assert late["decided"]["schema_version"] == "1.1"
+    assert late["decided"]["schema_version"] == "1.2"  # 1.1 brought the warnings, 1.2 the act's reception time
     told = {a["structure_id"]: a["warnings"] for a in late["decided"]["payload"]["assignments"]}
     assert told == {"CD90": [PREFECT], "CDAD90": [PREFECT], "FSL90": []}
     assert set(mails) == {CD90, CDAD90, FSL90}

@@ -11,6 +11,7 @@ the codes the contracts and the code define (:func:`_allowed`): no reference, na
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import AsyncIterator
 
@@ -53,7 +54,7 @@ async def running(
             processes.start()
             for name, url in processes.http_urls.items():
                 port = int(url.rsplit(":", 1)[1])
-                wait_for_port("127.0.0.1", port, WAIT_S, alive=lambda name=name: processes.running(name))
+                wait_for_port("127.0.0.1", port, WAIT_S, alive=functools.partial(processes.running, name))
             yield processes, smtp
         finally:
             processes.stop()

@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -48,13 +49,15 @@ async def _ops(settings: OpsSettings, *argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-async def _journey_until(settings: OpsSettings, query: str, done: Any) -> dict[str, Any]:
+async def _journey_until(settings: OpsSettings, query: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """``trace --json`` of ``query`` once ``done(journey)`` holds (receipts are written after the send)."""
     async with asyncio.timeout(WAIT_S):
         while True:
             code, text = await _ops(settings, "trace", query, "--json")
-            if code == 0 and done(journey := json.loads(text)):
-                return journey
+            if code == 0:
+                journey: dict[str, Any] = json.loads(text)
+                if done(journey):
+                    return journey
             await asyncio.sleep(0.3)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -17,7 +18,8 @@ from services.platform.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 
-Record = ConsumerRecord[bytes, bytes]
+# aiokafka ships no type information (pyproject's mypy overrides): the alias documents what the records hold.
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Header = tuple[str, bytes | None]
 BINARY = b"\x00\xff\x80"
 
@@ -93,7 +95,7 @@ async def test_records_with_binary_or_null_headers_and_binary_keys_are_all_handl
     ]
     hostile.append((b"key", b"null-header", [("x-null", None)]))
     hostile.append((b"\xff\xfe-siret", b"binary-key", []))
-    valid = [(b"key", f"valid-{n}".encode(), []) for n in range(10)]
+    valid: list[tuple[bytes | None, bytes, list[Header]]] = [(b"key", f"valid-{n}".encode(), []) for n in range(10)]
     await _publish(broker.bootstrap_servers, topic, hostile + valid)
 
     consumer = _Consumer()

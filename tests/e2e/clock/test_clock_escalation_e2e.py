@@ -64,6 +64,7 @@ async def test_unanswered_assignments_are_reminded_then_escalated_to_the_secreta
         row = await pool.fetchrow("SELECT assignment_id, procedure_id FROM assignment WHERE structure_id = 'CD90'")
     finally:
         await pool.close()
+    assert row is not None
     refusal = AssignmentStatusChange(
         assignment_id=row["assignment_id"],
         procedure_id=row["procedure_id"],

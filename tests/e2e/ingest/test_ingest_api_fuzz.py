@@ -7,7 +7,7 @@ error, a documented status code and content type, and match its documented schem
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
@@ -35,10 +35,13 @@ schema = schemathesis.openapi.from_path(
     OPENAPI_PATH, config=schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": False}}})
 )
 
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
+
 
 @schema.parametrize()
 @settings(max_examples=20, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_running_ingest_keeps_its_contract(case: schemathesis.Case, ingest_service: Any) -> None:
+def test_the_running_ingest_keeps_its_contract(case: OpenApiCase, ingest_service: Any) -> None:
     key = KEYS.get(case.path, CJ_KEY)
     headers = {"Authorization": f"Bearer {key}"}
     case.call_and_validate(base_url=ingest_service.base_url, headers=headers, checks=CHECKS)

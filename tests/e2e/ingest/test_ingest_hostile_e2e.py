@@ -56,9 +56,8 @@ async def test_acts_with_binary_and_null_headers_are_all_stored_and_accepted(
             dwelling__address={"line1": f"{n} rue des Octets", "postal_code": "90000", "commune_insee": "90010"},
         )
 
-    headers: list[list[tuple[str, bytes | None]]] = (
-        [[("x-bin", b"\x00\xff\x80")]] * 5 + [[]] * 10 + [[("x-null", None)]]
-    )
+    binary: list[tuple[str, bytes | None]] = [("x-bin", b"\x00\xff\x80")]
+    headers = [binary] * 5 + [[]] * 10 + [[("x-null", None)]]
     producer = AIOKafkaProducer(bootstrap_servers=ingest_broker.bootstrap_servers, acks="all")
     await producer.start()
     try:

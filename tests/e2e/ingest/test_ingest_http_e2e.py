@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from schemas import topics
 from services.ingest.cli import OPENAPI_PATH
+
+if TYPE_CHECKING:
+    from tests.e2e.ingest.conftest import TopicLog
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +29,7 @@ async def test_the_service_serves_the_committed_openapi_document_and_its_health(
 
 
 async def test_a_notification_posted_over_http_is_published_like_one_from_kafka(
-    ingest_service: Any, example: Callable[..., bytes], outputs: Any
+    ingest_service: Any, example: Callable[..., bytes], outputs: TopicLog
 ) -> None:
     payload = example(
         "s01-cj-commandement-payer", external_ref="HTTP-E2E-1", tenants=[{"last_name": "Http", "first_name": "Ana"}]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
@@ -20,6 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import topics
+
+if TYPE_CHECKING:
+    from tests.e2e.ingest.conftest import TopicLog
 
 pytestmark = pytest.mark.e2e
 
@@ -109,6 +112,10 @@ def _external_ref(event: dict[str, Any]) -> str | None:
     return ref if isinstance(ref, str) and ref.startswith("KILL-") else None
 
 
+def _of_stream(event: dict[str, Any]) -> bool:
+    return _external_ref(event) is not None
+
+
 async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
     *,
     ingest_service: Any,
@@ -116,7 +123,7 @@ async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
     publish: Callable[..., Any],
     wait_for_raw: Callable[[int], Any],
     example: Callable[..., bytes],
-    outputs: Any,
+    outputs: TopicLog,
 ) -> None:
     stream = _stream(example)
     valid = {f"KILL-{i}" for i, (*_, ok) in enumerate(stream) if ok}
@@ -133,7 +140,7 @@ async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
 
     def distinct_events() -> list[dict[str, Any]]:
         outcome_topics = (topics.PROCEDURE_NOTIFICATION, topics.INGEST_REJECTED)
-        return [event for topic in outcome_topics for event in outputs.distinct(topic, _external_ref)]
+        return [event for topic in outcome_topics for event in outputs.distinct(topic, _of_stream)]
 
     await outputs.wait(lambda: len(distinct_events()) >= STREAM, f"{STREAM} distinct outcome events")
 
@@ -158,5 +165,5 @@ async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
     by_input = Counter(_external_ref(event) for event in distinct_events())
     assert set(by_input) == {f"KILL-{i}" for i in range(STREAM)}
     assert set(by_input.values()) == {1}
-    assert {_external_ref(e) for e in outputs.distinct(topics.PROCEDURE_NOTIFICATION, _external_ref)} == valid
+    assert {_external_ref(e) for e in outputs.distinct(topics.PROCEDURE_NOTIFICATION, _of_stream)} == valid
     assert not outputs.distinct(topics.INGEST_DUPLICATE, lambda e: e["payload"]["external_ref"].startswith("KILL-"))

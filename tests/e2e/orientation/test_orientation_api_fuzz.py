@@ -8,7 +8,7 @@ valid make new référentiel versions of this module's own service.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
@@ -33,9 +33,12 @@ schema = schemathesis.openapi.from_path(
     OPENAPI_PATH, config=schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": False}}})
 )
 
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
+
 
 @schema.parametrize()
 @settings(max_examples=20, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_running_orientation_admin_api_keeps_its_contract(case: schemathesis.Case, orientation: Any) -> None:
+def test_the_running_orientation_admin_api_keeps_its_contract(case: OpenApiCase, orientation: Any) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     case.call_and_validate(base_url=orientation.admin_url, headers=headers, checks=CHECKS)

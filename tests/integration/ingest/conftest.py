@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -130,10 +130,12 @@ def settings(database_url: str) -> IngestSettings:
     return IngestSettings(database_url=database_url, emitters_path=EMITTERS_FILE)
 
 
+MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+"""``make_client(**create_app options)``: an ``async with`` of a client on the app."""
+
+
 @pytest.fixture
-def make_client(
-    pool: asyncpg.Pool, intake: Intake, emitters: EmitterRegistry, settings: IngestSettings
-) -> Callable[..., AsyncIterator[httpx.AsyncClient]]:
+def make_client(pool: asyncpg.Pool, intake: Intake, emitters: EmitterRegistry, settings: IngestSettings) -> MakeClient:
     """``async with make_client(limiter=…, settings=…) as client``: the HTTP app on this test's schema.
 
     Reception time is fixed at the scenario day, so the example payloads are never "in the future".
@@ -157,7 +159,7 @@ def make_client(
 
 
 @pytest.fixture
-async def client(make_client: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def client(make_client: MakeClient) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as client:
         yield client
 

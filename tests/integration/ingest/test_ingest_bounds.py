@@ -131,4 +131,5 @@ async def test_a_multipart_upload_without_a_file_part_is_rejected_with_the_docum
     assert (body["outcome"], body["external_ref"]) == ("REJECTED", None)
     assert [(e["code"], e["field"]) for e in body["errors"]] == [("SCHEMA_INVALID", "file")]
     row = await pool.fetchrow("SELECT source_system, channel, outcome FROM raw_inbound")
+    assert row is not None
     assert tuple(row) == ("bailleur_sftp", "http:csv", "REJECTED")

@@ -140,6 +140,7 @@ async def test_a_corrected_payload_resolves_its_rejection(
         "SELECT raw_id, source_system, corrects_rejection_id FROM raw_inbound"
         " WHERE corrects_rejection_id IS NOT NULL AND outcome = 'ACCEPTED'"
     )
+    assert row is not None
     assert (row["source_system"], row["corrects_rejection_id"]) == ("manual", rejected.rejection.rejection_id)
     assert "resolved by" not in shown
     assert f"resolved by {row['raw_id']}" in (await cli("rejections", "show", rejection_id))[1]

@@ -47,6 +47,7 @@ async def test_an_accepted_act_answers_201_with_its_references(
     [event] = await outbox(topics.PROCEDURE_NOTIFICATION)
     assert json.loads(event)["payload"]["notification"]["notification_id"] == body["notification_id"]
     row = await pool.fetchrow("SELECT channel, source_system, emitter_key FROM raw_inbound")
+    assert row is not None
     assert tuple(row) == ("http", "cj_api", "12345678900011")
 
 
@@ -310,4 +311,5 @@ async def test_an_input_ingest_fails_on_answers_500_stored_and_not_to_be_sent_ag
     body = response.json()
     assert (body["outcome"], [error["code"] for error in body["errors"]]) == ("REJECTED", ["INTERNAL_ERROR"])
     row = await pool.fetchrow("SELECT outcome, channel FROM raw_inbound")
+    assert row is not None
     assert tuple(row) == ("REJECTED", "http")

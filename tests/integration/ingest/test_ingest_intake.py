@@ -133,6 +133,7 @@ async def test_a_ranked_act_after_cloture_reopens_the_procedure(
     assert (reopening.reopened, reopening.stage_advanced, reopening.is_late) == (True, True, False)
     assert "REOPENED" in reopening.notification.warnings
     row = await pool.fetchrow("SELECT status, current_stage, reopened_count FROM procedure")
+    assert row is not None
     assert tuple(row) == ("OPEN", "COMMANDEMENT_PAYER", 1)
 
 

@@ -24,6 +24,10 @@ from services.ingest import intake as intake_module
 from services.ingest.bootstrap import GROUP_ID, build
 from services.ingest.cli import EXIT_OK, run
 from services.ingest.domain import procedures as procedures_module
+
+# The functions procedures and intake import, which the tests patch where they are used.
+from services.ingest.domain.linking import with_saisine as real_with_saisine
+from services.ingest.domain.normalise import normalise as real_normalise
 from services.ingest.intake import INTERNAL_ERROR, SCHEMA
 from services.ingest.settings import IngestSettings
 
@@ -152,7 +156,6 @@ async def test_a_record_whose_processing_raises_is_rejected_and_the_batch_goes_o
     run_id = uuid.uuid4().hex[:6]
     poison_ref = f"POISON-{run_id}"
     refs = [f"ISO-{run_id}-{n}" for n in range(4)] + [poison_ref] + [f"ISO-{run_id}-{n}" for n in range(4, 9)]
-    real_with_saisine = procedures_module.with_saisine
 
     def with_saisine(record: ProcedureNotification, *args: Any, **kwargs: Any) -> ProcedureNotification:
         # Raises inside the transaction (after the raw rows were prepared), for the marked act only.
@@ -191,7 +194,6 @@ async def test_a_record_whose_processing_raises_is_rejected_and_the_batch_goes_o
 async def test_a_validation_that_raises_rejects_that_input_alone_on_every_path(
     process: Callable[..., Any], make_raw: Callable[..., Any], example: Callable[..., bytes]
 ) -> None:
-    real_normalise = intake_module.normalise
 
     def normalise(document: bytes, **kwargs: Any) -> Any:
         if b"RAISES" in document:
@@ -215,7 +217,6 @@ async def test_a_record_that_cannot_even_be_stored_rejected_is_parked(
 ) -> None:
     run_id = uuid.uuid4().hex[:6]
     poison_ref = f"UNSTORABLE-{run_id}"
-    real_with_saisine = procedures_module.with_saisine
 
     def with_saisine(record: ProcedureNotification, *args: Any, **kwargs: Any) -> ProcedureNotification:
         if record.source.external_ref == poison_ref:

@@ -86,6 +86,7 @@ async def test_creating_an_offer_makes_a_version_published_and_used_at_once(
     assert (record.payload.structure_id, record.payload.referentiel_version) == ("CCAS-BELFORT", 2)
     assert "CCAS-BELFORT-ENERGIE" in [o.id for o in record.payload.offers]
     version = await pool.fetchrow("SELECT author, source FROM referential_version WHERE version = 2")
+    assert version is not None
     assert dict(version) == {"author": "secretariat", "source": "api POST /offers CCAS-BELFORT-ENERGIE"}
 
     again = await client.post("/offers", json=NEW_OFFER, headers=_auth(ADMIN))

@@ -32,9 +32,11 @@ async def test_assignments_are_created_at_the_clock_time_and_counted_in_its_pari
     await _orient_at(pool, orientation, make_event("s04-cj-assignation"))
 
     assert {row["created_at"] for row in await pool.fetch("SELECT created_at FROM assignment")} == {SUNDAY_NIGHT}
-    sunday = await repo.weekly_assignment_counts(pool, S04_OFFERS, now=MONDAY_MIDNIGHT_PARIS - ONE_MICROSECOND)
+    async with pool.acquire() as conn:
+        sunday = await repo.weekly_assignment_counts(conn, S04_OFFERS, now=MONDAY_MIDNIGHT_PARIS - ONE_MICROSECOND)
+        monday = await repo.weekly_assignment_counts(conn, S04_OFFERS, now=MONDAY_MIDNIGHT_PARIS)
     assert sunday == dict.fromkeys(S04_OFFERS, 1)
-    assert await repo.weekly_assignment_counts(pool, S04_OFFERS, now=MONDAY_MIDNIGHT_PARIS) == {}
+    assert monday == {}
 
 
 async def test_expiry_counts_its_days_from_the_clock_time_of_creation(

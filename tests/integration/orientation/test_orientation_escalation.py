@@ -46,7 +46,8 @@ async def s01(
     event = make_event("s01-cj-commandement-payer")
     await orient(event)
     await pool.execute("UPDATE assignment SET created_at = $1", OPENED)
-    rows = await repo.procedure_assignments(pool, event.payload.procedure_id)
+    async with pool.acquire() as conn:
+        rows = await repo.procedure_assignments(conn, event.payload.procedure_id)
     return {"procedure": event.payload.procedure_id} | {r.structure_id: r.assignment_id for r in rows}
 
 
@@ -109,7 +110,8 @@ async def test_the_event_names_the_assignment_and_keeps_the_procedures_correlati
     await _sweep(pool, _at(12))
     rows = await pool.fetch("SELECT key, value FROM outbox WHERE topic = $1", topics.ASSIGNMENT_ESCALATION)
     assert len(rows) == 3
-    correlations = {r.correlation_id for r in await repo.procedure_assignments(pool, s01["procedure"])}
+    async with pool.acquire() as conn:
+        correlations = {r.correlation_id for r in await repo.procedure_assignments(conn, s01["procedure"])}
     for row in rows:
         event = AssignmentEscalationEvent.model_validate_json(row["value"])
         assert bytes(row["key"]).decode() == str(s01["procedure"])

@@ -53,7 +53,8 @@ async def s01(pool: asyncpg.Pool, orient: Orient, make_event: MakeEvent) -> dict
     """S-01 oriented: structure id → assignment id; the procedure id under ``"procedure"``."""
     event = make_event("s01-cj-commandement-payer")
     await orient(event)
-    rows = await repo.procedure_assignments(pool, event.payload.procedure_id)
+    async with pool.acquire() as conn:
+        rows = await repo.procedure_assignments(conn, event.payload.procedure_id)
     return {"procedure": event.payload.procedure_id} | {r.structure_id: r.assignment_id for r in rows}
 
 
@@ -61,6 +62,7 @@ async def _status_of(pool: asyncpg.Pool, assignment_id: uuid.UUID) -> tuple[str,
     row = await pool.fetchrow(
         "SELECT status, status_reason, status_by FROM assignment WHERE assignment_id = $1", assignment_id
     )
+    assert row is not None
     return row["status"], row["status_reason"], row["status_by"]
 
 
@@ -81,7 +83,8 @@ async def test_a_partner_accepts_then_closes_each_change_in_the_history(
     )
 
     assert await _status_of(pool, ccas) == ("CLOTUREE", "SUIVI_TERMINE", "PARTNER")
-    history = await repo.history(pool, [ccas])
+    async with pool.acquire() as conn:
+        history = await repo.history(conn, [ccas])
     assert [(h["from_status"], h["to_status"], h["actor"]) for h in history] == [
         (None, "OUVERTE", "ORIENTATION"),
         ("OUVERTE", "ACCEPTEE", "PARTNER"),
@@ -149,7 +152,8 @@ async def test_a_removed_structure_is_never_reassigned_until_the_ccapex_adds_it_
     await orient(make_event("s01-cj-commandement-payer", procedure_id=procedure, revision=3, is_correction=True))
     third = (await _decided(pool))[-1].payload
     assert ("CDAD90", AssignmentKind.STAGE_UPDATE) in {(a.structure_id, a.kind) for a in third.assignments}
-    rows = await repo.procedure_assignments(pool, procedure)
+    async with pool.acquire() as conn:
+        rows = await repo.procedure_assignments(conn, procedure)
     assert sorted((r.structure_id, r.status, r.origin) for r in rows) == [
         ("CAF90", "OUVERTE", "MATCHING"),
         ("CCAS-BELFORT", "OUVERTE", "MATCHING"),
@@ -191,11 +195,13 @@ async def test_silent_assignments_expire_and_the_expiry_is_published_once(
         S.EXPIREE,
         StatusActor.SYSTEM,
     )
-    history = await repo.history(pool, [ccas])
+    async with pool.acquire() as conn:
+        history = await repo.history(conn, [ccas])
     assert (history[-1]["from_status"], history[-1]["to_status"]) == ("OUVERTE", "EXPIREE")
 
     await apply(published)  # orientation reads its own event back from the topic
-    assert len(await repo.history(pool, [ccas])) == len(history)
+    async with pool.acquire() as conn:
+        assert len(await repo.history(conn, [ccas])) == len(history)
     assert await _refusals(pool) == []
 
 

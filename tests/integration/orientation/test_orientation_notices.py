@@ -30,7 +30,8 @@ async def _decisions(pool: asyncpg.Pool) -> list[OrientationDecidedEvent]:
 
 
 async def _assignments(pool: asyncpg.Pool, procedure_id: uuid.UUID) -> list[tuple[str, list[str], str]]:
-    rows = await repo.procedure_assignments(pool, procedure_id)
+    async with pool.acquire() as conn:
+        rows = await repo.procedure_assignments(conn, procedure_id)
     return sorted((r.structure_id, r.offer_ids, r.status) for r in rows)
 
 
@@ -56,6 +57,7 @@ async def test_s01_creates_three_assignments_and_one_decision_once(
         ("CDAD90", ["PJ90-INFO"], "OUVERTE"),
     ]
     row = await pool.fetchrow("SELECT referentiel_version, stage, fallback_used FROM decision")
+    assert row is not None
     assert dict(row) == {"referentiel_version": 1, "stage": "COMMANDEMENT_PAYER", "fallback_used": False}
     history = await pool.fetch("SELECT to_status, actor, event_id FROM assignment_status_history")
     assert {(h["to_status"], h["actor"], h["event_id"]) for h in history} == {
@@ -92,11 +94,13 @@ async def test_merged_offers_count_against_each_offer_and_refusals_free_capacity
     await orient(s04)
     now = await pool.fetchval("SELECT max(created_at) FROM assignment")  # the week it was oriented in
     offers = ["CD90-DSF", "CD90-ACCOMP", "PJ90-INFO", "CAF90-MAINTIEN"]
-    counts = await repo.weekly_assignment_counts(pool, offers, now=now)
+    async with pool.acquire() as conn:
+        counts = await repo.weekly_assignment_counts(conn, offers, now=now)
     assert counts == {"CD90-DSF": 1, "CD90-ACCOMP": 1, "PJ90-INFO": 1}
 
     await pool.execute("UPDATE assignment SET status = 'REFUSEE' WHERE structure_id = 'CDAD90'")
-    assert await repo.weekly_assignment_counts(pool, ["PJ90-INFO"], now=now) == {}
+    async with pool.acquire() as conn:
+        assert await repo.weekly_assignment_counts(conn, ["PJ90-INFO"], now=now) == {}
 
 
 async def test_capacity_used_within_a_batch_is_not_overbooked(

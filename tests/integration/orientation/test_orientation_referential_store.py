@@ -14,7 +14,7 @@ from schemas import topics
 from schemas.referential import RecordStatus, ReferentialChangedEvent
 from services.orientation import referential_repository as ref_repo
 from services.orientation.domain import EntityKind, Referential, content_hash
-from services.orientation.referential_store import ReferentialHolder, commit_referential, load_active
+from services.orientation.referential_store import Change, ReferentialHolder, commit_referential, load_active
 from services.platform.db import apply_migrations, connect_pool, migration_files
 
 pytestmark = pytest.mark.integration
@@ -23,6 +23,11 @@ pytestmark = pytest.mark.integration
 async def _records(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy) -> list[ReferentialChangedEvent]:
     rows = await conn.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY id", topics.REFERENTIAL_CHANGED)
     return [ReferentialChangedEvent.model_validate_json(row["value"]) for row in rows]
+
+
+def _becomes(content: Referential) -> Change:
+    """The change that makes the référentiel ``content``, whatever it was."""
+    return lambda _: content
 
 
 def _with_structure(referential: Referential, structure_id: str, **changes: object) -> Referential:
@@ -129,7 +134,7 @@ async def test_going_back_to_an_earlier_content_is_a_new_version(
     async with pool.acquire() as conn:
         for content in (suspended, seed):
             async with conn.transaction():
-                await commit_referential(conn, lambda _, c=content: c, source="t", author="t")
+                await commit_referential(conn, _becomes(content), source="t", author="t")
         rows = await ref_repo.list_versions(conn, limit=10)
         latest = await load_active(conn, 3)
 

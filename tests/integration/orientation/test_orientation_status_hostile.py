@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import asyncpg
@@ -26,13 +26,16 @@ from services.orientation.lifecycle import StatusHandler
 from services.orientation.referential_store import SCHEMA
 from services.orientation.settings import OrientationSettings
 
+if TYPE_CHECKING:
+    from tests.integration.conftest import InProcess, ServeInProcess
+
 pytestmark = pytest.mark.integration
 
 BINARY = b"\x00\xff\x80"
 
 
 @pytest.fixture
-async def running(serve_in_process: Callable[..., Any]) -> AsyncIterator[Any]:
+async def running(serve_in_process: ServeInProcess) -> AsyncIterator[InProcess]:
     """The orientation service's runtime started in-process (tests/integration/conftest.py)."""
     async with serve_in_process(build, OrientationSettings, SCHEMA, http_enabled=False) as service:
         yield service
@@ -57,13 +60,13 @@ def _json(event: Envelope) -> bytes:
 
 
 async def test_hostile_status_records_are_parked_and_the_following_ones_applied(
-    running: Any, until: Callable[..., Any], make_event: Callable[..., ProcedureNotificationEvent]
+    running: InProcess, until: Callable[..., Any], make_event: Callable[..., ProcedureNotificationEvent]
 ) -> None:
     bootstrap, pool = running.bootstrap_servers, running.pool
     notice = make_event("s01-cj-commandement-payer")
     procedure = notice.payload.procedure_id
     await _publish(bootstrap, topics.PROCEDURE_NOTIFICATION, [(_json(notice), [])])
-    assignments = await until(lambda: repo.procedure_assignments(pool, procedure))
+    assignments = await until(lambda: _assignments(pool, procedure))
     by_structure = {row.structure_id: row.assignment_id for row in assignments}
     first, second, third = sorted(by_structure)[:3]
 
@@ -113,11 +116,16 @@ async def test_hostile_status_records_are_parked_and_the_following_ones_applied(
     assert await until(lambda: _passed(running, offsets[-1]))
 
 
+async def _assignments(pool: asyncpg.Pool, procedure_id: uuid.UUID) -> list[repo.AssignmentRow]:
+    async with pool.acquire() as conn:
+        return await repo.procedure_assignments(conn, procedure_id)
+
+
 async def _accepted(pool: asyncpg.Pool, assignment_id: uuid.UUID) -> bool:
     return await _status(pool, assignment_id) == "ACCEPTEE"
 
 
-async def _passed(service: Any, offset: int) -> bool:
+async def _passed(service: InProcess, offset: int) -> bool:
     return await service.committed(STATUS_GROUP_ID, topics.ASSIGNMENT_STATUS) > offset
 
 

@@ -67,7 +67,8 @@ async def test_s06_on_1_march_the_holders_are_reminded_and_the_siao_added_once(
     assert updates == holders
     [siao] = [a for a in payload.assignments if a.kind is AssignmentKind.NEW]
     assert (siao.structure_id, siao.offer_ids) == ("SIAO90", ["SIAO90"])
-    stored = {row.structure_id: row for row in await repo.procedure_assignments(pool, s06)}
+    async with pool.acquire() as conn:
+        stored = {row.structure_id: row for row in await repo.procedure_assignments(conn, s06)}
     assert (stored["SIAO90"].assignment_id, stored["SIAO90"].status) == (siao.assignment_id, "OUVERTE")
     assert await pool.fetchval("SELECT decision_id FROM truce_reminder WHERE procedure_id = $1", s06) == (
         reminder.event_id

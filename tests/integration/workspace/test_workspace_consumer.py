@@ -87,7 +87,7 @@ async def running(pg_server: PostgresEndpoint, link_secret: str) -> AsyncIterato
             settings = WorkspaceSettings(
                 kafka_bootstrap_servers=broker.bootstrap_servers,
                 database_url=database_url,
-                link_secrets=link_secret,  # type: ignore[arg-type]
+                link_secrets=link_secret,
                 http_port=port,
                 cookie_secure=False,
                 kafka_session_timeout_ms=1000,

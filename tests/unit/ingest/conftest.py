@@ -21,7 +21,7 @@ from schemas.procedure import EmitterType, ProcedureNotification, SourceSystem
 from schemas.sources import samples
 from schemas.sources.samples import example_document
 from services.ingest.domain.cog import CommuneDirectory, Territory
-from services.ingest.domain.normalise import Accepted, Emitter, normalise
+from services.ingest.domain.normalise import DEFAULT_MAX_BYTES, Accepted, Emitter, normalise
 from services.ingest.domain.rejections import Rejected
 
 NOTIFICATION_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -105,7 +105,6 @@ def run(communes: CommuneDirectory, territory_90: Territory, emitters: dict[str,
             document = None
         emitter = emitter or _emitter_of(document, emitters)
         clock = clock or _act_day(document)
-        options = {} if max_bytes is None else {"max_bytes": max_bytes}
         return normalise(
             raw,
             source_system=CHANNELS[emitter.emitter_type],
@@ -115,7 +114,7 @@ def run(communes: CommuneDirectory, territory_90: Territory, emitters: dict[str,
             received_at=datetime(clock.year, clock.month, clock.day, 10, 0, tzinfo=UTC),
             clock=clock,
             notification_id=NOTIFICATION_ID,
-            **options,
+            max_bytes=DEFAULT_MAX_BYTES if max_bytes is None else max_bytes,
         )
 
     return _run

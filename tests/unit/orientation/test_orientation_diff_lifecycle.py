@@ -75,7 +75,9 @@ def test_suspension_shows_as_a_status_change(seed: Referential) -> None:
     assert diff.text() == '~ offer SIAO90\n    status: "active" → "suspended"'
 
 
-def _change(status: S, by: StatusActor, override: AssignmentOverride | None = None) -> AssignmentStatusChange:
+def _change(
+    status: AssignmentStatus, by: StatusActor, override: AssignmentOverride | None = None
+) -> AssignmentStatusChange:
     return AssignmentStatusChange(
         assignment_id=uuid.uuid4(),
         procedure_id=uuid.uuid4(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import TypedDict
 
 import pytest
 
@@ -20,7 +21,17 @@ from services.workspace.domain.referential import search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
 
 S = AssignmentStatus
-IDS = {"assignment_id": uuid.uuid4(), "procedure_id": uuid.uuid4(), "structure_id": "CCAS-BELFORT"}
+
+
+class _Ids(TypedDict):
+    """The keyword arguments naming one assignment, spread into ``status_change`` and the events."""
+
+    assignment_id: uuid.UUID
+    procedure_id: uuid.UUID
+    structure_id: str
+
+
+IDS: _Ids = {"assignment_id": uuid.uuid4(), "procedure_id": uuid.uuid4(), "structure_id": "CCAS-BELFORT"}
 
 
 @pytest.mark.parametrize(
@@ -163,7 +174,10 @@ def test_the_referential_search_by_name_stage_and_kind() -> None:
             _offer("P1", "Défense", Stage.ASSIGNATION, status=RecordStatus.SUSPENDED),
         ),
     ]
-    names = lambda **filters: [c.name for c in search_structures(records, **filters)]  # noqa: E731
+
+    def names(text: str = "", stage: Stage | None = None, kind: StructureTypology | None = None) -> list[str]:
+        return [c.name for c in search_structures(records, text=text, stage=stage, kind=kind)]
+
     assert names() == ["CCAS de Belfort", "Point-justice", "SIAO 90"]  # the archived one is not shown
     assert names(text="HEBERGEMENT") == ["SIAO 90"]  # an offer's name, without accents or case
     assert names(text="defense") == []  # archived structure, suspended offer

@@ -11,9 +11,9 @@ from services.workspace.settings import WorkspaceSettings
 def test_without_link_secrets_the_workspace_does_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORKSPACE_LINK_SECRETS", raising=False)
     with pytest.raises(ValueError, match="no link secret"):
-        build(WorkspaceSettings(_env_file=None))  # type: ignore[call-arg]
+        build(WorkspaceSettings(_env_file=None))
     with pytest.raises(ValueError, match="at least 32"):
-        build(WorkspaceSettings(link_secrets="too-short"))  # type: ignore[arg-type]
+        build(WorkspaceSettings(link_secrets="too-short"))
 
 
 def test_settings_come_from_the_workspace_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
