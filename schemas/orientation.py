@@ -17,7 +17,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from schemas.common import Contract
 from schemas.envelope import Envelope
@@ -118,6 +118,14 @@ class OrientationDecided(Contract):
     assignments: list[DecidedAssignment] = Field(min_length=1)
     also_eligible: list[AlsoEligibleOffer]
     fallback_used: bool
+    act_received_at: AwareDatetime | None = Field(
+        default=None,
+        description=(
+            "Since schema 1.2: when ingest received the act this decision answers (its raw input's reception"
+            " time), for the end-to-end latency the notifier measures; absent for a decision no act caused"
+            " (CCAPEX_OVERRIDE, WINTER_TRUCE_END) and in 1.0 and 1.1"
+        ),
+    )
     trigger: DecisionTrigger = Field(
         default=DecisionTrigger.NOTIFICATION,
         description=(
@@ -133,11 +141,12 @@ class OrientationDecidedEvent(Envelope):
     """Orientation's decision for one notification, keyed by ``procedure_id``.
 
     Schema 1.1 added ``DecidedAssignment.warnings`` (optional): a 1.0 event is still read, with none.
+    Schema 1.2 added ``act_received_at`` (optional): an older event is still read, without it.
     """
 
-    SCHEMA_VERSION: ClassVar[str] = "1.1"
+    SCHEMA_VERSION: ClassVar[str] = "1.2"
     event_type: Literal["orientation.decided"] = "orientation.decided"
-    schema_version: Literal["1.0", "1.1"]
+    schema_version: Literal["1.0", "1.1", "1.2"]
     payload: OrientationDecided
 
 

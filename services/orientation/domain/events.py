@@ -64,8 +64,9 @@ def decided_payload(
     rules_version: str = MATCHING_RULES_VERSION,
 ) -> OrientationDecided:
     """The ``orientation.decided`` payload: the decision plus what an alert shows (short ref, stage,
-    commune name, urgency, earliest expulsion date, the act's legal warnings meant for each structure).
-    Nothing else is read from the household.
+    commune name, urgency, earliest expulsion date, the act's legal warnings meant for each structure), and
+    when ingest received the act (the notifier's end-to-end latency starts there). Nothing else is read
+    from the household.
 
     ``assignment_ids``: structure id → assignment id; for a ``STAGE_UPDATE`` the handler passes the id of
     the open assignment, for a ``NEW`` one a fresh id. ``KeyError`` if a structure has none.
@@ -94,6 +95,7 @@ def decided_payload(
         assignments=[_decided(a, assignment_ids[a.structure_id], told(a)) for a in result.assignments],
         also_eligible=also_eligible_offers(result),
         fallback_used=result.fallback_used,
+        act_received_at=record.source.received_at,
     )
 
 

@@ -221,9 +221,9 @@ def test_a_1_0_decided_event_without_warnings_still_decodes_with_none() -> None:
     assert event.payload.assignments[0].warnings == []
 
 
-def test_decided_events_are_written_as_1_1_with_each_assignments_warnings() -> None:
+def test_decided_events_are_written_at_1_2_with_each_assignments_warnings() -> None:
     event = decided_event("90-2026-000001", ["CD90", "FSL90"], warnings={"CD90": [PREFECT]})
-    assert event.schema_version == OrientationDecidedEvent.SCHEMA_VERSION == "1.1"
+    assert event.schema_version == OrientationDecidedEvent.SCHEMA_VERSION == "1.2"
     decoded = OrientationDecidedEvent.model_validate_json(event.model_dump_json())
     assert [a.warnings for a in decoded.payload.assignments] == [[PREFECT], []]
 

@@ -63,6 +63,8 @@ def test_decided_event_carries_what_an_alert_shows_and_no_personal_data(
     ]
     assert [o.offer_id for o in payload.also_eligible] == ["CAF90-MAINTIEN", "FSL90-MAINTIEN"]
     assert (payload.referentiel_version, payload.rules_version, payload.fallback_used) == (7, "orientation-1", False)
+    # The notifier's end-to-end latency starts when ingest received the act (schema 1.2).
+    assert payload.act_received_at == notice.notification.source.received_at
     assert not [word for word in PERSONAL if word in wire]
 
 
@@ -140,3 +142,15 @@ def test_payloads_refuse_unknown_fields(make_notice: MakeNotice, seed: Referenti
 
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         OrientationDecided.model_validate_json(json.dumps({**data, "tenant_name": "Durand"}))
+
+
+def test_a_decided_event_before_1_2_decodes_without_the_acts_reception_time(
+    make_notice: MakeNotice, seed: Referential
+) -> None:
+    notice = make_notice()
+    result = decide(facts_from_notice(notice), seed)
+    payload = decided_payload(notice, result, referentiel_version=1, assignment_ids=_ids(result))
+    wire = OrientationDecidedEvent(**new_envelope_fields("orientation"), payload=payload).model_dump(mode="json")
+    wire["schema_version"] = "1.1"
+    del wire["payload"]["act_received_at"]
+    assert OrientationDecidedEvent.model_validate_json(json.dumps(wire)).payload.act_received_at is None
