@@ -20,6 +20,7 @@ from services.workspace import repository as repo
 from services.workspace.domain.sessions import SessionPolicy
 from services.workspace.http import SCHEMA, WorkspaceServices, create_app
 from services.workspace.readmodel import TOPICS, apply_batch
+from services.workspace.referential_admin import ReferentialAdmin
 from services.workspace.settings import WorkspaceSettings
 
 __all__ = ["GROUP_ID", "build", "purge_loop"]
@@ -45,6 +46,7 @@ def build(settings: WorkspaceSettings) -> Runtime:
         now=now,
         desk_tokens=load_tokens(settings.desk_tokens_path),
         desk_overdue_days=settings.desk_overdue_working_days,
+        referential_admin=_referential_admin(settings),
         link_request_interval=settings.link_request_interval,
     )
 
@@ -64,6 +66,14 @@ def build(settings: WorkspaceSettings) -> Runtime:
     runtime.add_loop(purge_loop(settings, now))
     runtime.add_http(create_app(services), host=settings.http_host, port=settings.http_port)
     return runtime
+
+
+def _referential_admin(settings: WorkspaceSettings) -> ReferentialAdmin | None:
+    """Orientation's admin API for the desk's référentiel forms, when configured."""
+    token = settings.orientation_token()
+    if token is None or settings.orientation_url is None:
+        return None
+    return ReferentialAdmin.over_http(settings.orientation_url, token)
 
 
 def purge_loop(settings: WorkspaceSettings, now: Callable[[], datetime]) -> BackgroundLoop:

@@ -9,6 +9,8 @@
 - ``GET /secretariat/dossiers/<reference>``: any procedure (the CCAPEX's role) with its structures;
   ``POST …/ajouter`` and ``…/retirer`` publish orientation's override events (``ccapex-admin`` only).
 - ``GET /secretariat/journal?dossier=&structure=&page=``: the audit log, filtered and paginated.
+- ``/secretariat/referentiel…``: the référentiel's edition through orientation's admin API
+  (``desk_referential.py``).
 - ``POST /secretariat/deconnexion``.
 
 A partner's session gets 403 on every desk page. Every view and action is audited.
@@ -43,6 +45,7 @@ from services.platform.logging import get_logger
 from services.platform.outbox import OutboxMessage, enqueue
 from services.workspace import desk_repository as desk_repo
 from services.workspace import repository as repo
+from services.workspace.desk_referential import mount_referential_desk
 from services.workspace.domain.casefile import case_facts, deadlines, stage_lines
 from services.workspace.domain.desk import DESK_STRUCTURE, may_override
 from services.workspace.domain.sessions import new_session
@@ -267,6 +270,8 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
             return kit.page("desk_journal.html", session=desk, lines=lines, at=at, dossier=ref, structure=structure_id)
 
         return await on_desk(request, show)
+
+    mount_referential_desk(app, kit, on_desk)
 
     @app.post("/secretariat/deconnexion", include_in_schema=False)
     async def sign_out(request: Request) -> Response:

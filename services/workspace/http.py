@@ -80,6 +80,7 @@ from services.workspace.domain.referential import search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
 from services.workspace.link_requests import AUDIT_ACTION as REQUEST_LINK
 from services.workspace.link_requests import request_new_link
+from services.workspace.referential_admin import ReferentialAdmin
 
 __all__ = ["PRODUCER", "SCHEMA", "WorkspaceServices", "create_app"]
 
@@ -118,6 +119,8 @@ class WorkspaceServices:
     now: Callable[[], datetime]
     desk_tokens: TokenRegistry = field(default_factory=TokenRegistry.empty)
     desk_overdue_days: int = 5
+    referential_admin: ReferentialAdmin | None = None
+    """Orientation's admin API for the desk's référentiel forms; ``None``: not configured, no forms."""
     link_request_interval: timedelta = timedelta(minutes=15)
     """An expired link asks for a new one at most once per assignment within this time."""
 

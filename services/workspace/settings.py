@@ -44,9 +44,29 @@ class WorkspaceSettings(ServiceSettings):
         le=24 * 60,
         description="An expired link asks for a new one at most once per assignment within this many minutes",
     )
+    orientation_url: str | None = Field(
+        default=None,
+        description="Orientation's admin API on the internal network, for the desk's référentiel forms",
+    )
+    orientation_token_path: Path | None = Field(
+        default=None,
+        description="A file holding the workspace's own ccapex-admin token for that API (the token alone)",
+    )
     desk_overdue_working_days: int = Field(
         default=5, ge=1, le=60, description="The desk lists an assignment still OUVERTE after this many working days"
     )
+
+    def orientation_token(self) -> str | None:
+        """The admin token read from ``orientation_token_path`` (``None`` without one); an empty file or a
+        URL without a token fails at start: a desk half configured would only fail at the first save."""
+        if self.orientation_url is None and self.orientation_token_path is None:
+            return None
+        if self.orientation_url is None or self.orientation_token_path is None:
+            raise ValueError("WORKSPACE_ORIENTATION_URL and WORKSPACE_ORIENTATION_TOKEN_PATH go together")
+        token = self.orientation_token_path.read_text("utf-8").strip()
+        if not token:
+            raise ValueError(f"{self.orientation_token_path}: no token in the file")
+        return token
 
     def link_keys(self) -> LinkKeys:
         """The verifying keys; raises ``ValueError`` when none is configured (the service does not start)."""

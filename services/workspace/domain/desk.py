@@ -1,8 +1,9 @@
 """The CCAPEX secretariat's desk (pure): roles, the audit log's pages.
 
 **Roles** are orientation's admin roles (``services/orientation/auth.py``): ``ccapex-admin`` may add or
-remove a structure on a procedure, ``ccapex-viewer`` only looks. Working days (the « non acceptées »
-list) are orientation's rule, ``services/orientation/domain/working_days.py``, imported where used.
+remove a structure on a procedure and edit the référentiel, ``ccapex-viewer`` only looks. Working days
+(the « non acceptées » list) are orientation's rule, ``services/orientation/domain/working_days.py``,
+imported where used.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "DESK_STRUCTURE",
     "AuditPage",
     "Role",
+    "may_edit_referential",
     "may_override",
 ]
 
@@ -28,6 +30,12 @@ AUDIT_PAGE_SIZE: Final = 50
 
 def may_override(role: Role) -> bool:
     """Whether ``role`` may add or remove a structure on a procedure (the viewer only reads)."""
+    return role is Role.ADMIN
+
+
+def may_edit_referential(role: Role) -> bool:
+    """Whether ``role`` may edit the référentiel's structures, contacts and offers from the desk: the
+    role orientation's admin API asks for a change (the viewer sees the list, not the forms)."""
     return role is Role.ADMIN
 
 
