@@ -43,7 +43,7 @@ GROUP_ID = "prevex-notifier"
 log = get_logger(__name__)
 
 
-def build_channels(settings: NotifierSettings) -> dict[str, Channel]:
+def build_channels(settings: NotifierSettings) -> dict[ChannelCode, Channel]:
     """The email channel and the configured SMS provider, keyed by channel code."""
     sms: Channel
     if settings.sms_provider == "ovh":
@@ -65,7 +65,7 @@ def build_channels(settings: NotifierSettings) -> dict[str, Channel]:
         )
     else:
         sms = LogSmsChannel(settings.sms_log_dir)
-    return {ChannelCode.EMAIL.value: SmtpChannel(settings), ChannelCode.SMS.value: sms}
+    return {ChannelCode.EMAIL: SmtpChannel(settings), ChannelCode.SMS: sms}
 
 
 def dispatch_config(settings: NotifierSettings) -> DispatchConfig:
@@ -194,7 +194,7 @@ def _forever(
     return loop
 
 
-def _closer(channels: Mapping[str, Channel]) -> Callable[[], Awaitable[None]]:
+def _closer(channels: Mapping[ChannelCode, Channel]) -> Callable[[], Awaitable[None]]:
     async def close() -> None:
         for channel in channels.values():
             await channel.close()

@@ -10,20 +10,23 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import asyncpg
 
-from schemas.notification import FallbackKind
-from services.notifier.domain.routing import ContactInfo, StructureContacts
+from schemas.assignment import EscalationStep
+from schemas.notification import Channel, FallbackKind
+from schemas.procedure import Urgency
+from schemas.stages import Stage
+from services.notifier.domain.routing import AlertMode, ContactInfo, StructureContacts
+from services.notifier.jobs import AlertJob, DeliveryJob, Digest, DigestJob, DigestLine
 from services.platform.db import Conn
 
 __all__ = [
     "AlertRow",
     "ContactRow",
-    "DeliveryJob",
     "DigestGroup",
     "DigestItemRow",
-    "DigestLine",
     "NewDelivery",
     "SentRow",
     "announced_alert",
@@ -69,12 +72,12 @@ class AlertRow:
     procedure_short_ref: str
     assignment_id: uuid.UUID | None
     structure_id: str
-    stage: str
-    urgency: str
+    stage: Stage
+    urgency: Urgency
     commune: str
     earliest_expulsion_date: date | None
     manual_orientation: bool
-    mode: str = "IMMEDIATE"
+    mode: AlertMode = AlertMode.IMMEDIATE
     stage_update: bool = False
     truce_end: bool = False
     warnings: tuple[str, ...] = ()
@@ -87,7 +90,7 @@ class AlertRow:
     refusal_reason: str | None = None
     # An assignment left unanswered (orientation's assignment.escalation): the step, the working days
     # waited, and for the secretariat's alert the name of the structure that has not answered.
-    escalation: str | None = None
+    escalation: EscalationStep | None = None
     escalation_days: int | None = None
     silent_structure: str | None = None
 
@@ -99,7 +102,7 @@ class NewDelivery:
     idempotency_key: str
     structure_id: str
     contact_id: str
-    channel: str
+    channel: Channel
     recipient: str
     next_attempt_at: datetime
     alert_id: uuid.UUID | None = None
@@ -116,7 +119,7 @@ class DigestItemRow:
     alert_id: uuid.UUID
     structure_id: str
     contact_id: str
-    channel: str
+    channel: Channel
     recipient: str
     quiet_hours: tuple[time, time] | None
     fallback_kind: FallbackKind | None
@@ -129,54 +132,10 @@ class DigestGroup:
 
     structure_id: str
     contact_id: str
-    channel: str
+    channel: Channel
     recipient: str
     quiet_hours: tuple[time, time] | None
     alert_ids: tuple[uuid.UUID, ...]
-
-
-@dataclass(frozen=True)
-class DigestLine:
-    """One alert of a digest, with the fallback kind it reached this recipient through, if any."""
-
-    alert: AlertRow
-    fallback_kind: FallbackKind | None
-
-
-@dataclass(frozen=True)
-class DeliveryJob:
-    """A claimed delivery with what is needed to render and send it, and the lease that owns it.
-
-    Exactly one of ``alert`` (an immediate alert) and ``digest_id`` (a digest, with its ``digest_day``,
-    ``digest_lines`` and ``digest_structure_id``) is set. ``names`` maps the structure ids involved to
-    their names, for the fallback notice of a default referent and the alert's other assigned structures.
-    """
-
-    delivery_id: uuid.UUID
-    structure_id: str
-    contact_id: str
-    channel: str
-    recipient: str
-    attempts: int
-    lease_token: uuid.UUID
-    lease_until: datetime
-    procedure_id: uuid.UUID | None
-    seq: int
-    fallback_kind: FallbackKind | None
-    quiet_hours: tuple[time, time] | None
-    alert: AlertRow | None
-    digest_id: uuid.UUID | None
-    digest_day: date | None
-    digest_lines: tuple[DigestLine, ...]
-    digest_structure_id: str | None
-    names: dict[str, str]
-
-    @property
-    def subject_structure_id(self) -> str:
-        """The structure the alert or digest is for (a fallback delivery goes to another one)."""
-        if self.alert is not None:
-            return self.alert.structure_id
-        return self.digest_structure_id or self.structure_id
 
 
 @dataclass(frozen=True)
@@ -402,9 +361,9 @@ async def digest_groups(conn: Conn, cutoff: datetime) -> list[DigestGroup]:
         " ORDER BY structure_id, contact_id, channel, recipient, created_at FOR UPDATE SKIP LOCKED",
         cutoff,
     )
-    groups: dict[tuple[str, str, str, str], list[asyncpg.Record]] = {}
+    groups: dict[tuple[str, str, Channel, str], list[asyncpg.Record]] = {}
     for r in rows:
-        groups.setdefault((r["structure_id"], r["contact_id"], r["channel"], r["recipient"]), []).append(r)
+        groups.setdefault((r["structure_id"], r["contact_id"], Channel(r["channel"]), r["recipient"]), []).append(r)
     return [
         DigestGroup(
             *key,
@@ -536,28 +495,16 @@ async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]
     if not rows:
         return []
     alert_ids = [r["alert_id"] for r in rows if r["alert_id"] is not None]
-    digest_ids = [r["digest_id"] for r in rows if r["digest_id"] is not None]
     alerts = {
         a["alert_id"]: _alert_row(a)
         for a in await conn.fetch(f"SELECT {_ALERT_COLUMNS} FROM alert WHERE alert_id = ANY($1::uuid[])", alert_ids)
     }
-    lines: dict[uuid.UUID, list[DigestLine]] = {}
-    days: dict[uuid.UUID, tuple[date, str]] = {}
-    if digest_ids:
-        for r in await conn.fetch(
-            f"SELECT i.digest_id, i.fallback_kind AS item_fallback, g.day, g.structure_id AS digest_structure,"
-            f" {_prefixed('a', _ALERT_FIELDS)}"
-            " FROM digest_item i JOIN alert a USING (alert_id) JOIN digest g ON g.digest_id = i.digest_id"
-            " WHERE i.digest_id = ANY($1::uuid[]) ORDER BY a.seq",
-            digest_ids,
-        ):
-            alert = _alert_row(r)
-            lines.setdefault(r["digest_id"], []).append(DigestLine(alert, _fallback_kind(r["item_fallback"])))
-            days[r["digest_id"]] = (r["day"], r["digest_structure"])
+    digests = await _digests(conn, [r["digest_id"] for r in rows if r["digest_id"] is not None])
     structure_ids = {r["structure_id"] for r in rows}
     structure_ids |= {s for a in alerts.values() for s in (a.structure_id, *a.others)}
-    structure_ids |= {line.alert.structure_id for group in lines.values() for line in group}
-    structure_ids |= {structure for _, structure in days.values()}
+    structure_ids |= {
+        s for d in digests.values() for s in (d.structure_id, *(line.alert.structure_id for line in d.lines))
+    }
     names = {
         r["structure_id"]: r["nom"]
         for r in await conn.fetch(
@@ -565,29 +512,50 @@ async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]
             sorted(structure_ids),
         )
     }
-    return [
-        DeliveryJob(
-            delivery_id=r["delivery_id"],
-            structure_id=r["structure_id"],
-            contact_id=r["contact_id"],
-            channel=r["channel"],
-            recipient=r["recipient"],
-            attempts=r["attempts"],
-            lease_token=r["lease_token"],
-            lease_until=r["lease_until"],
-            procedure_id=r["procedure_id"],
-            seq=r["seq"],
-            fallback_kind=_fallback_kind(r["fallback_kind"]),
-            quiet_hours=_window(r["quiet_start"], r["quiet_end"]),
-            alert=alerts.get(r["alert_id"]),
-            digest_id=r["digest_id"],
-            digest_day=days[r["digest_id"]][0] if r["digest_id"] in days else None,
-            digest_structure_id=days[r["digest_id"]][1] if r["digest_id"] in days else None,
-            digest_lines=tuple(lines.get(r["digest_id"], ())),
-            names=names,
-        )
-        for r in rows
-    ]
+    jobs: list[DeliveryJob] = []
+    for r in rows:
+        claimed: dict[str, Any] = {
+            "delivery_id": r["delivery_id"],
+            "structure_id": r["structure_id"],
+            "contact_id": r["contact_id"],
+            "channel": Channel(r["channel"]),
+            "recipient": r["recipient"],
+            "attempts": r["attempts"],
+            "lease_token": r["lease_token"],
+            "lease_until": r["lease_until"],
+            "procedure_id": r["procedure_id"],
+            "seq": r["seq"],
+            "fallback_kind": _fallback_kind(r["fallback_kind"]),
+            "quiet_hours": _window(r["quiet_start"], r["quiet_end"]),
+            "names": names,
+        }
+        # The table's check constraint makes every delivery carry exactly one of an alert and a digest.
+        if r["alert_id"] is not None:
+            jobs.append(AlertJob(**claimed, alert=alerts[r["alert_id"]]))
+        else:
+            jobs.append(DigestJob(**claimed, digest=digests[r["digest_id"]]))
+    return jobs
+
+
+async def _digests(conn: Conn, digest_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Digest]:
+    """The digests ``digest_ids`` with their lines, each digest's alerts in recording order."""
+    if not digest_ids:
+        return {}
+    lines: dict[uuid.UUID, list[DigestLine]] = {}
+    heads: dict[uuid.UUID, tuple[date, str]] = {}
+    for r in await conn.fetch(
+        f"SELECT i.digest_id, i.fallback_kind AS item_fallback, g.day, g.structure_id AS digest_structure,"
+        f" {_prefixed('a', _ALERT_FIELDS)}"
+        " FROM digest_item i JOIN alert a USING (alert_id) JOIN digest g ON g.digest_id = i.digest_id"
+        " WHERE i.digest_id = ANY($1::uuid[]) ORDER BY a.seq",
+        digest_ids,
+    ):
+        lines.setdefault(r["digest_id"], []).append(DigestLine(_alert_row(r), _fallback_kind(r["item_fallback"])))
+        heads[r["digest_id"]] = (r["day"], r["digest_structure"])
+    return {
+        digest_id: Digest(digest_id, day, structure_id, tuple(lines[digest_id]))
+        for digest_id, (day, structure_id) in heads.items()
+    }
 
 
 async def release(conn: Conn, job: DeliveryJob, *, next_attempt_at: datetime | None = None) -> None:
@@ -656,6 +624,10 @@ def _alert_row(record: asyncpg.Record) -> AlertRow:
     return AlertRow(
         **{
             **values,
+            "stage": Stage(values["stage"]),
+            "urgency": Urgency(values["urgency"]),
+            "mode": AlertMode(values["mode"]),
+            "escalation": None if values["escalation"] is None else EscalationStep(values["escalation"]),
             "warnings": tuple(values["warnings"]),
             "reasons": tuple(values["reasons"]),
             "others": tuple(values["others"]),

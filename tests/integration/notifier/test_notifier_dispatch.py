@@ -21,6 +21,7 @@ import pytest
 from devtools import PostgresEndpoint
 from devtools.sms_emulator import Reply, decided_event, truce_end_event
 from schemas import topics
+from schemas.notification import Channel
 from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
 from schemas.stages import Stage
@@ -359,7 +360,9 @@ async def test_one_procedure_is_sent_in_order_never_two_at_once(world: Any) -> N
     alert = await world.decide("CCAPEX90", procedure_id=procedure_p)
     alert_id = await world.pool.fetchval("SELECT alert_id FROM alert")
     rows = [
-        repo.NewDelivery(f"k{i}", "CCAPEX90", "C", "EMAIL", f"r{i}@x.test", now, alert_id=alert_id, procedure_id=p)
+        repo.NewDelivery(
+            f"k{i}", "CCAPEX90", "C", Channel.EMAIL, f"r{i}@x.test", now, alert_id=alert_id, procedure_id=p
+        )
         for i, p in enumerate((procedure_p, procedure_p, procedure_q))
     ]
     async with world.pool.acquire() as conn:

@@ -19,7 +19,7 @@ from devtools import free_port
 from devtools.sms_emulator import decided_event
 from schemas import topics
 from schemas.orientation import OrientationDecidedEvent
-from services.notifier import bootstrap
+from services.notifier import bootstrap, intake
 from services.notifier.dispatch import SCHEMA
 from services.notifier.settings import NotifierSettings
 
@@ -47,12 +47,11 @@ async def _parked(pool: asyncpg.Pool) -> list[asyncpg.Record] | None:
 async def test_hostile_decisions_are_parked_and_the_others_alerted(running: Any, until: Callable[..., Any]) -> None:
     bootstrap_servers, pool = running.bootstrap_servers, running.pool
     before, poison, after = (decided_event(f"90-2026-00090{n}", ["CD90"]) for n in range(3))
-    real_record = bootstrap.record_decisions
 
     async def record_decisions(conn: Any, events: Sequence[OrientationDecidedEvent], topic: str) -> int:
         if any(event.event_id == poison.event_id for event in events):
             raise IndexError("a bug reached by one decision")
-        return await real_record(conn, events, topic)
+        return await intake.record_decisions(conn, events, topic)
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     await producer.start()
