@@ -51,6 +51,7 @@ __all__ = [
     "AlertContent",
     "AlertTemplateError",
     "AlertTemplates",
+    "ClosestOffer",
     "DigestContent",
     "EscalationNotice",
     "FallbackNotice",
@@ -59,10 +60,12 @@ __all__ = [
     "SmsTooLongError",
     "assignment_reasons",
     "check_templates",
+    "next_legal_date",
     "render_digest_email",
     "render_digest_sms",
     "render_email",
     "render_sms",
+    "response_request",
     "sms_stage_label",
     "sms_urgency_label",
     "to_gsm7",
@@ -103,7 +106,11 @@ _ALERT_VARIABLES = frozenset(
         "warnings",
         "urgent",
         "why",
+        "offers",
         "others",
+        "next_date",
+        "respond",
+        "closest",
         "refusal",
         "escalation",
     }
@@ -149,6 +156,19 @@ _RULE_REASONS = {
     "parc": "PARC",
     "landlord_types": "BAILLEUR",
     "landlord_siren_in": "BAILLEUR",
+}
+# Why an offer that came closest was excluded (fallback F1, told to the CCAPEX secretariat), by the codes of
+# ``schemas.orientation.ExclusionReason``. A clause on the household is one code whose sentence says no
+# more than that: which criterion failed would tell a bracket of the household's situation.
+_EXCLUDED = {
+    "UNAVAILABLE": "l'offre n'est pas disponible à cette date (structure ou offre inactive, suspendue ou hors de"
+    " sa période de validité)",
+    "REMOVED": "la structure a été retirée de ce dossier par la CCAPEX",
+    "ZONE": "la commune du logement est hors de sa zone d'intervention",
+    "STAGE": "l'offre ne couvre pas cette étape de la procédure",
+    "PARC": "le parc du logement (social ou privé) n'est pas celui que couvre l'offre",
+    "BAILLEUR": "le bailleur n'est pas de ceux que couvre l'offre",
+    "HOUSEHOLD": "un critère portant sur la situation du ménage n'est pas rempli (à voir dans l'espace sécurisé)",
 }
 # Stage labels that fit an SMS; "Cdt" is the usual abbreviation of "commandement" among commissaires de justice.
 _SMS_STAGE_LABELS = {
@@ -210,6 +230,17 @@ class EscalationNotice:
 
 
 @dataclass(frozen=True)
+class ClosestOffer:
+    """An offer that came close to matching a case no offer matched (fallback F1): its référentiel name, its
+    structure's, and the codes of why it was excluded (``schemas.orientation.ExclusionReason``), shown to the
+    CCAPEX secretariat as fixed sentences; a code this module does not know is not shown."""
+
+    offer: str
+    structure: str
+    exclusions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AlertContent:
     """Everything an alert may show. Adding a field here is a data-protection decision.
 
@@ -222,7 +253,12 @@ class AlertContent:
     ``earliest_expulsion_date`` on, the expulsion reads possible since that date. ``warnings``: the codes of
     the legal warnings meant for this structure (``schemas/warnings.py``: fixed sentences, no personal data).
     ``reasons``: why this structure was asked (``assignment_reasons``' codes, shown as fixed sentences).
+    ``offers``: the référentiel names of this structure's offers the case was oriented to.
     ``others``: the names of the other structures assigned the case (référentiel names, to coordinate).
+    ``respond_by``: the structure is asked to accept or refuse in the workspace before this day (orientation's
+    escalation deadline, in working days); ``hearing_date`` and ``commandement_deadline``: the procedure's
+    legal dates, which with ``earliest_expulsion_date`` give the next one that matters (``next_legal_date``).
+    ``closest``: for fallback F1, the offers that came closest and why each was excluded.
     """
 
     procedure_short_ref: str
@@ -234,7 +270,12 @@ class AlertContent:
     today: date
     warnings: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    offers: tuple[str, ...] = ()
     others: tuple[str, ...] = ()
+    respond_by: date | None = None
+    hearing_date: date | None = None
+    commandement_deadline: date | None = None
+    closest: tuple[ClosestOffer, ...] = ()
     manual_orientation: bool = False
     stage_update: bool = False
     truce_end: bool = False
@@ -328,6 +369,52 @@ def sms_stage_label(stage: Stage) -> str:
 def sms_urgency_label(urgency: Urgency) -> str:
     """Short French urgency label for SMS."""
     return _SMS_URGENCY_LABELS[urgency]
+
+
+def next_legal_date(content: AlertContent) -> str | None:
+    """The procedure's next date that matters for the partner, in words true on ``content.today``.
+
+    Among the hearing, the end of the commandement's period and the earliest expulsion date (not in a
+    truce-end reminder, whose paragraph says it), the soonest still ahead; when all have passed, the latest,
+    worded as past: « Audience prévue le 12/05/2026 » / « … (date passée) », « Fin du délai du commandement
+    le 12/05/2026 » / « Délai du commandement expiré le 12/05/2026 », « Expulsion impossible avant le
+    01/04/2026 » / « Expulsion possible depuis le 01/04/2026 » (the expulsion is possible from that very day;
+    a hearing or the last day of a period is still ahead on its day). ``None`` without any date.
+    """
+    today = content.today
+    dates: list[tuple[date, bool, str]] = []  # (day, still ahead, words)
+    if content.hearing_date is not None:
+        day, ahead = content.hearing_date, content.hearing_date >= today
+        dates.append((day, ahead, f"Audience prévue le {_day(day)}" + ("" if ahead else " (date passée)")))
+    if content.commandement_deadline is not None:
+        day, ahead = content.commandement_deadline, content.commandement_deadline >= today
+        words = "Fin du délai du commandement le" if ahead else "Délai du commandement expiré le"
+        dates.append((day, ahead, f"{words} {_day(day)}"))
+    if content.earliest_expulsion_date is not None and not content.truce_end:
+        day, ahead = content.earliest_expulsion_date, content.earliest_expulsion_date > today
+        dates.append((day, ahead, f"Expulsion {'impossible avant' if ahead else 'possible depuis'} le {_day(day)}"))
+    upcoming = [entry for entry in dates if entry[1]]
+    if upcoming:
+        return min(upcoming)[2]
+    return max(dates)[2] if dates else None
+
+
+def response_request(content: AlertContent) -> str | None:
+    """What the structure is asked to do, by when: accept or refuse the case in the workspace before
+    ``respond_by`` (the day orientation's escalation sends a reminder), worded on ``content.today``;
+    ``None`` when the alert asks no answer (no ``respond_by``: a stage update, a notice to the secretariat)."""
+    if content.respond_by is None:
+        return None
+    day = _day(content.respond_by)
+    if content.today < content.respond_by:
+        return (
+            f"Merci d'accepter ou de refuser ce dossier dans l'espace sécurisé avant le {day} : sans réponse à"
+            " cette date, une relance vous sera adressée, puis le secrétariat de la CCAPEX sera prévenu."
+        )
+    return (
+        f"Votre réponse était attendue avant le {day} : merci d'accepter ou de refuser ce dossier sans attendre"
+        " dans l'espace sécurisé."
+    )
 
 
 @dataclass(frozen=True)
@@ -444,7 +531,16 @@ def check_templates(templates: AlertTemplates, *, link_base_url: str, sample_ref
         content = replace(
             content, manual_orientation=manual, stage_update=update, truce_end=truce_end, fallback=fallback
         )
-        everything = replace(content, reasons=tuple(_WHY), others=("Autre structure",) * 8)
+        everything = replace(
+            content,
+            reasons=tuple(_WHY),
+            offers=("Offre de la structure",) * 4,
+            others=("Autre structure",) * 8,
+            respond_by=today,
+            hearing_date=earliest,
+            commandement_deadline=earliest,
+            closest=(ClosestOffer("Offre proche", "Structure proche", tuple(_EXCLUDED)),) * 3,
+        )
         render_email(everything, templates)
         render_sms(everything, templates)
     # A refusal told to the secretariat, with the longest reason label.
@@ -472,7 +568,14 @@ def _alert_values(content: AlertContent, templates: AlertTemplates, style: _Styl
         "urgency": style.urgency(content.urgency),
         "urgent": _URGENT.get(content.urgency),
         "why": [_WHY[code] for code in content.reasons if code in _WHY],
+        "offers": list(content.offers),
         "others": list(content.others),
+        "next_date": next_legal_date(content),
+        "respond": response_request(content),
+        "closest": [
+            {"offer": c.offer, "structure": c.structure, "why": [_EXCLUDED[x] for x in c.exclusions if x in _EXCLUDED]}
+            for c in content.closest
+        ],
         "earliest": _day(content.earliest_expulsion_date),
         "expulsion_possible": content.earliest_expulsion_date is not None
         and content.today >= content.earliest_expulsion_date,

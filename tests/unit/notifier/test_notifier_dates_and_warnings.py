@@ -28,10 +28,12 @@ from services.notifier.domain.alerts import (
     SMS_MAX_CHARS,
     AlertContent,
     DigestContent,
+    next_legal_date,
     render_digest_email,
     render_digest_sms,
     render_email,
     render_sms,
+    response_request,
     to_gsm7,
 )
 from services.notifier.templates import load_templates
@@ -157,6 +159,101 @@ def test_warning_sentences_are_fixed_texts_and_the_sms_forms_are_gsm7() -> None:
         assert to_gsm7(warning.sms) == warning.sms
         assert len(warning.sms) < SMS_MAX_CHARS // 2
         assert not re.search(r"€|\bdette\b|\bloyer\b|\brue\b|\bM(me|\.)", warning.sentence)
+
+
+# --- what is expected, by when: the next legal date and the answer's deadline ---------------------------
+
+HEARING = date(2026, 5, 12)
+DEADLINE = date(2026, 4, 20)
+
+
+@pytest.mark.parametrize(
+    ("today", "dates", "shown"),
+    [
+        # One date: ahead on its day for a hearing or a period's last day, possible from its day for an expulsion.
+        (HEARING, {"hearing_date": HEARING, "earliest_expulsion_date": None}, "Audience prévue le 12/05/2026"),
+        (
+            HEARING + timedelta(days=1),
+            {"hearing_date": HEARING, "earliest_expulsion_date": None},
+            "Audience prévue le 12/05/2026 (date passée)",
+        ),
+        (
+            DEADLINE,
+            {"commandement_deadline": DEADLINE, "earliest_expulsion_date": None},
+            "Fin du délai du commandement le 20/04/2026",
+        ),
+        (
+            DEADLINE + timedelta(days=1),
+            {"commandement_deadline": DEADLINE, "earliest_expulsion_date": None},
+            "Délai du commandement expiré le 20/04/2026",
+        ),
+        (EARLIEST - timedelta(days=1), {}, "Expulsion impossible avant le 15/06/2026"),
+        (EARLIEST, {}, "Expulsion possible depuis le 15/06/2026"),
+        # Several: the soonest still ahead; all passed, the latest.
+        (
+            date(2026, 4, 1),
+            {"hearing_date": HEARING, "commandement_deadline": DEADLINE},
+            "Fin du délai du commandement le 20/04/2026",
+        ),
+        (
+            date(2026, 5, 1),
+            {"hearing_date": HEARING, "commandement_deadline": DEADLINE},
+            "Audience prévue le 12/05/2026",
+        ),
+        (date(2026, 5, 13), {"hearing_date": HEARING}, "Expulsion impossible avant le 15/06/2026"),
+        (
+            date(2026, 7, 1),
+            {"hearing_date": HEARING, "commandement_deadline": DEADLINE},
+            "Expulsion possible depuis le 15/06/2026",
+        ),
+        (
+            date(2026, 5, 13),
+            {"hearing_date": HEARING, "earliest_expulsion_date": None},
+            "Audience prévue le 12/05/2026 (date passée)",
+        ),
+        # A truce-end reminder says its date in its own paragraph.
+        (date(2026, 5, 1), {"hearing_date": HEARING, "truce_end": True}, "Audience prévue le 12/05/2026"),
+        (date(2026, 5, 1), {"earliest_expulsion_date": None}, None),
+    ],
+)
+def test_the_next_legal_date_is_the_soonest_ahead_or_the_latest_passed(
+    today: date, dates: dict[str, object], shown: str | None
+) -> None:
+    content = _alert(today, **dates)
+    assert next_legal_date(content) == shown
+    email = render_email(content, TEMPLATES)
+    if shown is not None:
+        assert f"\n{shown}\n" in email.text
+        assert f"<li>{shown}</li>" in email.html
+
+
+@pytest.mark.parametrize(
+    ("today", "sentence"),
+    [
+        (
+            date(2026, 3, 6),
+            "Merci d'accepter ou de refuser ce dossier dans l'espace sécurisé avant le 09/03/2026 : sans réponse à"
+            " cette date, une relance vous sera adressée, puis le secrétariat de la CCAPEX sera prévenu.",
+        ),
+        # Sent late (a retried or deferred delivery): the day has come, the request says so.
+        (
+            date(2026, 3, 9),
+            "Votre réponse était attendue avant le 09/03/2026 : merci d'accepter ou de refuser ce dossier sans"
+            " attendre dans l'espace sécurisé.",
+        ),
+    ],
+)
+def test_the_answer_is_asked_before_the_escalation_day_in_text_and_html(today: date, sentence: str) -> None:
+    content = _alert(today, respond_by=date(2026, 3, 9))
+    assert response_request(content) == sentence
+    email = render_email(content, TEMPLATES)
+    assert f"Ce qui est attendu :\n{sentence}\n" in email.text
+    assert f"<h2>Ce qui est attendu</h2>\n<p>{sentence}</p>" in html.unescape(email.html)
+    # Without a deadline (a stage update, a notice to the secretariat) nothing is asked.
+    assert response_request(replace(content, respond_by=None)) is None
+    assert "attendu" not in render_email(replace(content, respond_by=None), TEMPLATES).text
+    # The SMS has no room for it.
+    assert render_sms(content, TEMPLATES) == render_sms(replace(content, respond_by=None), TEMPLATES)
 
 
 # --- warnings: what is shown --------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from services.notifier.domain.alerts import (
     AlertContent,
     AlertTemplateError,
     AlertTemplates,
+    ClosestOffer,
     DigestContent,
     FallbackNotice,
     RenderedEmail,
@@ -45,6 +46,7 @@ from services.notifier.domain.alerts import (
     to_gsm7,
     urgency_label,
 )
+from services.notifier.domain.removal import REMOVAL_TEMPLATE_NAMES
 from services.notifier.templates import load_templates
 
 PREFIX = "Prévention expulsions 90"
@@ -122,7 +124,8 @@ def _check_text_only_carries(text: str, content: AlertContent, *, day: date | No
     heading: an amount, a street number or a court file number would show up as a stray number."""
     text = html.unescape(text)
     assert not FORBIDDEN.search(text), FORBIDDEN.search(text)
-    dates = [d for d in (content.earliest_expulsion_date, day) if d is not None]
+    legal = (content.earliest_expulsion_date, content.hearing_date, content.commandement_deadline, content.respond_by)
+    dates = [d for d in (*legal, day) if d is not None]
     allowed = " ".join([content.procedure_short_ref, content.link, PREFIX, SMS_PREFIX, 'charset="utf-8"'])
     allowed += " ".join(f"{d:%d/%m/%Y}" for d in dates) + f" {count}"
     if content.truce_end:
@@ -142,6 +145,17 @@ WHY = {
     "BAILLEUR": "le bailleur fait partie de ceux que couvre votre offre",
 }
 """What a partner reads for each reason code, word for word."""
+EXCLUDED = {
+    "UNAVAILABLE": "l'offre n'est pas disponible à cette date (structure ou offre inactive, suspendue ou hors de"
+    " sa période de validité)",
+    "REMOVED": "la structure a été retirée de ce dossier par la CCAPEX",
+    "ZONE": "la commune du logement est hors de sa zone d'intervention",
+    "STAGE": "l'offre ne couvre pas cette étape de la procédure",
+    "PARC": "le parc du logement (social ou privé) n'est pas celui que couvre l'offre",
+    "BAILLEUR": "le bailleur n'est pas de ceux que couvre l'offre",
+    "HOUSEHOLD": "un critère portant sur la situation du ménage n'est pas rempli (à voir dans l'espace sécurisé)",
+}
+"""What the CCAPEX secretariat reads for each exclusion of an offer that came closest (F1), word for word."""
 
 
 @settings(max_examples=8, deadline=None)
@@ -152,7 +166,15 @@ WHY = {
     today=sending_days,
     warned=st.booleans(),
     reasons=st.lists(st.sampled_from(sorted(WHY)), unique=True).map(tuple),
+    offers=st.lists(communes, max_size=2).map(tuple),
     others=st.lists(communes, max_size=3).map(tuple),
+    respond_by=dates,
+    closest=st.lists(
+        st.builds(
+            ClosestOffer, communes, communes, st.lists(st.sampled_from(sorted(EXCLUDED)), unique=True).map(tuple)
+        ),
+        max_size=3,
+    ).map(tuple),
 )
 def test_every_template_stage_urgency_and_marker_renders_the_required_content_and_nothing_else(
     ref: str,
@@ -162,12 +184,16 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
     *,
     warned: bool,
     reasons: tuple[str, ...],
+    offers: tuple[str, ...],
     others: tuple[str, ...],
+    respond_by: date | None,
+    closest: tuple[ClosestOffer, ...],
 ) -> None:
     passed = earliest is not None and today >= earliest
     warnings = tuple(PARTNER_WARNINGS) if warned else ()
     for variant in _all_variants(ref, commune, earliest, today, warnings):
-        content = replace(variant, reasons=reasons, others=others)
+        content = replace(variant, reasons=reasons, offers=offers, others=others, respond_by=respond_by)
+        content = replace(content, closest=closest if content.manual_orientation else ())
         email = render_email(content, TEMPLATES)
         for part in (email.subject, email.text, email.html):
             _check_text_only_carries(part, content)
@@ -191,9 +217,20 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
             assert ("Expulsion possible depuis le" in body) == (dated and passed)
             for sentence in warning_texts(warnings):
                 assert shown(sentence) in body
-            assert ("Pourquoi votre structure" in body) == bool(reasons)
+            assert ("Pourquoi votre structure" in body) == bool(reasons or offers)
             for code, sentence in WHY.items():
                 assert (shown(sentence) in body) == (code in reasons)
+            for name in offers:
+                assert shown(f"offre concernée : {name}") in body
+            assert ("Ce qui est attendu" in body) == (respond_by is not None)
+            if respond_by is not None:
+                answered = "avant le" if today < respond_by else "était attendue avant le"
+                assert f"{answered} {respond_by:%d/%m/%Y}" in html.unescape(body)
+            assert ("Offres les plus proches" in body) == bool(content.closest)
+            for offer in content.closest:
+                assert shown(f"{offer.offer} ({offer.structure})") in body
+                for code in offer.exclusions:
+                    assert shown(EXCLUDED[code]) in body
             assert ("Autres structures saisies pour ce dossier" in body) == bool(others)
             for name in others:
                 assert shown(name) in body
@@ -347,7 +384,8 @@ def test_a_missing_or_broken_template_is_refused_when_loaded() -> None:
 
 def test_packaged_templates_are_all_shipped() -> None:
     folder = files("services.notifier") / "templates"
-    assert {entry.name for entry in folder.iterdir()} == set(TEMPLATE_NAMES)
+    # The removal notice's templates are checked by domain/removal.py (tests/unit/notifier/test_notifier_removal.py).
+    assert {entry.name for entry in folder.iterdir()} == {*TEMPLATE_NAMES, *REMOVAL_TEMPLATE_NAMES}
 
 
 def test_html_escapes_values_and_text_keeps_them() -> None:
@@ -519,7 +557,12 @@ def test_alert_content_has_no_field_for_personal_data() -> None:
         "today",
         "warnings",
         "reasons",  # codes of fixed sentences on the case's handling: no household clause has one
+        "offers",  # référentiel names of the structure's offers: no personal data
         "others",  # référentiel names of the other assigned structures: no personal data
+        "respond_by",  # orientation's escalation deadline: a date of the case's handling
+        "hearing_date",  # the procedure's legal dates, which the issue asks partners to be told
+        "commandement_deadline",
+        "closest",  # F1: référentiel names and exclusion codes (one code for any household criterion)
         "manual_orientation",
         "stage_update",
         "truce_end",
