@@ -12,6 +12,10 @@ processing span of the record its ``causation_id`` names, else the current span:
 the relay publishes it in the Kafka headers. A batch's FastStream span links nothing (our parser hides the
 headers from it), so each record span links to it instead: the batch stays findable from every record.
 
+The notifier's sending, which runs later from its delivery queue, joins the same trace: the alert keeps
+the context of the decision's record span (:func:`outgoing_context`, stored with the alert), and each delivery
+attempt is a client span, child of it (:func:`send_span`).
+
 Attributes are ids, codes, topics, positions and counts only, never a value read from a payload.
 """
 
@@ -44,6 +48,7 @@ __all__ = [
     "install",
     "outgoing_context",
     "record_spans",
+    "send_span",
     "tracer_provider",
 ]
 
@@ -229,3 +234,40 @@ def outgoing_context(causation_id: uuid.UUID | None) -> TraceContext:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
     return carrier.get(HEADER_TRACEPARENT), carrier.get(HEADER_TRACESTATE)
+
+
+@contextlib.contextmanager
+def send_span(
+    context: TraceContext, *, channel: str, provider: str, delivery_id: uuid.UUID, attempt: int
+) -> Iterator[Span | None]:
+    """A client span ``<channel> send`` around one delivery attempt, child of the stored ``context`` (the
+    alert's: the decision's record span), or a trace's root when it holds none. Yields the span, for the
+    caller to add the outcome (``prevex.outcome``), or ``None`` when tracing is off.
+
+    Attributes: the channel, our provider name, the delivery id and attempt number, never the recipient;
+    an exception is recorded by its type (an SMTP reply quotes the address) and re-raised."""
+    if _provider is None:
+        yield None
+        return
+    traceparent, tracestate = context
+    carrier = {HEADER_TRACEPARENT: traceparent} if traceparent else {}
+    if traceparent and tracestate:
+        carrier[HEADER_TRACESTATE] = tracestate
+    with _provider.get_tracer(_TRACER_NAME).start_as_current_span(
+        f"{channel} send",
+        context=_PROPAGATOR.extract(carrier),
+        kind=SpanKind.CLIENT,
+        attributes={
+            "prevex.channel": channel,
+            "prevex.provider": provider,
+            "prevex.delivery_id": str(delivery_id),
+            "prevex.attempt": attempt,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            yield span
+        except Exception as error:
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise

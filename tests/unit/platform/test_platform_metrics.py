@@ -4,6 +4,7 @@ progress that ``/health/ready`` reads."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -61,6 +62,24 @@ def test_the_notifier_counts_each_receipt_by_channel_provider_and_outcome() -> N
     assert _value(metrics, name, channel="EMAIL", provider="smtp", outcome="sent") == 2
     assert _value(metrics, name, channel="SMS", provider="ovh", outcome="failed") == 1
     assert _value(metrics, name, channel="NONE", provider="NONE", outcome="undeliverable") == 1
+
+
+def test_the_notifier_observes_the_end_to_end_latency_of_each_alert_without_labels() -> None:
+    metrics = ServiceMetrics("notifier")
+    received = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    for accepted_after in (timedelta(milliseconds=300), timedelta(hours=2), timedelta(seconds=-1)):
+        metrics.observe_end_to_end(received, received + accepted_after)
+    name = "prevex_notifier_end_to_end_latency_seconds"
+    assert _value(metrics, f"{name}_count") == 3
+    assert _value(metrics, f"{name}_bucket", le="0.01") == 1  # another host's clock a second ahead: 0, not dropped
+    assert _value(metrics, f"{name}_bucket", le="0.5") == 2
+    assert _value(metrics, f"{name}_bucket", le="3600.0") == 2
+    assert _value(metrics, f"{name}_bucket", le="+Inf") == 3
+    assert _value(metrics, f"{name}_sum") == 0.3 + 7200
+    # Only the notifier sees an alert accepted: the other services have no such histogram, and ignore the call.
+    ingest = ServiceMetrics("ingest")
+    ingest.observe_end_to_end(received, received + timedelta(seconds=1))
+    assert not [m for m in ingest.registry.collect() if "latency" in m.name]
 
 
 def test_orientation_counts_decisions_by_fallback_and_their_assignments() -> None:

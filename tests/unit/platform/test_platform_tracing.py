@@ -134,6 +134,41 @@ def test_a_failing_batch_marks_its_record_spans_with_the_error_type(span_exporte
     assert span.status.description == "KeyError"
 
 
+def test_a_delivery_attempt_is_a_client_span_child_of_the_alerts_stored_context(
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    delivery_id = uuid.uuid4()
+    with tracing.send_span((CALLER, "vendor=1"), channel="EMAIL", provider="smtp", delivery_id=delivery_id, attempt=2):
+        pass
+    sms = tracing.send_span((None, None), channel="SMS", provider="ovh", delivery_id=delivery_id, attempt=1)
+    with pytest.raises(ConnectionError), sms:
+        raise ConnectionError("550 <jean.durand@example.fr>: recipient rejected")
+
+    sent, failed = span_exporter.get_finished_spans()
+    assert (sent.name, sent.kind, failed.name) == ("EMAIL send", trace.SpanKind.CLIENT, "SMS send")
+    assert sent.context is not None
+    assert sent.parent is not None
+    assert (f"{sent.context.trace_id:032x}", f"{sent.parent.span_id:016x}") == (CALLER[3:35], CALLER[36:52])
+    assert sent.parent.trace_state.get("vendor") == "1"
+    assert dict(sent.attributes or {}) == {
+        "prevex.channel": "EMAIL",
+        "prevex.provider": "smtp",
+        "prevex.delivery_id": str(delivery_id),
+        "prevex.attempt": 2,
+    }
+    assert failed.parent is None, "an alert stored without a context starts a trace of its own"
+    assert failed.status.description == "ConnectionError"
+    assert "durand" not in str(failed.to_json()).lower()
+
+
+def test_tracing_off_opens_no_send_span() -> None:
+    tracing.install(None)
+    with tracing.send_span(
+        (CALLER, None), channel="EMAIL", provider="smtp", delivery_id=uuid.uuid4(), attempt=1
+    ) as span:
+        assert span is None
+
+
 def test_the_relay_publishes_the_stored_context_after_the_envelope_headers() -> None:
     message = OutboxMessage("t", b"k", b"{}", {"event_id": "e"}, CALLER, "vendor=1")
     assert message.kafka_headers() == [
