@@ -5,6 +5,7 @@
 - ``recipients``: one delivery per enabled channel of each contact (RDV-Solidarités' per-recipient
   eligibility: the address exists and its channel is enabled; ``schemas.referential.Contact`` already
   checks that SMS go to French mobiles).
+- ``told_of_removal``: a structure the CCAPEX removed from a case is told so, at once (issue 14).
 - ``fallback_for``: when a delivery failed for good, or a structure has no deliverable contact, the
   structure's generic contact (``is_generic_mailbox``) is alerted, else the default referent
   (docs/domain.md §5.5, F3), never the contact that just failed and never past the default referent.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
 
+from schemas.assignment import AssignmentOverride, AssignmentStatusChange
 from schemas.notification import Channel, FallbackKind
 from schemas.orientation import AssignmentKind, DecisionTrigger
 from schemas.procedure import Urgency
@@ -32,6 +34,7 @@ __all__ = [
     "fallback_for",
     "no_contact_fallback",
     "recipients",
+    "told_of_removal",
 ]
 
 DIGEST_URGENCIES = frozenset({Urgency.LOW, Urgency.NORMAL})
@@ -109,6 +112,15 @@ def alert_mode(
     if is_correction or trigger is DecisionTrigger.CCAPEX_OVERRIDE:
         return None
     return AlertMode.DIGEST if urgency in DIGEST_URGENCIES else AlertMode.IMMEDIATE
+
+
+def told_of_removal(change: AssignmentStatusChange) -> bool:
+    """Whether an ``assignment.status`` change is told to the assignment's own structure: only a CCAPEX
+    ``REMOVE`` (the case taken from it, status ``CLOTUREE``) — the partner made every other change itself
+    (accepted, refused, closed) or was already told of it (an expiry follows its reminder). The notice is
+    immediate, never a digest line (the structure must stop working on the case), and subject to the SMS
+    quiet hours like any other (an expulsion within days aside)."""
+    return change.override is AssignmentOverride.REMOVE
 
 
 def recipients(contacts: Iterable[ContactInfo]) -> tuple[Recipient, ...]:
