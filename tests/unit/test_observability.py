@@ -70,6 +70,7 @@ def test_every_service_exports_its_message_business_and_table_metrics() -> None:
         "prevex_notifier_deliveries_total",
         "prevex_notifier_retry_queue_deliveries",
         "prevex_notifier_retry_queue_oldest_due_seconds",
+        "prevex_notifier_end_to_end_latency_seconds_bucket",
     } <= exported
 
 
@@ -95,6 +96,7 @@ def test_the_dashboard_has_the_panels_ops_asked_for() -> None:
         "outbox",
         "dead letters",
         "lag",
+        "end-to-end latency",
     ):
         assert topic in titles
 
