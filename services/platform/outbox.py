@@ -122,7 +122,12 @@ class InMemoryPublisher:
 
 
 class OutboxRelay:
-    """Moves committed outbox rows of one schema to the broker, in id order, batch by batch."""
+    """Moves committed outbox rows of one schema to the broker, in id order, batch by batch.
+
+    While it runs it holds one connection of the pool, which both listens for the NOTIFY of ``enqueue``
+    and carries the relay's transactions: a batch costs three round trips (``BEGIN``, one ``DELETE …
+    RETURNING``, ``COMMIT``) and no pool checkout, whose reset query would be a fourth.
+    """
 
     def __init__(
         self,
@@ -143,15 +148,24 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; return how many were published.
+        """Publish one batch of unpublished rows on a connection of the pool; return how many."""
+        async with self._pool.acquire() as conn:
+            return await self._publish_batch(conn)
 
-        The rows stay locked (``FOR UPDATE``) while they are in flight, so a second relay on the
-        same schema waits instead of publishing them twice, and order by id is kept.
-        """
-        async with self._pool.acquire() as conn, conn.transaction():
+    async def drain(self) -> int:
+        """Publish until a batch comes back short (nothing was pending when it was read); return the total."""
+        async with self._pool.acquire() as conn:
+            return await self._drain(conn)
+
+    async def _publish_batch(self, conn: Conn) -> int:
+        # The rows are deleted and returned in one statement, in a transaction that commits only once
+        # the broker acknowledged them: a failure rolls the delete back, so they stay pending. Their locks
+        # (the subquery's FOR UPDATE) make a second relay on the same schema wait for this one and then
+        # skip what it deleted, so nothing is published twice and order by id is kept.
+        async with conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers, traceparent, tracestate FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE",
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE)"
+                " RETURNING id, topic, key, value, headers, traceparent, tracestate",
                 self._batch_size,
             )
             if not rows:
@@ -159,46 +173,48 @@ class OutboxRelay:
             await self._publisher.publish(
                 [
                     OutboxMessage(r["topic"], r["key"], r["value"], r["headers"], r["traceparent"], r["tracestate"])
-                    for r in rows
+                    for r in sorted(rows, key=lambda row: row["id"])  # RETURNING keeps no order
                 ]
             )
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         return len(rows)
 
-    async def drain(self) -> int:
-        """Publish until nothing is pending; return the total published."""
+    async def _drain(self, conn: Conn) -> int:
         total = 0
-        while count := await self.publish_pending():
+        # A short batch ends the drain: a row committed after it was read comes with its own NOTIFY,
+        # which wakes the relay again. Reading once more to find nothing would cost a transaction per wake.
+        while (count := await self._publish_batch(conn)) == self._batch_size:
             total += count
-        return total
+        return total + count
 
     async def run(self) -> None:
-        """Relay forever: drain, then sleep until NOTIFY or the poll interval. Cancel to stop."""
-        listener = await self._pool.acquire()
+        """Relay forever: drain, then sleep until NOTIFY or the poll interval. Cancel to stop.
+
+        A failure (the broker or the database away) gives the connection back, waits ``retry_delay_s`` and
+        starts again on a fresh one: pending rows stay in the table until published.
+        """
         channel = notify_channel(self._schema)
-        await listener.add_listener(channel, self._on_notify)
-        try:
-            while True:
-                self._wakeup.clear()
-                try:
-                    published = await self.drain()
-                except (TimeoutError, OSError, asyncpg.PostgresError) as error:
-                    # The broker or the database is away: rows stay pending and are retried.
-                    log.warning("outbox_publish_failed", schema=self._schema, error=type(error).__name__)
-                    await asyncio.sleep(self._retry_delay_s)
-                    continue
-                except Exception as error:  # aiokafka's errors share no base with the above
-                    log.warning("outbox_publish_failed", schema=self._schema, error=type(error).__name__)
-                    await asyncio.sleep(self._retry_delay_s)
-                    continue
-                if published:
-                    log.debug("outbox_published", schema=self._schema, count=published)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(channel, self._on_notify)
-            await self._pool.release(listener)
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    await conn.add_listener(channel, self._on_notify)
+                    try:
+                        await self._relay(conn)
+                    finally:
+                        with contextlib.suppress(Exception):  # a broken connection has no listener left
+                            await conn.remove_listener(channel, self._on_notify)
+            except Exception as error:  # aiokafka's errors share no base with asyncpg's nor OSError
+                log.warning("outbox_publish_failed", schema=self._schema, error=type(error).__name__)
+                await asyncio.sleep(self._retry_delay_s)
+
+    async def _relay(self, conn: Conn) -> None:
+        while True:
+            # Cleared before reading: a NOTIFY of a commit the drain does not see sets it again (PostgreSQL
+            # delivers it once the relay's own transaction ended).
+            self._wakeup.clear()
+            if published := await self._drain(conn):
+                log.debug("outbox_published", schema=self._schema, count=published)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
 
     def _on_notify(self, *_: object) -> None:
         self._wakeup.set()

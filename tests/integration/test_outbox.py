@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib.resources import files
 
 import asyncpg
@@ -121,6 +121,59 @@ async def test_relay_publishes_to_the_broker_after_commit(
     ]
     assert received[0][2]["event_id"] == str(events[0].event_id).encode()
     assert received[0][2]["correlation_id"] == str(events[0].correlation_id).encode()
+
+
+class _SlowPublisher(InMemoryPublisher):
+    """Holds each batch a moment before acknowledging it, so that two relays overlap."""
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        await asyncio.sleep(0.01)
+        await super().publish(messages)
+
+
+async def test_two_relays_publish_each_row_once_and_in_order(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    schema, pool = schema_pool
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(n)) for n in range(1, 41)])
+    first, second = _SlowPublisher(), _SlowPublisher()
+    totals = await asyncio.gather(
+        OutboxRelay(pool, schema, first, batch_size=3).drain(), OutboxRelay(pool, schema, second, batch_size=3).drain()
+    )
+
+    def refs(publisher: InMemoryPublisher) -> list[int]:
+        return [IngestDuplicateEvent.model_validate_json(m.value).payload.duplicate_count for m in publisher.published]
+
+    assert sum(totals) == 40
+    assert sorted(refs(first) + refs(second)) == list(range(1, 41))
+    assert refs(first) == sorted(refs(first))
+    assert refs(second) == sorted(refs(second))
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_running_relay_publishes_again_after_a_failure(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    schema, pool = schema_pool
+    publisher = InMemoryPublisher()
+    publisher.fail_next = ConnectionError("broker away")
+    relay = OutboxRelay(pool, schema, publisher, poll_interval_s=300, retry_delay_s=0.05)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(n)) for n in range(1, 3)])
+        async with asyncio.timeout(30):
+            while len(publisher.published) < 2:  # noqa: ASYNC110 (the relay signals nothing)
+                await asyncio.sleep(0.02)
+        # Woken by NOTIFY (the poll interval is 300 s), then again after the failed try: published once.
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(3))])
+        async with asyncio.timeout(30):
+            while len(publisher.published) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    published = [IngestDuplicateEvent.model_validate_json(m.value).payload.duplicate_count for m in publisher.published]
+    assert published == [1, 2, 3]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 async def test_inbox_claims_an_event_once(schema_pool: tuple[str, asyncpg.Pool]) -> None:
