@@ -32,6 +32,8 @@ from services.platform.settings import ServiceSettings
 __all__ = ["main"]
 
 DATABASE = "prevex_dev"
+API_DOCS = ("ingest", "orientation")
+"""The services whose HTTP API has an OpenAPI document, served as a page at ``/docs/api``."""
 _WORKSPACE_LINK = re.compile(r"https?://\S+/d/[A-Za-z0-9_-]{20}")
 
 
@@ -58,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_endpoints(urls: dict[str, str]) -> None:
+    """Each service's metrics and health (``ops``) and its API pages (``docs``), docs/operations.md."""
+    for name, url in urls.items():
+        print(f"ops         {name:<12} {url}/metrics  {url}/health/ready  {url}/health/live")
+    for name, url in urls.items():
+        api = f"  {url}/docs/api" if name in API_DOCS else ""
+        print(f"docs        {name:<12} {url}/docs/events{api}")
+
+
 def _run(args: argparse.Namespace) -> int:
     var: Path = args.var_dir.resolve()
     mail_dir, sms_dir, log_dir = var / "mail", var / "sms", var / "log"
@@ -79,8 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         services.start()
         print(f"services    {', '.join(SERVICES)} (logs in {log_dir})")
         print(f"workspace   {services.workspace_url} (the partners' pages the alerts link to)")
-        for name, url in services.http_urls.items():
-            print(f"ops         {name:<12} {url}/metrics  {url}/health/ready  {url}/health/live")
+        _print_endpoints(services.http_urls)
         if shared.clock is not None:
             how = "frozen there" if shared.clock_frozen else "running from there"
             print(f"clock       {shared.clock.isoformat()}, {how} (PREVEX_CLOCK): urgency and reminders of that day")

@@ -39,6 +39,8 @@ class StackConfig:
     ingest_http_port: int = field(default_factory=free_port)
     orientation_http_port: int = field(default_factory=free_port)
     workspace_http_port: int = field(default_factory=free_port)
+    # The workspace's health, metrics and docs: an internal port apart from its public pages.
+    workspace_ops_port: int = field(default_factory=free_port)
     notifier_http_port: int = field(default_factory=free_port)
     # A fresh secret per stack: links minted by one run never open another's workspace.
     link_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -80,6 +82,7 @@ def service_environment(config: StackConfig) -> dict[str, str]:
         "NOTIFIER_LINK_BASE_URL": f"http://127.0.0.1:{config.workspace_http_port}/d",
         "WORKSPACE_LINK_SECRETS": config.link_secret,
         "WORKSPACE_HTTP_PORT": str(config.workspace_http_port),
+        "WORKSPACE_OPS_HTTP_PORT": str(config.workspace_ops_port),
         # Plain http on the loopback: a Secure cookie would never come back.
         "WORKSPACE_COOKIE_SECURE": "false",
     }
@@ -101,12 +104,13 @@ class ServiceProcesses:
 
     @property
     def http_urls(self) -> dict[str, str]:
-        """Each service's HTTP base URL, where ``/health/live``, ``/health/ready`` and ``/metrics`` answer."""
+        """Each service's internal HTTP base URL, where ``/health/live``, ``/health/ready``, ``/metrics`` and
+        ``/docs/events`` answer (the workspace's is not its public one: :attr:`workspace_url`)."""
         ports = {
             "ingest": self.config.ingest_http_port,
             "orientation": self.config.orientation_http_port,
             "notifier": self.config.notifier_http_port,
-            "workspace": self.config.workspace_http_port,
+            "workspace": self.config.workspace_ops_port,
         }
         return {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
 

@@ -64,7 +64,9 @@ def build(settings: WorkspaceSettings) -> Runtime:
     )
     runtime.add_startup(announce_clock)
     runtime.add_loop(purge_loop(settings, now))
-    runtime.add_http(create_app(services), host=settings.http_host, port=settings.http_port)
+    # The partners' pages face the internet: health, metrics and docs only on the internal port.
+    runtime.add_http(create_app(services), host=settings.http_host, port=settings.http_port, health=False)
+    runtime.add_health_http(host=settings.ops_http_host, port=settings.ops_http_port)
     return runtime
 
 

@@ -26,6 +26,9 @@ class WorkspaceSettings(ServiceSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8083, ge=1, le=65_535)
+    # The partners' port faces the internet: health, metrics and the events page are served apart, here.
+    ops_http_host: str = Field(default="127.0.0.1", description="Address of /health/*, /metrics and /docs/events")
+    ops_http_port: int = Field(default=8085, ge=0, le=65_535, description="Their port, internal only")
     # Off only for plain http on the loopback (make run, tests): browsers drop Secure cookies over http.
     cookie_secure: bool = True
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60, description="A silent session ends after")

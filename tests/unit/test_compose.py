@@ -72,6 +72,8 @@ SPECIFIC_SETTINGS = {
         "LINK_SECRETS",
         "HTTP_HOST",
         "HTTP_PORT",
+        "OPS_HTTP_HOST",
+        "OPS_HTTP_PORT",
         "COOKIE_SECURE",
         "RETENTION_DAYS",
         "DESK_TOKENS_PATH",
