@@ -5,22 +5,27 @@ last state published. A record carries what its consumers need and no more:
 
 - the notifier reads the structure's **contacts** (channels, addresses, quiet hours) and whether the
   structure is the **default referent** (fallback F3);
-- the partner workspace and ops read the **offers** by id, name and stages.
+- the partner workspace and ops read the **offers** by id, name, stages and, since schema 1.1, **zone**
+  (the territory an offer covers: the workspace's référentiel is searchable by commune).
 
-Eligibility rules stay inside orientation: no other service decides who is eligible.
+Eligibility rules stay inside orientation: no other service decides who is eligible. The zone is where an
+offer is *available*, which partners need to know; ``Zone.covering_entry`` is the one rule saying whether
+it covers a commune, used by orientation's matching and by the workspace's search alike.
 
 The value objects shared with orientation's référentiel model (``Contact``, ``Channels``, ``QuietHours``,
-``StructureTypology``, ``RecordStatus``) are defined here, once, so the notifier and orientation validate
-contacts with the same rules. Partner contacts are professional addresses, not household data.
+``StructureTypology``, ``RecordStatus``, ``Zone``) are defined here, once, so the notifier, the workspace
+and orientation validate them with the same rules. Partner contacts are professional addresses, not
+household data.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from schemas.common import Contract
 from schemas.envelope import Envelope
@@ -28,6 +33,7 @@ from schemas.stages import Stage
 
 __all__ = [
     "Channels",
+    "CommuneCode",
     "Contact",
     "FrenchMobile",
     "OfferSummary",
@@ -37,6 +43,9 @@ __all__ = [
     "ReferentialChangedEvent",
     "StructureRecord",
     "StructureTypology",
+    "Zone",
+    "ZoneEntry",
+    "ZoneKind",
 ]
 
 RefId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -46,6 +55,10 @@ FrenchMobile = Annotated[str, Field(pattern=r"^\+33[67]\d{8}$")]
 """A French mobile number in E.164 (+336…, +337…): SMS are only sent to mobiles (RDV-Solidarités' check)."""
 
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+_COMMUNE_PATTERN = r"^[0-9][0-9AB][0-9]{3}$"  # INSEE code, Corsica's 2A/2B included
+CommuneCode = Annotated[str, Field(pattern=_COMMUNE_PATTERN)]
+"""A commune's INSEE code (``90010``, ``2A004``)."""
 
 
 def _without_offset(value: time) -> time:
@@ -144,6 +157,73 @@ class Contact(Contract):
         return self.channels_enabled.email or self.channels_enabled.sms
 
 
+class ZoneKind(StrEnum):
+    """Zone granularity, listed from the most to the least specific (ranking criterion (a))."""
+
+    COMMUNE = "COMMUNE"
+    EPCI = "EPCI"
+    DEPARTEMENT = "DEPARTEMENT"
+
+
+_ZONE_CODE_PATTERNS = {
+    ZoneKind.COMMUNE: _COMMUNE_PATTERN,
+    ZoneKind.EPCI: r"^\d{9}$",  # SIREN
+    ZoneKind.DEPARTEMENT: r"^(\d{2}|2[AB]|97\d)$",
+}
+
+
+class ZoneEntry(Contract):
+    """One covered area: a commune (INSEE code), an EPCI (SIREN) or a département (code)."""
+
+    kind: ZoneKind
+    code: str
+
+    @model_validator(mode="after")
+    def _code_matches_kind(self) -> Self:
+        if not re.fullmatch(_ZONE_CODE_PATTERNS[self.kind], self.code):
+            raise ValueError(f"code {self.code!r} is not a valid {self.kind} code")
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.code}"
+
+
+def _sorted_codes(values: frozenset[str]) -> list[str]:
+    return sorted(values)
+
+
+_ZONE_RANK = {kind: rank for rank, kind in enumerate(ZoneKind)}
+
+
+class Zone(Contract):
+    """Where an offer applies (data·inclusion ``zone_eligibilite`` + Histologe's include/exclude)."""
+
+    include: tuple[ZoneEntry, ...] = Field(min_length=1)
+    exclude_communes: Annotated[frozenset[CommuneCode], PlainSerializer(_sorted_codes, when_used="json")] = frozenset()
+
+    def covering_entry(
+        self, commune_insee: str | None, departement: str | None, epci_siren: str | None
+    ) -> ZoneEntry | None:
+        """The most specific entry covering a commune (its INSEE code, département and EPCI's SIREN, any of
+        them possibly unknown), ``None`` when the commune is excluded or no entry covers it. The rule
+        orientation's matching applies and the workspace's search by commune shows."""
+        if commune_insee in self.exclude_communes:
+            return None
+        best: ZoneEntry | None = None
+        for entry in self.include:
+            kind = entry.kind
+            code = (
+                commune_insee
+                if kind is ZoneKind.COMMUNE
+                else departement
+                if kind is ZoneKind.DEPARTEMENT
+                else epci_siren
+            )
+            if entry.code == code and (best is None or _ZONE_RANK[kind] < _ZONE_RANK[best.kind]):
+                best = entry
+        return best
+
+
 class OfferSummary(Contract):
     """An offer as partners and ops see it: what it is and at which stages it applies."""
 
@@ -152,6 +232,10 @@ class OfferSummary(Contract):
     status: RecordStatus
     stages: list[Stage] = Field(description="Stages the offer is eligible at; empty = every stage")
     mandatory_stages: list[Stage]
+    zone: Zone | None = Field(
+        default=None,
+        description="Since schema 1.1: the territory the offer covers; absent in 1.0 records (unknown)",
+    )
 
 
 class StructureRecord(Contract):
@@ -168,9 +252,14 @@ class StructureRecord(Contract):
 
 
 class ReferentialChangedEvent(Envelope):
-    """The state of one structure in a référentiel version; Kafka key = ``structure_id`` (compacted topic)."""
+    """The state of one structure in a référentiel version; Kafka key = ``structure_id`` (compacted topic).
 
+    Schema 1.1 added ``OfferSummary.zone`` (optional): a 1.0 record is still read, its offers' zones unknown.
+    """
+
+    SCHEMA_VERSION: ClassVar[str] = "1.1"
     event_type: Literal["referentiel.changed"] = "referentiel.changed"
+    schema_version: Literal["1.0", "1.1"]
     payload: StructureRecord
 
     @property

@@ -18,7 +18,7 @@
   procedure exists or not).
 - ``POST /dossiers/<reference>/accepter|refuser|cloturer``: publishes ``assignment.status`` through the
   outbox; the page shows the new status once the event came back and was folded with orientation's rules.
-- ``GET /referentiel``: structures and offers, searchable by name, stage and kind.
+- ``GET /referentiel``: structures and offers, searchable by name, stage, kind and commune.
 - ``POST /deconnexion``: ends the session.
 
 Every form carries the session's CSRF token. Every view and action is written to the audit log. URLs
@@ -76,7 +76,7 @@ from services.workspace.domain.casefile import (
 )
 from services.workspace.domain.labels import label
 from services.workspace.domain.link_requests import LinkRequestVerdict
-from services.workspace.domain.referential import search_structures
+from services.workspace.domain.referential import CommuneFinder, search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
 from services.workspace.link_requests import AUDIT_ACTION as REQUEST_LINK
 from services.workspace.link_requests import request_new_link
@@ -531,20 +531,29 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
         return await signed_in(request, handle)
 
     @app.get("/referentiel", include_in_schema=False)
-    async def referential(request: Request, q: str = "", etape: str = "", type: str = "") -> Response:
+    async def referential(
+        request: Request, q: str = "", etape: str = "", type: str = "", commune: str = ""
+    ) -> Response:
         async def show(conn: Conn, _: Request, session: repo.SessionRow) -> Response:
             stage = Stage(etape) if etape in Stage.__members__ else None
             kind = StructureTypology(type) if type in StructureTypology.__members__ else None
+            place = commune.strip()[:100]
+            finder = CommuneFinder.packaged()
+            communes = finder.find(place) if place else None
             records = await repo.referential(conn)
             await audit(conn, "VIEW_REFERENTIAL", "OK", session)
             return page(
                 "referential.html",
                 session=session,
-                cards=search_structures(records, text=q[:100], stage=stage, kind=kind),
+                cards=search_structures(
+                    records, text=q[:100], stage=stage, kind=kind, communes=communes, commune_name=finder.name
+                ),
                 version=max((r.referentiel_version for r in records), default=None),
                 query=q[:100],
                 stage=stage,
                 kind=kind,
+                commune=place,
+                communes=communes,
                 stages=list(Stage),
                 kinds=list(StructureTypology),
             )

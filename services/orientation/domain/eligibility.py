@@ -29,7 +29,6 @@ from services.orientation.domain.referential import (
     ParcFilter,
     Structure,
     Zone,
-    ZoneEntry,
     ZoneKind,
     as_stage_range,
     sorted_stages,
@@ -163,18 +162,8 @@ def _zone(zone: Zone, facts: MatchFacts) -> tuple[Clause, ZoneKind | None]:
     commune = facts.commune_insee
     if commune in zone.exclude_communes:
         return _fail("zone", "zone", "zone: commune {} excluded", commune), None
-    best: ZoneEntry | None = None
-    for entry in zone.include:
-        kind = entry.kind
-        household = (
-            commune
-            if kind is ZoneKind.COMMUNE
-            else facts.departement
-            if kind is ZoneKind.DEPARTEMENT
-            else facts.epci_siren
-        )
-        if entry.code == household and (best is None or _ZONE_RANK[kind] < _ZONE_RANK[best.kind]):
-            best = entry
+    # The référentiel's one rule (schemas.referential), which the workspace's search by commune shows too.
+    best = zone.covering_entry(commune, facts.departement, facts.epci_siren)
     if best is None:
         return _fail("zone", "zone", "zone {} ∉ {}", commune, zone.include), None
     return Clause("zone", "zone", Outcome.PASS, "zone {}", (best,)), best.kind

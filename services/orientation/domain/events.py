@@ -264,4 +264,5 @@ def _summary(offer: Offer) -> OfferSummary:
         status=offer.status,
         stages=sorted_stages(offer.eligibility.stages or ()),
         mandatory_stages=sorted_stages(offer.mandatory_stages),
+        zone=offer.zone,
     )

@@ -13,7 +13,6 @@ sets that can match, one default referent).
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -24,7 +23,16 @@ from pydantic import Field, PlainSerializer, model_validator
 
 from schemas.common import Contract
 from schemas.procedure import Composition, LandlordType
-from schemas.referential import Contact, RecordStatus, RefId, StructureTypology
+from schemas.referential import (
+    CommuneCode,
+    Contact,
+    RecordStatus,
+    RefId,
+    StructureTypology,
+    Zone,
+    ZoneEntry,
+    ZoneKind,
+)
 from schemas.stages import Stage, stage_rank, stages_between
 
 __all__ = [
@@ -111,9 +119,7 @@ Amount = Annotated[
 ]
 Int4 = Annotated[int, Field(ge=INT4_MIN, le=INT4_MAX)]
 Ratio = Annotated[Decimal, Field(ge=0, max_digits=6, decimal_places=2), PlainSerializer(_amount_json, when_used="json")]
-_COMMUNE_PATTERN = r"^[0-9][0-9AB][0-9]{3}$"  # INSEE code, Corsica's 2A/2B included
 _SIREN_PATTERN = r"^\d{9}$"
-CommuneCode = Annotated[str, Field(pattern=_COMMUNE_PATTERN)]
 Siren = Annotated[str, Field(pattern=_SIREN_PATTERN)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-{1,2}[a-z0-9]+)*$")]
 _SORTED = PlainSerializer(_sorted_values, when_used="json")
@@ -156,44 +162,6 @@ class AllocataireFilter(StrEnum):
     OUI = "OUI"
     NON = "NON"
     ANY = "ANY"
-
-
-class ZoneKind(StrEnum):
-    """Zone granularity, listed from the most to the least specific (ranking criterion (a))."""
-
-    COMMUNE = "COMMUNE"
-    EPCI = "EPCI"
-    DEPARTEMENT = "DEPARTEMENT"
-
-
-_ZONE_CODE_PATTERNS = {
-    ZoneKind.COMMUNE: _COMMUNE_PATTERN,
-    ZoneKind.EPCI: _SIREN_PATTERN,
-    ZoneKind.DEPARTEMENT: r"^(\d{2}|2[AB]|97\d)$",
-}
-
-
-class ZoneEntry(Contract):
-    """One covered area: a commune (INSEE code), an EPCI (SIREN) or a département (code)."""
-
-    kind: ZoneKind
-    code: str
-
-    @model_validator(mode="after")
-    def _code_matches_kind(self) -> Self:
-        if not re.fullmatch(_ZONE_CODE_PATTERNS[self.kind], self.code):
-            raise ValueError(f"code {self.code!r} is not a valid {self.kind} code")
-        return self
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.code}"
-
-
-class Zone(Contract):
-    """Where an offer applies (data·inclusion ``zone_eligibilite`` + Histologe's include/exclude)."""
-
-    include: tuple[ZoneEntry, ...] = Field(min_length=1)
-    exclude_communes: Annotated[frozenset[CommuneCode], _SORTED] = frozenset()
 
 
 class Eligibility(Contract):
