@@ -150,25 +150,29 @@ async def procedure_states(
     conn: Conn, procedure_ids: Iterable[uuid.UUID], *, lock: bool = True
 ) -> dict[uuid.UUID, ProcedureState]:
     """For each procedure: its open (OUVERTE/ACCEPTEE) assignments by structure, locked unless
-    ``lock=False`` (readers), and the structures the CCAPEX removed."""
+    ``lock=False`` (readers), and the structures the CCAPEX removed. One round trip for both."""
     wanted = list(set(procedure_ids))
+    # FOR UPDATE is refused beside UNION: the locking read is a CTE, which PostgreSQL runs in full.
     rows = await conn.fetch(
-        "SELECT procedure_id, structure_id, assignment_id FROM assignment"
-        " WHERE procedure_id = ANY($1::uuid[]) AND status IN ('OUVERTE', 'ACCEPTEE')" + (" FOR UPDATE" if lock else ""),
-        wanted,
-    )
-    removed = await conn.fetch(
-        "SELECT procedure_id, structure_id FROM structure_override"
+        "WITH open AS (SELECT procedure_id, structure_id, assignment_id FROM assignment"
+        " WHERE procedure_id = ANY($1::uuid[]) AND status IN ('OUVERTE', 'ACCEPTEE')"
+        + (" FOR UPDATE" if lock else "")
+        + ") SELECT procedure_id, structure_id, assignment_id FROM open"
+        " UNION ALL SELECT procedure_id, structure_id, NULL FROM structure_override"
         " WHERE procedure_id = ANY($1::uuid[]) AND override = 'REMOVE'",
         wanted,
     )
-    states = {procedure_id: ProcedureState({}, frozenset()) for procedure_id in wanted}
+    open_assignments: dict[uuid.UUID, dict[str, uuid.UUID]] = {procedure_id: {} for procedure_id in wanted}
+    removed: dict[uuid.UUID, set[str]] = {procedure_id: set() for procedure_id in wanted}
     for row in rows:
-        states[row["procedure_id"]].open_assignments[row["structure_id"]] = row["assignment_id"]
-    for procedure_id in {row["procedure_id"] for row in removed}:
-        ids = frozenset(r["structure_id"] for r in removed if r["procedure_id"] == procedure_id)
-        states[procedure_id] = ProcedureState(states[procedure_id].open_assignments, ids)
-    return states
+        if row["assignment_id"] is None:
+            removed[row["procedure_id"]].add(row["structure_id"])
+        else:
+            open_assignments[row["procedure_id"]][row["structure_id"]] = row["assignment_id"]
+    return {
+        procedure_id: ProcedureState(open_assignments[procedure_id], frozenset(removed[procedure_id]))
+        for procedure_id in wanted
+    }
 
 
 async def procedure_state(conn: Conn, procedure_id: uuid.UUID, *, lock: bool = True) -> ProcedureState:
