@@ -91,12 +91,17 @@ def pipeline_markdown(result: dict[str, Any]) -> str:
         lines.append(_row(labels[hop], cuts["p50"], cuts["p95"], cuts["p99"], cuts["max"]))
     growth = latency["growth_ms"]
     ratio = latency["hop_p50_over_relay_p50"]
+    idle = result["idle"]
+    floor = ", ".join(f"{group} {_fmt(cores)}" for group, cores in idle["cores_busy"].items())
     lines += [
         "",
         f"End to end, first third of the acts → last third: p50 {_fmt(growth['first_third_p50'])} →"
         f" {_fmt(growth['last_third_p50'])} ms, p99 {_fmt(growth['first_third_p99'])} →"
         f" {_fmt(growth['last_third_p99'])} ms. Hop p50 over the bare relay's: ingest {_fmt(ratio['ingest'])}×,"
         f" orientation {_fmt(ratio['orientation'])}×.",
+        "",
+        f"Idle {_fmt(idle['wall_s'])} s between the phases (no act coming), cores busy: {floor}; the stack without"
+        f" PostgreSQL's server processes {_fmt(idle['cores_busy_stack_without_pg_server'])}.",
     ]
     return "\n".join(lines)
 

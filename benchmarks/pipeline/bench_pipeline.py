@@ -16,6 +16,9 @@ local SMTP server that only timestamps what it accepts (``benchmarks.common.Ligh
    to the bare relay, running meanwhile. Per act, from the records' timestamps and the SMTP server's receive
    time: act → canonical notification (ingest), → decision (orientation), → last of its emails (notifier), and
    end to end; p50/p95/p99/max, and end to end over the first third of the acts against the last third.
+Between the two, the services idle ``--idle-s`` seconds: the cores each process keeps busy with nothing to do
+(fetches, heartbeats, polls), the floor under the paced phase's CPU per act.
+
 3. Each phase reports CPU ms per act of each process (ingest, orientation, notifier, Tansu, PostgreSQL, and
    this benchmark's own process) from ``/proc``, the cores they kept busy, their RSS (peak, first and last
    sample), the machine's load average at start and end, and what was lost or duplicated: emails counted per
@@ -264,6 +267,27 @@ async def backlog_phase(
     }
 
 
+async def idle_phase(stack: Stack, seconds: float) -> dict[str, Any]:
+    """The cores each process group keeps busy with nothing to do (services running, no act coming): the
+    polling floor under the paced phase's CPU per act — fetch requests, heartbeats, the notifier's dispatch
+    poll. Tansu's share includes serving this benchmark's own readers (the tap)."""
+    load_start = os.getloadavg()
+    before, harness_before = stack.watch.snapshot(), time.process_time()
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    wall_s = time.monotonic() - started
+    cpu = ProcessWatch.cpu_between(before, stack.watch.snapshot())
+    cpu["benchmark harness"] = time.process_time() - harness_before
+    stack_s = sum(seconds for group, seconds in cpu.items() if group not in {"benchmark harness", PG_SERVER})
+    return {
+        "wall_s": wall_s,
+        "cores_busy": {group: seconds / wall_s for group, seconds in cpu.items()},
+        "cores_busy_stack_without_pg_server": stack_s / wall_s,
+        "load_start": load_start,
+        "load_end": os.getloadavg(),
+    }
+
+
 async def paced_publish(
     bootstrap: str, records: list[tuple[str, bytes]], refs: list[str], rate: float
 ) -> dict[str, float]:
@@ -383,6 +407,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             backlog = await backlog_phase(stack, services, args.acts, tag, args.stall_s)
             await asyncio.sleep(2)  # the services back to idle: the paced phase starts from a steady state
+            idle = await idle_phase(stack, args.idle_s)
             latency = await latency_phase(stack, args.rate, args.duration, tag, args.acts, args.stall_s)
         finally:
             tap.cancel()
@@ -394,6 +419,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "postgres": server.kind,
         "cpus": os.cpu_count(),
         "backlog": backlog,
+        "idle": idle,
         "latency": latency,
     }
 
@@ -404,6 +430,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="acts/s in the latency phase")
     parser.add_argument("--duration", type=float, help="seconds of the latency phase (default 60; 20 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke run: smaller defaults (explicit values stand)")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="seconds idle between the phases (CPU floor)")
     parser.add_argument("--stall-s", type=float, default=60.0, help="give up after this long without progress")
     parser.add_argument("--json", type=Path, help="also write the results there")
     args = parser.parse_args()

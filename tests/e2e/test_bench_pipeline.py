@@ -48,7 +48,7 @@ PHASE_FIELDS = {
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "pipeline.json"
     command = [sys.executable, "-m", "benchmarks.pipeline.bench_pipeline", "--acts", str(ACTS)]
-    command += ["--rate", str(RATE), "--duration", str(DURATION_S), "--json", str(out)]
+    command += ["--rate", str(RATE), "--duration", str(DURATION_S), "--idle-s", "2", "--json", str(out)]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     loaded: dict[str, Any] = json.loads(out.read_text("utf-8"))
@@ -97,8 +97,18 @@ def test_the_paced_phase_times_every_hop_beside_the_relay(result: dict[str, Any]
     assert set(latency["hop_p50_over_relay_p50"]) == {"ingest", "orientation"}
 
 
+def test_the_idle_floor_is_measured_per_process(result: dict[str, Any]) -> None:
+    idle = result["idle"]
+    assert idle["wall_s"] >= 2
+    assert set(idle["cores_busy"]) == GROUPS
+    # Idle, the services still fetch and heartbeat: each costs some CPU, and none a whole core.
+    assert all(0 < idle["cores_busy"][g] < 1 for g in ("ingest", "orientation", "notifier", "Tansu"))
+    assert len(idle["load_start"]) == len(idle["load_end"]) == 3
+
+
 def test_the_results_table_renders_it(result: dict[str, Any]) -> None:
     table = results_markdown({"pipeline": result})
     assert "| emails lost | 0 | 0 |" in table
     assert "| emails duplicated | 0 | 0 |" in table
     assert "act → last email (end to end)" in table
+    assert "Idle 2" in table
