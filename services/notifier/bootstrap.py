@@ -1,8 +1,9 @@
 """Composition root of the notifier: contacts and decisions in, deliveries out.
 
-Four subscriptions (référentiel, decisions, the partners' refusals on ``assignment.status``, orientation's
-escalations of unanswered assignments) write alerts; two background loops move them on: the planner
-expands alerts into deliveries and plans the daily digests, the sender sends what is due.
+Five subscriptions (référentiel, decisions, the partners' refusals on ``assignment.status``, orientation's
+escalations of unanswered assignments, the workspace's requests for a new link) write alerts; two background
+loops move them on: the planner expands alerts into deliveries and plans the daily digests, the sender sends
+what is due.
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ from schemas.assignment import AssignmentEscalationEvent, AssignmentStatusEvent
 from schemas.notification import Channel as ChannelCode
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import ReferentialChangedEvent
+from schemas.workspace import LinkRequestedEvent
 from services.notifier.channels import Channel
 from services.notifier.dispatch import SCHEMA, DispatchConfig, Dispatcher
 from services.notifier.domain.alerts import check_templates
 from services.notifier.domain.schedule import RetryPolicy
-from services.notifier.intake import record_decisions, record_escalations, record_refusals, record_structure
+from services.notifier.intake import (
+    record_decisions,
+    record_escalations,
+    record_link_requests,
+    record_refusals,
+    record_structure,
+)
+from services.notifier.link_requests import check_new_link_templates, load_new_link_templates
 from services.notifier.settings import NotifierSettings
 from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
@@ -95,9 +104,15 @@ def build(settings: NotifierSettings) -> Runtime:
     runtime = Runtime("notifier", settings, schema=SCHEMA, migrations=files("services.notifier") / "migrations")
     templates = load_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
     check_templates(templates, link_base_url=settings.link_base_url)
+    new_link_templates = load_new_link_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
+    check_new_link_templates(new_link_templates, link_base_url=settings.link_base_url)
     channels = build_channels(settings)
     dispatcher = Dispatcher(
-        channels=channels, templates=templates, config=dispatch_config(settings), clock=settings.make_clock().now
+        channels=channels,
+        templates=templates,
+        config=dispatch_config(settings),
+        new_link_templates=new_link_templates,
+        clock=settings.make_clock().now,
     )
 
     async def on_referential(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
@@ -119,6 +134,11 @@ def build(settings: NotifierSettings) -> Runtime:
         async with runtime.pool.acquire() as conn, conn.transaction():
             events = await decode_or_park(conn, records, AssignmentEscalationEvent)
             await record_escalations(conn, events, topics.ASSIGNMENT_ESCALATION)
+
+    async def on_link_requested(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            events = await decode_or_park(conn, records, LinkRequestedEvent)
+            await record_link_requests(conn, events, topics.WORKSPACE_LINK_REQUESTED)
 
     park = parking(lambda: runtime.pool)
     subscribe_batch(
@@ -151,6 +171,14 @@ def build(settings: NotifierSettings) -> Runtime:
         group_id=GROUP_ID,
         settings=settings,
         handler=on_escalation,
+        on_poison=park,
+    )
+    subscribe_batch(
+        runtime.broker,
+        topics.WORKSPACE_LINK_REQUESTED,
+        group_id=GROUP_ID,
+        settings=settings,
+        handler=on_link_requested,
         on_poison=park,
     )
 

@@ -21,6 +21,7 @@ from services.notifier.domain.routing import (
     recipients,
 )
 from services.notifier.domain.schedule import digest_cutoff
+from services.notifier.link_requests import link_recipients
 from services.notifier.receipts import no_contact_receipt
 from services.platform.db import Conn
 from services.platform.logging import get_logger
@@ -62,6 +63,8 @@ class Planner:
             for alert in batch:
                 structure = known.get(alert.structure_id)  # None: still unknown after the wait
                 found = recipients(structure.contacts) if structure else ()
+                if alert.link_request_id is not None:
+                    found = link_recipients(found)  # one channel: email, or SMS for an SMS-only structure
                 choice: FallbackChoice | None = None
                 if not found:
                     if referent is None:

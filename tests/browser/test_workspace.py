@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Page
 
 from services.platform.links import LinkKeys, assignment_prefix, mint_link, read_link
+from tests.browser.conftest import StoredAlert
 
 pytestmark = pytest.mark.e2e
 
@@ -163,13 +164,52 @@ async def test_an_altered_guessed_or_expired_token_opens_nothing(
     await axe(page, "the refused link page")
     await screenshot(page, "workspace-link-refused")
 
-    # The same assignment's link as a notifier minted it weeks ago, its last day past.
+    assert await _status_code(page, await _expired(stack, link)) == 410
+    assert "Lien expiré" in await page.get_by_role("heading", level=1).inner_text()
+    assert [c["name"] for c in await page.context.cookies()] == ["prevex_link_request"]  # the form's nonce only
+    await axe(page, "the expired link page")
+    await screenshot(page, "workspace-link-expired")
+
+
+async def test_an_expired_link_asks_for_a_new_one_and_the_new_one_works(
+    *, stack: Any, alerts: list[Any], page: Page, axe: Any, screenshot: Any
+) -> None:
+    link = _case_link(alerts, CCAS, S01_REF)
+    assert await _status_code(page, await _expired(stack, link)) == 410
+    await page.get_by_role("button", name="Recevoir un nouveau lien").click()
+    await page.wait_for_url("**/nouveau-lien")
+    shown = await page.inner_text("main")
+    assert "Un nouveau lien a été envoyé au contact de votre structure" in shown
+    assert "@" not in shown  # which contact, and its address, are not told
+    await axe(page, "the new link sent page")
+    await screenshot(page, "workspace-link-requested")
+
+    # The notifier sent it, by email (the CCAS has an address): the message reads like the others.
+    fresh = await _new_link_email(stack, CCAS, S01_REF)
+    assert fresh.subject == f"[Prévention expulsions 90] Nouveau lien – Dossier {S01_REF}"
+    [new_link] = [url for label, url in fresh.text_links().items() if label.startswith("Ouvrir le dossier")]
+    assert new_link != link  # minted today: another last day, another token
+    await _sign_in(page, new_link)
+    assert urlsplit(page.url).path == f"/dossiers/{S01_REF}"
+    assert S01_REF in await page.get_by_role("heading", level=1).inner_text()
+
+    # Asking again at once sends nothing more: the page says a link was sent a moment ago.
+    await page.context.clear_cookies()
+    await page.goto(await _expired(stack, link))
+    await page.get_by_role("button", name="Recevoir un nouveau lien").click()
+    await page.wait_for_url("**/nouveau-lien")
+    assert "Nouveau lien déjà envoyé" in await page.get_by_role("heading", level=1).inner_text()
+    await axe(page, "the new link already sent page")
+
+
+async def _expired(stack: Any, link: str) -> str:
+    """``link`` as a notifier would have minted it weeks ago for the same assignment: its last day past."""
     conn = await asyncpg.connect(stack.config.database_url)
     try:
         rows = await conn.fetch("SELECT assignment_id, structure_id FROM orientation.assignment")
     finally:
         await conn.close()
-    prefix = read_link(token).prefix
+    prefix = read_link(link.rsplit("/", 1)[1]).prefix
     [row] = [row for row in rows if assignment_prefix(row["assignment_id"]) == prefix]
     expired = mint_link(
         LinkKeys.parse(stack.config.link_secret),
@@ -177,11 +217,20 @@ async def test_an_altered_guessed_or_expired_token_opens_nothing(
         structure_id=row["structure_id"],
         expires_on=datetime.now(UTC).date() - timedelta(days=2),
     )
-    assert await _status_code(page, _with_token(link, expired)) == 410
-    assert "Lien expiré" in await page.get_by_role("heading", level=1).inner_text()
-    assert await page.context.cookies() == []
-    await axe(page, "the expired link page")
-    await screenshot(page, "workspace-link-expired")
+    return _with_token(link, expired)
+
+
+async def _new_link_email(stack: Any, recipient: str, ref: str, timeout_s: float = 60) -> StoredAlert:
+    """The « Nouveau lien » email to ``recipient`` about ``ref``, once the SMTP sink stored it (a state to
+    wait for: the request crosses the workspace's outbox, the broker and the notifier's sender)."""
+    subject = f"Nouveau lien – Dossier {ref}"
+    async with asyncio.timeout(timeout_s):
+        while True:
+            for path in sorted(stack.mail_dir.glob("*.eml")):
+                stored = StoredAlert.read(path)
+                if stored.recipient == recipient and subject in stored.subject:
+                    return stored
+            await asyncio.sleep(0.3)
 
 
 async def test_a_partner_cannot_open_or_act_on_a_case_of_another_structure(

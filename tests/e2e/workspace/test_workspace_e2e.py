@@ -1,17 +1,22 @@
 """The workspace as a running process: a partner opens its alert's link from the ``.eml`` the SMTP sink
 received, sees the case, accepts it; orientation (another process) applies the acceptance and the page then
-shows it. Another structure's session, an altered and a guessed token are refused."""
+shows it. Another structure's session, an altered and a guessed token are refused. An expired link asks for a
+new one, which the notifier sends through the broker to the SMTP sink."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
 import pytest
+
+from services.platform.links import LinkKeys, mint_link
 
 if TYPE_CHECKING:
     from tests.e2e.workspace.conftest import WorkspaceStack
@@ -100,3 +105,74 @@ async def test_the_alert_link_opens_the_case_and_an_acceptance_comes_back_applie
     for line in filter(None, log_text.splitlines()):
         json.loads(line)
     assert stack.services.running("workspace")
+
+
+async def test_an_expired_link_brings_a_new_one_through_kafka_to_the_smtp_sink(
+    workspace_stack: WorkspaceStack,
+) -> None:
+    """FSL90's S-04 link, as minted weeks ago: its expired page asks for a new one; the workspace's outbox,
+    the broker and the notifier bring it to FSL90's mailbox, once, and it opens the case."""
+    stack = workspace_stack
+    link = stack.alert_link(FSL, S04_REF)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT a.assignment_id, a.structure_id FROM workspace.assignment a"
+            " JOIN workspace.procedure p USING (procedure_id) WHERE p.short_ref = $1 AND a.structure_id = 'FSL90'",
+            S04_REF,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    expired = mint_link(
+        LinkKeys.parse(stack.services.config.link_secret),
+        assignment_id=row["assignment_id"],
+        structure_id=row["structure_id"],
+        expires_on=datetime.now(UTC).date() - timedelta(days=1),
+    )
+    expired_link = link.rsplit("/", 1)[0] + "/" + expired
+    before = len(stack.smtp.messages)
+    async with _client(stack) as partner:
+        page = await partner.get(expired_link)
+        assert page.status_code == 410
+        nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+        assert nonce is not None
+        for answer_status in (202, 429):  # the second click sends nothing more
+            asked = await partner.post(f"{expired_link}/nouveau-lien", data={"nonce": nonce.group(1)})
+            assert asked.status_code == answer_status
+            nonce = re.search(r'name="nonce" value="([^"]+)"', (await partner.get(expired_link)).text)
+            assert nonce is not None
+
+    await stack.smtp.wait_for(before + 1, timeout=60)
+    [fresh] = [m for m in stack.smtp.messages[before:] if FSL in m.rcpt_tos]
+    message = fresh.message
+    assert isinstance(message, EmailMessage)
+    assert str(message["Subject"]) == f"[Prévention expulsions 90] Nouveau lien – Dossier {S04_REF}"
+    body = message.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"http://127\.0\.0\.1:\d+/d/[A-Za-z0-9_-]{20}", body.get_content())
+    assert found is not None
+    async with _client(stack) as partner:
+        opened = await stack.open(partner, found.group(0))
+        assert (opened.status_code, opened.headers["location"]) == (303, f"/dossiers/{S04_REF}")
+        assert (await partner.get(f"/dossiers/{S04_REF}")).status_code == 200
+
+    # Two clicks, one request, one alert, one delivery (sent): nothing else is on its way.
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        requests = await conn.fetchval(
+            "SELECT count(*) FROM workspace.link_request WHERE assignment_id = $1", row["assignment_id"]
+        )
+        deliveries = await conn.fetch(
+            "SELECT d.state FROM notifier.delivery d JOIN notifier.alert a USING (alert_id)"
+            " WHERE a.assignment_id = $1 AND a.link_request_id IS NOT NULL",
+            row["assignment_id"],
+        )
+    finally:
+        await conn.close()
+    assert requests == 1
+    assert [d["state"] for d in deliveries] == ["sent"]
+    for log_name in ("workspace", "notifier"):
+        text = stack.services.log_path(log_name).read_text("utf-8")
+        for secret in (*PERSONAL_DATA, found.group(0).rsplit("/", 1)[1], FSL):
+            assert secret not in text, f"{secret!r} leaked into the {log_name} log"

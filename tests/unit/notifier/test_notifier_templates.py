@@ -47,6 +47,7 @@ from services.notifier.domain.alerts import (
     urgency_label,
 )
 from services.notifier.domain.removal import REMOVAL_TEMPLATE_NAMES
+from services.notifier.link_requests import NEW_LINK_TEMPLATE_NAMES
 from services.notifier.templates import load_templates
 
 PREFIX = "Prévention expulsions 90"
@@ -384,8 +385,13 @@ def test_a_missing_or_broken_template_is_refused_when_loaded() -> None:
 
 def test_packaged_templates_are_all_shipped() -> None:
     folder = files("services.notifier") / "templates"
-    # The removal notice's templates are checked by domain/removal.py (tests/unit/notifier/test_notifier_removal.py).
-    assert {entry.name for entry in folder.iterdir()} == {*TEMPLATE_NAMES, *REMOVAL_TEMPLATE_NAMES}
+    # The removal notice's templates are checked by domain/removal.py (tests/unit/notifier/test_notifier_removal.py),
+    # the new link's by link_requests.py (tests/unit/notifier/test_notifier_new_link.py).
+    assert {entry.name for entry in folder.iterdir()} == {
+        *TEMPLATE_NAMES,
+        *REMOVAL_TEMPLATE_NAMES,
+        *NEW_LINK_TEMPLATE_NAMES,
+    }
 
 
 def test_html_escapes_values_and_text_keeps_them() -> None:

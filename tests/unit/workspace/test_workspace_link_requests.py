@@ -49,7 +49,7 @@ def test_one_request_per_interval_and_assignment() -> None:
 
 
 def test_the_interval_is_a_setting_in_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert WorkspaceSettings(_env_file=None).link_request_interval == timedelta(minutes=15)  # type: ignore[call-arg]
+    assert WorkspaceSettings(_env_file=None).link_request_interval == timedelta(minutes=15)
     monkeypatch.setenv("WORKSPACE_LINK_REQUEST_INTERVAL_MINUTES", "60")
     assert WorkspaceSettings().link_request_interval == timedelta(hours=1)
     monkeypatch.setenv("WORKSPACE_LINK_REQUEST_INTERVAL_MINUTES", "0")

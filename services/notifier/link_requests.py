@@ -1,0 +1,151 @@
+"""A new link asked for in the partner workspace (``workspace.link_requested``): who gets it, what it says.
+
+A partner whose alert link had expired asked the workspace for a new one. The intake turns the request into
+an immediate alert of that assignment to its structure (``intake.record_link_requests``: key
+``link:<request id>``, ``AlertRow.link_request_id`` set) and the usual pipeline delivers it — retries,
+receipts, fallback F3, exactly once, a link minted when the message leaves with the alerts' keys and
+lifetime. Two things differ from an alert, and live here:
+
+- ``link_recipients``: the structure is reached on one channel, not all: its contacts' email addresses, or
+  their mobiles when no contact has email enabled (an SMS-only structure);
+- the message (``new_link*`` templates): that a new link was asked for, the reference, the link and its
+  last valid day, nothing else. To the default referent (F3: no contact of the structure could be
+  reached) it says which structure asked, with the desk's case page instead of a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib.resources import files
+from typing import Any, Final
+
+import jinja2
+import jinja2.meta
+
+from schemas.notification import Channel
+from services.notifier.domain.alerts import SMS_MAX_CHARS, RenderedEmail, SmsTooLongError, to_gsm7
+from services.notifier.domain.routing import Recipient
+from services.platform.links import TOKEN_LENGTH
+
+__all__ = [
+    "LINK_VARIABLES",
+    "NEW_LINK_TEMPLATE_NAMES",
+    "NewLinkContent",
+    "NewLinkTemplateError",
+    "NewLinkTemplates",
+    "check_new_link_templates",
+    "link_recipients",
+    "load_new_link_templates",
+    "render_new_link_email",
+    "render_new_link_sms",
+]
+
+NEW_LINK_TEMPLATE_NAMES: Final = ("new_link_subject.txt", "new_link.txt", "new_link.html", "new_link_sms.txt")
+LINK_VARIABLES: Final = frozenset({"prefix", "ref", "link", "valid_until", "unreachable"})
+"""Every value the ``new_link*`` templates may read: a template naming another is refused when loaded."""
+
+
+@dataclass(frozen=True)
+class NewLinkContent:
+    """What the message may show. ``valid_until``: the token link's last day. ``unreachable``: set for the
+    default referent (F3), the name of the structure that asked and could not be reached (its link is the
+    desk's case page: no ``valid_until``)."""
+
+    procedure_short_ref: str
+    link: str
+    valid_until: date | None = None
+    unreachable: str | None = None
+
+
+class NewLinkTemplateError(ValueError):
+    """A ``new_link*`` template is missing, does not parse, or reads a variable it may not."""
+
+
+class NewLinkTemplates:
+    """The French ``new_link*`` templates, compiled once (``.html`` autoescaped); ``prefix`` heads emails,
+    ``sms_prefix`` SMS, as for alerts. Raises ``NewLinkTemplateError`` (see the class)."""
+
+    def __init__(self, sources: Mapping[str, str], *, prefix: str, sms_prefix: str) -> None:
+        self.prefix = prefix
+        self.sms_prefix = sms_prefix
+        self._env = jinja2.Environment(
+            loader=jinja2.DictLoader(dict(sources)),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        for name in NEW_LINK_TEMPLATE_NAMES:
+            if name not in sources:
+                raise NewLinkTemplateError(f"template {name} is missing")
+            try:
+                used = jinja2.meta.find_undeclared_variables(self._env.parse(sources[name]))
+            except jinja2.TemplateSyntaxError as error:
+                raise NewLinkTemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
+            if extra := used - LINK_VARIABLES:
+                raise NewLinkTemplateError(f"template {name} reads variables it must not carry: {sorted(extra)}")
+
+    def render(self, name: str, values: Mapping[str, Any]) -> str:
+        """Render template ``name`` with ``values``, surrounding whitespace stripped."""
+        return self._env.get_template(name).render(values).strip()
+
+
+def load_new_link_templates(*, prefix: str, sms_prefix: str) -> NewLinkTemplates:
+    """The packaged templates (``services/notifier/templates/new_link*``)."""
+    folder = files("services.notifier") / "templates"
+    sources = {name: (folder / name).read_text("utf-8") for name in NEW_LINK_TEMPLATE_NAMES}
+    return NewLinkTemplates(sources, prefix=prefix, sms_prefix=sms_prefix)
+
+
+def render_new_link_email(content: NewLinkContent, templates: NewLinkTemplates) -> RenderedEmail:
+    """Subject, plain text and HTML of the message."""
+    values = _values(content, templates.prefix)
+    return RenderedEmail(
+        subject=_one_line(templates.render("new_link_subject.txt", values)),
+        text=templates.render("new_link.txt", values) + "\n",
+        html=templates.render("new_link.html", values) + "\n",
+    )
+
+
+def render_new_link_sms(content: NewLinkContent, templates: NewLinkTemplates) -> str:
+    """The SMS in GSM-7; raises ``SmsTooLongError`` beyond one segment (``check_new_link_templates``
+    reveals at start-up a heading or link base that makes it so)."""
+    text = to_gsm7(_one_line(templates.render("new_link_sms.txt", _values(content, templates.sms_prefix))))
+    if len(text) > SMS_MAX_CHARS:
+        raise SmsTooLongError(f"new link SMS of {len(text)} characters exceeds {SMS_MAX_CHARS}")
+    return text
+
+
+def check_new_link_templates(templates: NewLinkTemplates, *, link_base_url: str) -> None:
+    """Render both messages with the longest link once: raises what would fail at send time."""
+    link = f"{link_base_url.rstrip('/')}/{'A' * TOKEN_LENGTH}"
+    for content in (
+        NewLinkContent("90-2026-000001", link, date(2026, 12, 31)),
+        NewLinkContent("90-2026-000001", link, unreachable="Structure injoignable"),
+    ):
+        render_new_link_email(content, templates)
+        render_new_link_sms(content, templates)
+
+
+def link_recipients(found: Sequence[Recipient]) -> tuple[Recipient, ...]:
+    """The recipients a new link goes to among a structure's ``found``: the email ones, or the SMS ones
+    when there is none (an SMS-only structure)."""
+    emails = tuple(r for r in found if r.channel is Channel.EMAIL)
+    return emails or tuple(r for r in found if r.channel is Channel.SMS)
+
+
+def _values(content: NewLinkContent, prefix: str) -> dict[str, Any]:
+    return {
+        "prefix": prefix,
+        "ref": content.procedure_short_ref,
+        "link": content.link,
+        "valid_until": None if content.valid_until is None else f"{content.valid_until:%d/%m/%Y}",
+        "unreachable": content.unreachable,
+    }
+
+
+def _one_line(text: str) -> str:
+    # Subjects and SMS are one line: a value holding a line break must not start a new header line.
+    return " ".join(text.split())
