@@ -253,10 +253,25 @@ async def stack(pg_server: PostgresEndpoint, tmp_path_factory: pytest.TempPathFa
                 "    roles: [ccapex-admin]\n",
                 "utf-8",
             )
+            # The workspace's own token for orientation's admin API: the desk edits the référentiel through it.
+            workspace_token = new_token()
+            admin_tokens = desk_tokens.with_name("orientation-tokens.yaml")
+            admin_tokens.write_text(
+                f"tokens:\n  - name: workspace-desk\n    sha256: {hash_token(workspace_token)}\n"
+                "    roles: [ccapex-admin]\n",
+                "utf-8",
+            )
+            token_file = desk_tokens.with_name("workspace-orientation.token")
+            token_file.write_text(workspace_token, "utf-8")
             services = ServiceProcesses(
                 config,
                 tmp_path_factory.mktemp("browser-logs"),
-                extra_env={"WORKSPACE_DESK_TOKENS_PATH": str(desk_tokens)},
+                extra_env={
+                    "WORKSPACE_DESK_TOKENS_PATH": str(desk_tokens),
+                    "ORIENTATION_ADMIN_TOKENS_PATH": str(admin_tokens),
+                    "WORKSPACE_ORIENTATION_URL": f"http://127.0.0.1:{config.orientation_http_port}",
+                    "WORKSPACE_ORIENTATION_TOKEN_PATH": str(token_file),
+                },
             )
             services.start()
             try:
