@@ -29,8 +29,10 @@ __all__ = [
     "EXPLANATION_MAX_LENGTH",
     "AlsoEligibleOffer",
     "AssignmentKind",
+    "ClosestOffer",
     "DecidedAssignment",
     "DecisionTrigger",
+    "ExclusionReason",
     "OfferRejection",
     "OrientationDecided",
     "OrientationDecidedEvent",
@@ -44,6 +46,8 @@ EXPLANATION_MAX_LENGTH = 4000
 CommuneInsee = Annotated[str, Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")]
 RuleText = Annotated[str, Field(min_length=1, max_length=500)]
 WarningCode = Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,64}$")]
+RefName = Annotated[str, Field(min_length=1, max_length=200)]
+"""A structure's or an offer's name in the référentiel (never a person's)."""
 
 
 class AssignmentKind(StrEnum):
@@ -64,6 +68,36 @@ class DecisionTrigger(StrEnum):
     NOTIFICATION = "NOTIFICATION"
     CCAPEX_OVERRIDE = "CCAPEX_OVERRIDE"
     WINTER_TRUCE_END = "WINTER_TRUCE_END"
+
+
+class ExclusionReason(StrEnum):
+    """Why an offer did not match, in terms a partner may read: the case's handling, never the household.
+
+    ``UNAVAILABLE``: the structure or offer is inactive, suspended or outside its validity dates;
+    ``REMOVED``: the CCAPEX removed the structure from the procedure; ``ZONE``, ``STAGE``, ``PARC``,
+    ``BAILLEUR``: the commune, the stage, the parc, the landlord are not the offer's. ``HOUSEHOLD``: a clause
+    on the household (debt, resources, composition, allocataire, surendettement…) failed — which one is not
+    said, as it would tell a bracket of the household's situation.
+    """
+
+    UNAVAILABLE = "UNAVAILABLE"
+    REMOVED = "REMOVED"
+    ZONE = "ZONE"
+    STAGE = "STAGE"
+    PARC = "PARC"
+    BAILLEUR = "BAILLEUR"
+    HOUSEHOLD = "HOUSEHOLD"
+
+
+class ClosestOffer(Contract):
+    """An offer that came close to matching a notice no offer matched (fallback F1), for the CCAPEX
+    secretariat's manual orientation: names from the référentiel and the kinds of clauses it failed."""
+
+    offer_id: RefId
+    offer_name: RefName
+    structure_id: RefId
+    structure_name: RefName
+    excluded_by: list[ExclusionReason] = Field(min_length=1, max_length=len(ExclusionReason))
 
 
 class DecidedAssignment(Contract):
@@ -90,6 +124,19 @@ class DecidedAssignment(Contract):
             " PARTNER_WARNINGS: audience by structure typology or offer, and the sentence shown); absent in 1.0"
         ),
     )
+    offer_names: list[RefName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Since schema 1.2: the référentiel names of offer_ids, in their order (the alert's « why you »)",
+    )
+    respond_by: date | None = Field(
+        default=None,
+        description=(
+            "Since schema 1.2, NEW assignments: the structure is asked to accept or refuse before this day, the"
+            " working day orientation's escalation reminds it (ORIENTATION_ESCALATION_REMINDER_WORKING_DAYS after"
+            " the day it opened, French public holidays counted); absent for a STAGE_UPDATE"
+        ),
+    )
 
 
 class AlsoEligibleOffer(Contract):
@@ -112,12 +159,27 @@ class OrientationDecided(Contract):
     commune_insee: CommuneInsee
     commune_name: str | None = Field(default=None, max_length=100)
     earliest_expulsion_date: date | None = None
+    hearing_date: date | None = Field(
+        default=None, description="Since schema 1.2: the hearing date the act states (an assignation's)"
+    )
+    commandement_deadline: date | None = Field(
+        default=None,
+        description="Since schema 1.2: the last day of the commandement de payer's period (ingest's derived date)",
+    )
     is_correction: bool
     referentiel_version: int = Field(ge=1)
     rules_version: str = Field(min_length=1, max_length=32)
     assignments: list[DecidedAssignment] = Field(min_length=1)
     also_eligible: list[AlsoEligibleOffer]
     fallback_used: bool
+    closest_offers: list[ClosestOffer] = Field(
+        default_factory=list,
+        max_length=3,
+        description=(
+            "Since schema 1.2, with fallback_used: the offers that came closest (fewest failed clauses) and the"
+            " kinds of clauses each failed, for the CCAPEX secretariat's manual orientation"
+        ),
+    )
     act_received_at: AwareDatetime | None = Field(
         default=None,
         description=(
@@ -141,7 +203,9 @@ class OrientationDecidedEvent(Envelope):
     """Orientation's decision for one notification, keyed by ``procedure_id``.
 
     Schema 1.1 added ``DecidedAssignment.warnings`` (optional): a 1.0 event is still read, with none.
-    Schema 1.2 added ``act_received_at`` (optional): an older event is still read, without it.
+    Schema 1.2 added ``act_received_at`` and, for the alerts a partner acts on, ``hearing_date``,
+    ``commandement_deadline``, ``closest_offers`` and each assignment's ``offer_names`` and ``respond_by``
+    (all optional): an older event is still read, without them.
     """
 
     SCHEMA_VERSION: ClassVar[str] = "1.2"

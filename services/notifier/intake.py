@@ -25,15 +25,14 @@ from schemas.orientation import (
     OrientationDecidedEvent,
 )
 from schemas.referential import ReferentialChangedEvent
-from schemas.workspace import LinkRequestedEvent
 from services.notifier import repository as repo
-from services.notifier.domain.alerts import assignment_reasons
+from services.notifier.domain.alerts import ClosestOffer, assignment_reasons
 from services.notifier.domain.routing import AlertMode, alert_mode
 from services.platform.db import Conn
 from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
 
-__all__ = ["record_decisions", "record_escalations", "record_link_requests", "record_refusals", "record_structure"]
+__all__ = ["record_decisions", "record_escalations", "record_refusals", "record_structure"]
 
 log = get_logger(__name__)
 
@@ -125,6 +124,14 @@ def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
                 warnings=tuple(assignment.warnings),
                 reasons=assignment_reasons(assignment.matched_rules, mandatory=assignment.mandatory),
                 others=tuple(a.structure_id for a in decision.assignments if a.structure_id != assignment.structure_id),
+                offers=tuple(assignment.offer_names),
+                respond_by=assignment.respond_by,
+                hearing_date=decision.hearing_date,
+                commandement_deadline=decision.commandement_deadline,
+                # The offers that came closest are for whoever orients the case by hand: the F1 assignment.
+                closest=tuple(
+                    ClosestOffer(c.offer_name, c.structure_name, tuple(c.excluded_by)) for c in decision.closest_offers
+                ),
             )
         )
     return alerts
@@ -214,7 +221,7 @@ async def _secretariat(conn: Conn) -> str:
 
 
 _NOTHING_TOLD: dict[str, Any] = dict.fromkeys(
-    ("refused_by", "refusal_reason", "escalation", "escalation_days", "silent_structure", "link_request_id")
+    ("refused_by", "refusal_reason", "escalation", "escalation_days", "silent_structure")
 )
 
 
@@ -234,6 +241,9 @@ def _notice(announced: repo.AlertRow, event: Envelope, key: str, structure_id: s
         warnings=(),
         reasons=(),  # why the structure was asked is not why it, or the secretariat, is told now
         others=(),
+        offers=(),
+        respond_by=None,  # a notice asks nothing of the structure's answer by a day (a reminder says it waited)
+        closest=(),
         # The announced alert may itself be a reminder: what this one tells is ``fields`` alone.
         **(_NOTHING_TOLD | fields),
     )
@@ -279,31 +289,4 @@ async def _escalation_alert(conn: Conn, event: AssignmentEscalationEvent) -> rep
         escalation=step.step,
         escalation_days=step.working_days,
         silent_structure=await repo.structure_name(conn, step.structure_id) or step.structure_id,
-    )
-
-
-async def record_link_requests(conn: Conn, events: Sequence[LinkRequestedEvent], topic: str) -> int:
-    """Turn the workspace's requests for a new link into alerts; return how many were created.
-
-    A partner whose link expired asked for a new one (the workspace checked the token, that the structure
-    still holds the assignment, and its rate limit). Each request becomes an immediate alert of the
-    assignment to that structure, marked ``link_request_id``: ``link_requests`` picks its recipients (email,
-    or SMS for an SMS-only structure) and its message (the new link). It copies the reference, stage, commune
-    and urgency of the alert that announced the assignment; a request for an assignment never alerted to
-    that structure, or naming another procedure, is logged and dropped. The key ``link:<request id>`` makes it
-    one message per request whatever the redeliveries; the inbox makes a redelivered event a no-op.
-    """
-    return await _record_notices(conn, events, topic, _link_request_alert)
-
-
-async def _link_request_alert(conn: Conn, event: LinkRequestedEvent) -> repo.AlertRow | None:
-    request = event.payload
-    announced = await _announced(
-        conn, request.assignment_id, request.procedure_id, request.structure_id, "link_request"
-    )
-    if announced is None:
-        return None
-    log.info("link_request_recorded", procedure_ref=announced.procedure_short_ref, structure_id=request.structure_id)
-    return _notice(
-        announced, event, f"link:{request.request_id}", request.structure_id, link_request_id=request.request_id
     )

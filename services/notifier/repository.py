@@ -6,6 +6,7 @@ decide what is due are passed in (``now``), so that one clock — the dispatcher
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,7 @@ from schemas.assignment import EscalationStep
 from schemas.notification import Channel, FallbackKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage
+from services.notifier.domain.alerts import ClosestOffer
 from services.notifier.domain.routing import AlertMode, ContactInfo, StructureContacts
 from services.notifier.jobs import AlertJob, DeliveryJob, Digest, DigestJob, DigestLine
 from services.platform.db import Conn
@@ -85,6 +87,13 @@ class AlertRow:
     reasons: tuple[str, ...] = ()
     # The ids of the other structures assigned the case (their names are read when the alert is sent).
     others: tuple[str, ...] = ()
+    # What the structure is asked and told to act on (migration 011): its offers' names, the day to answer
+    # by, the procedure's legal dates, and under F1 the offers that came closest (référentiel names, codes).
+    offers: tuple[str, ...] = ()
+    respond_by: date | None = None
+    hearing_date: date | None = None
+    commandement_deadline: date | None = None
+    closest: tuple[ClosestOffer, ...] = ()
     # A refusal told to the CCAPEX secretariat: the name of the structure that refused, its reason code.
     refused_by: str | None = None
     refusal_reason: str | None = None
@@ -93,8 +102,6 @@ class AlertRow:
     escalation: EscalationStep | None = None
     escalation_days: int | None = None
     silent_structure: str | None = None
-    # A new link the structure asked for from the workspace's expired-link page (workspace.link_requested).
-    link_request_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -168,12 +175,16 @@ _ALERT_TYPES = {
     "warnings": "jsonb",
     "reasons": "jsonb",
     "others": "jsonb",
+    "offers": "jsonb",
+    "respond_by": "date",
+    "hearing_date": "date",
+    "commandement_deadline": "date",
+    "closest": "jsonb",
     "refused_by": "text",
     "refusal_reason": "text",
     "escalation": "text",
     "escalation_days": "int4",
     "silent_structure": "text",
-    "link_request_id": "uuid",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))
@@ -634,8 +645,17 @@ def _alert_row(record: asyncpg.Record) -> AlertRow:
             "warnings": tuple(values["warnings"]),
             "reasons": tuple(values["reasons"]),
             "others": tuple(values["others"]),
+            "offers": tuple(_jsonb(values["offers"])),
+            "closest": tuple(
+                ClosestOffer(offer, name, tuple(codes)) for offer, name, codes in _jsonb(values["closest"])
+            ),
         }
     )
+
+
+def _jsonb(value: Any) -> Any:
+    # A connection without the pool's jsonb codec (a test's or a tool's own) reads jsonb as its JSON text.
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _window(start: time | None, end: time | None) -> tuple[time, time] | None:

@@ -46,7 +46,11 @@ def build(settings: OrientationSettings) -> Runtime:
     """Wire orientation: référentiel at start, notices and assignment statuses consumed, expiry, admin API."""
     runtime = Runtime("orientation", settings, schema=SCHEMA, migrations=MIGRATIONS)
     holder = ReferentialHolder()
-    orientation = Orientation(holder, max_structures=settings.max_structures)
+    orientation = Orientation(
+        holder,
+        max_structures=settings.max_structures,
+        response_working_days=settings.escalation_reminder_working_days,
+    )
     clock = settings.make_clock()
     statuses = StatusHandler(holder, clock=clock)
     # Read before anything starts: a broken tokens file stops the service at once.

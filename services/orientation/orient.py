@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from schemas import topics
 from schemas.orientation import AssignmentKind, OrientationDecidedEvent, OrientationUnmatchedEvent
@@ -28,6 +29,7 @@ from services.orientation.domain.events import (
     with_overrides,
 )
 from services.orientation.domain.facts import facts_from_notice, should_orient
+from services.orientation.domain.working_days import add_working_days
 from services.orientation.referential_store import PRODUCER, SCHEMA, ActiveReferential, ReferentialHolder
 from services.platform.db import Conn
 from services.platform.inbox import claim_events
@@ -37,6 +39,8 @@ from services.platform.outbox import OutboxMessage, enqueue
 __all__ = ["CapacityLedger", "Orientation"]
 
 log = get_logger(__name__)
+
+_ESCALATION_ZONE = ZoneInfo(repo.ESCALATION_ZONE)
 
 
 class CapacityLedger:
@@ -94,9 +98,15 @@ class _Batch:
 class Orientation:
     """Matches procedure notices against the latest référentiel and records the outcome."""
 
-    def __init__(self, holder: ReferentialHolder, *, max_structures: int) -> None:
+    def __init__(
+        self, holder: ReferentialHolder, *, max_structures: int, response_working_days: int | None = None
+    ) -> None:
+        """``response_working_days``: the escalation's reminder delay (``ORIENTATION_ESCALATION_REMINDER_
+        WORKING_DAYS``); each NEW assignment's ``respond_by`` is that many working days after the day it
+        opens, the day the escalation sweep reminds its structure. ``None``: decisions carry no such day."""
         self._holder = holder
         self._k = max_structures
+        self._response_days = response_working_days
 
     async def handle_batch(self, conn: Conn, events: Sequence[ProcedureNotificationEvent], *, now: datetime) -> None:
         """Orient a batch of notices in the caller's transaction, at ``now`` (the service's clock: the day
@@ -142,6 +152,13 @@ class Orientation:
                     _keep_header(event, added, batch)
         await batch.flush(conn)
 
+    def _respond_by(self, now: datetime) -> date | None:
+        # The escalation counts from the day the assignment opened, in its zone (escalation.py, the same
+        # repo.ESCALATION_ZONE): the deadline an alert states is the day the reminder is due.
+        if self._response_days is None:
+            return None
+        return add_working_days(now.astimezone(_ESCALATION_ZONE).date(), self._response_days)
+
     def _orient(
         self,
         event: ProcedureNotificationEvent,
@@ -162,7 +179,13 @@ class Orientation:
         ids = {a.structure_id: state.open_assignments.get(a.structure_id) or uuid.uuid4() for a in result.assignments}
         typologies = {s.id: s.typologie for s in active.referential.structures}
         payload = decided_payload(
-            notice, result, referentiel_version=active.version, assignment_ids=ids, typologies=typologies
+            notice,
+            result,
+            referentiel_version=active.version,
+            assignment_ids=ids,
+            typologies=typologies,
+            referential=active.referential,
+            respond_by=self._respond_by(batch.now),
         )
         payload = with_overrides(payload, added)
         decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import jinja2
 import jinja2.meta
@@ -229,11 +229,11 @@ class EscalationNotice:
     silent_structure: str | None = None
 
 
-@dataclass(frozen=True)
-class ClosestOffer:
+class ClosestOffer(NamedTuple):
     """An offer that came close to matching a case no offer matched (fallback F1): its référentiel name, its
     structure's, and the codes of why it was excluded (``schemas.orientation.ExclusionReason``), shown to the
-    CCAPEX secretariat as fixed sentences; a code this module does not know is not shown."""
+    CCAPEX secretariat as fixed sentences; a code this module does not know is not shown. A named tuple: the
+    notifier stores it as a JSON array."""
 
     offer: str
     structure: str

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
+from datetime import date
 from typing import Any, Final
 
 from pydantic_core import to_jsonable_python
@@ -24,6 +25,7 @@ from schemas.orientation import (
 from schemas.procedure import ProcedureNotice
 from schemas.referential import OfferSummary, RecordStatus, StructureRecord, StructureTypology
 from schemas.warnings import partner_warnings
+from services.orientation.domain.closest import closest_offers
 from services.orientation.domain.matching import MATCHING_RULES_VERSION, Assignment, MatchResult
 from services.orientation.domain.referential import Offer, Referential, Structure, sorted_stages
 
@@ -62,6 +64,8 @@ def decided_payload(
     assignment_ids: Mapping[str, uuid.UUID],
     typologies: Mapping[str, StructureTypology] | None = None,
     rules_version: str = MATCHING_RULES_VERSION,
+    referential: Referential | None = None,
+    respond_by: date | None = None,
 ) -> OrientationDecided:
     """The ``orientation.decided`` payload: the decision plus what an alert shows (short ref, stage,
     commune name, urgency, earliest expulsion date, the act's legal warnings meant for each structure), and
@@ -72,8 +76,13 @@ def decided_payload(
     the open assignment, for a ``NEW`` one a fresh id. ``KeyError`` if a structure has none.
     ``typologies``: structure id → typology, which with the assignment's offers says which of the act's
     warnings the structure is told (``schemas/warnings.py``); without it, no assignment carries any.
+    ``referential``: the one decided on, for the offers' names and, under fallback F1, the offers that came
+    closest (``closest.closest_offers``); without it, neither. ``respond_by``: the day a NEW assignment's
+    structure is asked to answer by (orientation's escalation deadline); the act's hearing date and the
+    commandement's deadline come along, the legal dates an alert tells.
     """
     record = notice.notification
+    offer_names = {offer.id: offer.nom for offer in referential.offers} if referential is not None else {}
 
     def told(assignment: Assignment) -> list[str]:
         if typologies is None:
@@ -92,9 +101,17 @@ def decided_payload(
         is_correction=notice.is_correction,
         referentiel_version=referentiel_version,
         rules_version=rules_version,
-        assignments=[_decided(a, assignment_ids[a.structure_id], told(a)) for a in result.assignments],
+        hearing_date=record.act.hearing_date,
+        commandement_deadline=record.derived.commandement_deadline,
+        assignments=[
+            _decided(a, assignment_ids[a.structure_id], told(a), offer_names=offer_names, respond_by=respond_by)
+            for a in result.assignments
+        ],
         also_eligible=also_eligible_offers(result),
         fallback_used=result.fallback_used,
+        closest_offers=closest_offers(result.rejected, referential)
+        if result.fallback_used and referential is not None
+        else [],
         act_received_at=record.source.received_at,
     )
 
@@ -221,7 +238,14 @@ def _override_assignment(structure_id: str, assignment_id: uuid.UUID) -> Decided
     )
 
 
-def _decided(assignment: Assignment, assignment_id: uuid.UUID, warnings: list[str]) -> DecidedAssignment:
+def _decided(
+    assignment: Assignment,
+    assignment_id: uuid.UUID,
+    warnings: list[str],
+    *,
+    offer_names: Mapping[str, str],
+    respond_by: date | None,
+) -> DecidedAssignment:
     return DecidedAssignment(
         assignment_id=assignment_id,
         structure_id=assignment.structure_id,
@@ -233,6 +257,9 @@ def _decided(assignment: Assignment, assignment_id: uuid.UUID, warnings: list[st
         matched_rules=list(assignment.matched_rules),
         explanation=_bounded(assignment.explanation),
         warnings=warnings,
+        offer_names=[offer_names[offer_id] for offer_id in assignment.offer_ids if offer_id in offer_names],
+        # Only a new assignment waits for an answer; a stage update's structure already holds the case.
+        respond_by=respond_by if assignment.kind is AssignmentKind.NEW else None,
     )
 
 

@@ -33,7 +33,12 @@ PII_CARRIERS: dict[type[Envelope], str] = {
 PII_SUBSTRINGS = ("name", "address", "phone", "mobile", "email", "amount", "body")
 PII_WORDS = frozenset({"nom", "prenom", "adresse", "telephone", "tel", "courriel", "montant", "dette", "loyer"})
 # Names the detector flags that are not about a person, and why.
-NOT_PII = {"commune_name": "the commune (a town) of the dwelling, shown in alerts; not its address"}
+NOT_PII = {
+    "commune_name": "the commune (a town) of the dwelling, shown in alerts; not its address",
+    "offer_name": "an offer's name in the référentiel (e.g. « FSL – maintien dans les lieux »), not a person's",
+    "offer_names": "the référentiel names of an assignment's offers, not a person's",
+    "structure_name": "a partner structure's name in the référentiel, not a person's",
+}
 
 
 def _decode(event_class: type[Envelope], wire: Wire) -> Envelope:
