@@ -11,9 +11,9 @@ database-free, and :meth:`Intake.record`) to validate a chunk while the previous
 
 A batch costs a constant number of round trips whatever its size (the per-record cost is Python work):
 
-1. the Kafka positions already stored (redeliveries: skipped);
-2. advisory locks on the acts' idempotency keys, the households' and the addresses' keys (concurrent
-   batches touching the same ones serialise);
+1. advisory locks on the acts' idempotency keys, the households' and the addresses' keys (concurrent
+   batches touching the same ones serialise), and 2. the Kafka positions already stored (redeliveries:
+   skipped), in one statement;
 3. the latest revision of each act; 4. the candidate procedures, locked;
 5. short-reference numbers for the new procedures; 6. ``UPSERT`` duplicate counts;
 7. ``INSERT`` the raw rows with their outcomes (a position stored meanwhile rolls the batch back);
@@ -52,7 +52,7 @@ from services.ingest.domain.normalise import (
     normalise,
     reject_unknown_emitter,
 )
-from services.ingest.domain.procedures import Duplicate, ProcedureBook, Recorded, lookup
+from services.ingest.domain.procedures import Duplicate, Lookup, ProcedureBook, Recorded, lookup
 from services.ingest.emitters import EmitterRegistry
 from services.ingest.events import (
     PRODUCER,
@@ -301,13 +301,20 @@ class Intake:
         address it may touch: from then on, another transaction touching one of them waits for this one to
         commit, so a pipelined caller may start the next chunk's transaction without changing any outcome.
         """
-        done = await repo.stored_positions(conn, [item.row for item in prepared])
+        accepted = [item.verdict for item in prepared if isinstance(item.verdict, Accepted)]
+        found = lookup(accepted)
+        # One statement locks every accepted act's keys (a redelivered one's too: that only serialises) and
+        # finds the redelivered records.
+        done = await repo.stored_positions(conn, [item.row for item in prepared], lock=found.lock_keys())
         fresh = [
             (index, item)
             for index, item in enumerate(prepared)
             if (item.row.kafka_topic, item.row.kafka_partition, item.row.kafka_offset) not in done
         ]
-        book = await _load(conn, [item.verdict for _, item in fresh if isinstance(item.verdict, Accepted)], clock)
+        fresh_accepted = [item.verdict for _, item in fresh if isinstance(item.verdict, Accepted)]
+        if len(fresh_accepted) < len(accepted):
+            found = lookup(fresh_accepted)
+        book = await _load(conn, found, clock)
         if on_locked is not None:
             on_locked()
         decisions = [(index, item, _decide(book, item)) for index, item in fresh]
@@ -370,12 +377,11 @@ class Intake:
         )
 
 
-async def _load(conn: Conn, accepted: Sequence[Accepted], clock: date) -> ProcedureBook:
-    """Lock and read what the accepted acts may touch: their latest revisions and candidate procedures."""
-    found = lookup(accepted)
-    if not accepted:
+async def _load(conn: Conn, found: Lookup, clock: date) -> ProcedureBook:
+    """Read what the acts of ``found`` may touch, their keys locked: their latest revisions and candidate
+    procedures."""
+    if not found.idempotency_keys:
         return ProcedureBook(found, {}, (), clock=clock)
-    await repo.lock_keys(conn, found.lock_keys())
     latest = await repo.latest_revisions(conn, found.idempotency_keys)
     procedures = await repo.find_procedures(
         conn,

@@ -35,7 +35,6 @@ __all__ = [
     "insert_stage_events",
     "latest_revisions",
     "list_rejections",
-    "lock_keys",
     "next_short_ref_numbers",
     "purge_raw_inbound",
     "stored_positions",
@@ -150,20 +149,36 @@ def _attributes(items: Sequence[Any], names: str) -> list[list[Any]]:
     return [[getattr(item, name) for item in items] for name in names.split()]
 
 
-async def stored_positions(conn: Conn, rows: Sequence[RawRow]) -> set[tuple[str, int, int]]:
-    """The Kafka positions among ``rows`` already stored: redelivered records, to skip."""
+async def stored_positions(
+    conn: Conn, rows: Sequence[RawRow], *, lock: Iterable[str] = ()
+) -> set[tuple[str, int, int]]:
+    """The Kafka positions among ``rows`` already stored: redelivered records, to skip; and first, in the same
+    statement (one round trip), transaction-scoped advisory locks on the keys ``lock`` (idempotency, household,
+    reference and address keys).
+
+    Two transactions handling the same act or the same household (two consumers, an HTTP request) then run one
+    after the other, so the second sees the first's procedure instead of creating another one; ids are locked
+    in ascending order, so two batches cannot deadlock on them. The positions are read as of the statement's
+    start, as if before the locks: a position another transaction stores meanwhile is caught by
+    :func:`insert_raw`'s count.
+    """
     positioned = [r for r in rows if r.kafka_topic is not None]
-    if not positioned:
+    ids = _lock_ids(lock)
+    if not positioned and not ids:
         return set()
     found = await conn.fetch(
-        "SELECT r.kafka_topic, r.kafka_partition, r.kafka_offset FROM raw_inbound r"
+        # UNION ALL runs its branches in order: the locks, ascending, before the read.
+        "SELECT NULL::text AS kafka_topic, NULL::int AS kafka_partition, count(locked)::bigint AS kafka_offset"
+        " FROM (SELECT pg_advisory_xact_lock(id) AS locked FROM unnest($4::bigint[]) AS id ORDER BY id) AS l"
+        " UNION ALL SELECT r.kafka_topic, r.kafka_partition, r.kafka_offset FROM raw_inbound r"
         " JOIN unnest($1::text[], $2::int[], $3::bigint[]) AS k(topic, part, off)"
         " ON r.kafka_topic = k.topic AND r.kafka_partition = k.part AND r.kafka_offset = k.off",
         [r.kafka_topic for r in positioned],
         [r.kafka_partition for r in positioned],
         [r.kafka_offset for r in positioned],
+        ids,
     )
-    return {(row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) for row in found}
+    return {(row["kafka_topic"], row["kafka_partition"], row["kafka_offset"]) for row in found if row["kafka_topic"]}
 
 
 async def insert_raw(conn: Conn, rows: Sequence[RawRow]) -> int:
@@ -194,16 +209,8 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
-async def lock_keys(conn: Conn, keys: Iterable[str]) -> None:
-    """Take transaction-scoped advisory locks on ``keys`` (idempotency and household keys).
-
-    Two transactions handling the same act or the same household (two consumers, an HTTP request) then
-    run one after the other, so the second sees the first's procedure instead of creating another one.
-    Ids are locked in ascending order, so two batches cannot deadlock on them.
-    """
-    ids = sorted({_lock_id(key) for key in keys})
-    if ids:
-        await conn.execute("SELECT pg_advisory_xact_lock(id) FROM unnest($1::bigint[]) AS id ORDER BY id", ids)
+def _lock_ids(keys: Iterable[str]) -> list[int]:
+    return sorted({_lock_id(key) for key in keys})
 
 
 async def latest_revisions(conn: Conn, idempotency_keys: Collection[str]) -> dict[str, LatestRevision]:
