@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.platform.links import LinkKeys
@@ -58,6 +59,12 @@ class WorkspaceSettings(ServiceSettings):
     desk_overdue_working_days: int = Field(
         default=5, ge=1, le=60, description="The desk lists an assignment still OUVERTE after this many working days"
     )
+
+    @field_validator("desk_tokens_path", "orientation_url", "orientation_token_path", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: Any) -> Any:
+        # `WORKSPACE_ORIENTATION_URL=` (as in .env.example) means "not configured", not "" nor the current directory.
+        return None if value == "" else value
 
     def orientation_token(self) -> str | None:
         """The admin token read from ``orientation_token_path`` (``None`` without one); an empty file or a

@@ -78,6 +78,8 @@ SPECIFIC_SETTINGS = {
         "RETENTION_DAYS",
         "DESK_TOKENS_PATH",
         "DESK_OVERDUE_WORKING_DAYS",
+        "ORIENTATION_URL",
+        "ORIENTATION_TOKEN_PATH",
     ),
 }
 

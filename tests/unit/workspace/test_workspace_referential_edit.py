@@ -223,6 +223,8 @@ def test_the_orientation_settings_go_together_and_the_token_file_must_hold_one(t
     assert build(configured).name == "workspace"
     with pytest.raises(ValueError, match="go together"):
         WorkspaceSettings(link_secrets=secret, orientation_url="http://orientation:8082").orientation_token()
+    blank = WorkspaceSettings(link_secrets=secret, orientation_url="", orientation_token_path="")
+    assert (blank.orientation_url, blank.orientation_token_path, blank.orientation_token()) == (None, None, None)
     token_file.write_text("\n", "utf-8")
     with pytest.raises(ValueError, match="no token"):
         build(configured)
