@@ -104,15 +104,22 @@ def _field(page: str, name: str) -> str:
     return html.unescape(found.group(1))
 
 
+def _found(pattern: str, page: str) -> str:
+    """The first group of ``pattern`` in ``page``, unescaped (the pattern must match)."""
+    found = re.search(pattern, page, re.DOTALL)
+    assert found is not None, pattern
+    return html.unescape(found.group(1))
+
+
 def _offer_form(page: str, **changes: str | list[str]) -> dict[str, str | list[str]]:
     """The offer form's fields as the page shows them, with ``changes``."""
     fields: dict[str, str | list[str]] = {
         name: _field(page, name)
         for name in ("csrf", "revision", "apercu", "nom", "priorite", "capacite", "zone", "zone_exclues")
     }
-    fields["description"] = html.unescape(re.search(r'name="description"[^>]*>([^<]*)</textarea>', page).group(1))  # type: ignore[union-attr]
-    fields["statut"] = re.search(r'id="statut".*?value="(\w+)" selected', page, re.DOTALL).group(1)  # type: ignore[union-attr]
-    fields["parc"] = re.search(r'id="parc".*?value="(\w*)" selected', page, re.DOTALL).group(1)  # type: ignore[union-attr]
+    fields["description"] = _found(r'name="description"[^>]*>([^<]*)</textarea>', page)
+    fields["statut"] = _found(r'id="statut".*?value="(\w+)" selected', page)
+    fields["parc"] = _found(r'id="parc".*?value="(\w*)" selected', page)
     fields["etapes"] = re.findall(r'name="etapes" value="(\w+)" checked', page)
     fields["obligatoires"] = re.findall(r'name="obligatoires" value="(\w+)" checked', page)
     fields.update(changes)
@@ -137,7 +144,7 @@ async def test_an_administrator_sees_the_diff_then_saves_a_new_version_published
             "/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(form.text, priorite="65", etape="apercu")
         )
         assert previewed.status_code == 200, previewed.text
-        diff = html.unescape(re.search(r'<pre id="diff">(.*?)</pre>', previewed.text, re.DOTALL).group(1))  # type: ignore[union-attr]
+        diff = _found(r'<pre id="diff">(.*?)</pre>', previewed.text)
         assert diff.splitlines() == ["~ offer PJ90-INFO", "    priority: 60 → 65"]
         assert await desk.referential_records() == []  # a preview saves nothing
 
@@ -273,7 +280,7 @@ async def test_a_structure_s_contacts_are_edited_and_one_added(desk: Desk) -> No
             "/secretariat/referentiel/structures/CCAS-BELFORT",
             data={**fields, "apercu": _field(previewed.text, "apercu"), "etape": "enregistrer"},
         )
-    diff = html.unescape(re.search(r'<pre id="diff">(.*?)</pre>', previewed.text, re.DOTALL).group(1))  # type: ignore[union-attr]
+    diff = _found(r'<pre id="diff">(.*?)</pre>', previewed.text)
     assert diff.startswith("~ structure CCAS-BELFORT\n")
     assert "social@ccas-belfort.test" in diff
     assert saved.status_code == 303
