@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from schemas import topics
 from schemas.orientation import AssignmentKind, OrientationDecidedEvent, OrientationUnmatchedEvent
@@ -175,3 +176,18 @@ async def test_one_batch_sees_its_own_assignments_and_orients_a_repeated_event_o
         a.assignment_id for a in decided.payload.assignments
     ]
     assert len(await _assignments(pool, procedure_id)) == 3
+
+
+async def test_a_batch_logs_one_line_with_counts_and_no_line_per_notice(orient: Orient, make_event: MakeEvent) -> None:
+    first, second = make_event(S01), make_event(S01)
+
+    with capture_logs() as logs:
+        await orient(first, second, first)
+
+    oriented = [line for line in logs if line["event"] == "notices_oriented"]
+    assert len(oriented) == 1
+    # Three matched structures each (S-01 in Belfort); the repeated event is claimed once.
+    counts = {key: oriented[0].get(key) for key in ("notices", "claimed", "matched", "new_assignments")}
+    assert counts == {"notices": 3, "claimed": 2, "matched": 2, "new_assignments": 6}
+    assert [line for line in logs if line["event"] == "notice_oriented"] == []
+    assert "procedure_ref" not in oriented[0]
