@@ -35,6 +35,7 @@ async def test_a_killed_notifiers_deliveries_are_taken_back_before_their_lease_e
     while len(world.mails_to(EMAIL)) < 50:
         await world.smtp.wait_for(len(world.smtp.messages) + 1, timeout=60)
     world.services.kill("notifier")
+    world.replies.slow_address = None  # the kill has fallen: the rest may go at the sink's pace
     in_flight = {
         r["delivery_id"]: r["lease_until"]
         for r in await world.db.fetch("SELECT delivery_id, lease_until FROM delivery WHERE state = 'sending'")
@@ -45,7 +46,6 @@ async def test_a_killed_notifiers_deliveries_are_taken_back_before_their_lease_e
     world.services.start("notifier")
     # A bound against hanging, half the 600 s lease: only a take-back on the dead session can settle this.
     await world.settled(timeout_s=300)
-    world.replies.slow_address = None
 
     rows = await world.db.fetch("SELECT delivery_id, channel, state, sent_at FROM delivery")
     assert len(rows) == 2 * total
