@@ -272,6 +272,14 @@ def _requires(*allowed: Role) -> Callable[[Principal], Principal]:
 
 Reader = Annotated[Principal, Depends(_requires(Role.ADMIN, Role.VIEWER))]
 Admin = Annotated[Principal, Depends(_requires(Role.ADMIN))]
+OnBehalfOf = Annotated[
+    str | None,
+    Header(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$",
+        description="The person a calling service acts for (the workspace's desk: the member's token name),"
+        " recorded in the version's source beside the token's name as its author",
+    ),
+]
 DryRun = Annotated[bool, Query(description="Validate and answer the diff against the current version; save nothing")]
 IfMatch = Annotated[str | None, Header(description="The ETag read before: refuses the change if the item changed")]
 # Versions are int4 in PostgreSQL: a larger one is a 422 here, not a database error.
@@ -583,6 +591,7 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
         *,
         if_match: IfMatch = None,
         dry_run: DryRun = False,
+        x_on_behalf_of: OnBehalfOf = None,
     ) -> Any:
         item = await parse(request)
         if item.id != item_id:
@@ -594,7 +603,8 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
 
         if dry_run:
             return _preview(collection, await _current(services), change, item_id, response)
-        return answer(await _commit(services, change, who, f"PUT /{path}/{item_id}"), item_id, response)
+        what = f"PUT /{path}/{item_id}" + (f" for {x_on_behalf_of}" if x_on_behalf_of else "")
+        return answer(await _commit(services, change, who, what), item_id, response)
 
     for verb, status in (("suspend", RecordStatus.SUSPENDED), ("reactivate", RecordStatus.ACTIVE)):
         app.post(f"/{path}/{{item_id}}/{verb}", operation_id=f"{verb}_{name}", **writes)(

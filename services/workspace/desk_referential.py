@@ -254,7 +254,9 @@ def mount_referential_desk(app: FastAPI, kit: DeskKit, on_desk: OnDesk) -> None:
                 key = preview_key(body, revision)
                 saving = (fields.get("etape") or [""])[-1] == "enregistrer"
                 if saving and hmac.compare_digest(key, (fields.get("apercu") or [""])[-1]):
-                    done = await client.put(kind.api, item_id, body, revision=revision, dry_run=False)
+                    done = await client.put(
+                        kind.api, item_id, body, revision=revision, dry_run=False, on_behalf_of=desk.principal
+                    )
                     await audit(conn, desk, kind.action, "SAVED" if done.created else "UNCHANGED", owner)
                     log.info(
                         "referential_edited_from_desk", item_id=item_id, version=done.version, created=done.created
@@ -262,7 +264,9 @@ def mount_referential_desk(app: FastAPI, kit: DeskKit, on_desk: OnDesk) -> None:
                     return RedirectResponse(
                         f"/secretariat/referentiel/{kind.segment}/{item_id}?version={done.version}", status_code=303
                     )
-                diff = await client.put(kind.api, item_id, body, revision=revision, dry_run=True)
+                diff = await client.put(
+                    kind.api, item_id, body, revision=revision, dry_run=True, on_behalf_of=desk.principal
+                )
                 await audit(conn, desk, kind.action, "PREVIEWED", owner)
                 notice = "Le formulaire a changé depuis l'aperçu : vérifiez ces modifications." if saving else None
                 return form_page(desk, kind, item_id, form, revision, changes=diff.changes, key=key, notice=notice)

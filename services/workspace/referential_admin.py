@@ -3,8 +3,9 @@
 The workspace never reads orientation's tables: the référentiel's owner validates, versions and
 publishes every change; the desk only sends the person's edit with the revision it was read at
 (``If-Match``), first as a dry run (the diff to show), then for real. The workspace's own token
-(``ccapex-admin``) authenticates it; orientation records that token's name as the version's author, and
-the workspace's audit log records which member of the secretariat asked.
+(``ccapex-admin``) authenticates it; orientation records that token's name as the version's author and the
+member of the secretariat who asked (``X-On-Behalf-Of``) in its source; the workspace's audit log records
+that member too.
 
 Errors are typed for the pages: ``StaleItemError`` (412: changed meanwhile), ``RejectedChangeError``
 (422: orientation's problems with their paths), ``UnknownItemError`` (404), ``OrientationUnavailableError``
@@ -128,15 +129,23 @@ class ReferentialAdmin:
         return ReadItem(body["item"], str(body["revision"]), int(body["referentiel_version"]))
 
     async def put(
-        self, kind: ItemKind, item_id: str, body: Mapping[str, Any], *, revision: str, dry_run: bool
+        self,
+        kind: ItemKind,
+        item_id: str,
+        body: Mapping[str, Any],
+        *,
+        revision: str,
+        dry_run: bool,
+        on_behalf_of: str,
     ) -> SavedChange:
-        """Replace the item, refused if it is no longer at ``revision``; with ``dry_run``, only the diff."""
+        """Replace the item, refused if it is no longer at ``revision``; with ``dry_run``, only the diff.
+        ``on_behalf_of`` (the desk member's token name) goes into the version's source in orientation."""
         response = await self._call(
             "PUT",
             f"/{kind.value}/{item_id}",
             json=dict(body),
             params={"dry_run": "true"} if dry_run else None,
-            headers={"If-Match": f'"{revision}"'},
+            headers={"If-Match": f'"{revision}"', "X-On-Behalf-Of": on_behalf_of},
         )
         answer = response.json()
         return SavedChange(

@@ -181,6 +181,13 @@ async def test_a_dry_run_of_one_item_answers_its_diff_and_saves_nothing(
     assert await _records(pool) == []  # nothing published
     assert (await client.get("/offers/PJ90-INFO", headers=_auth(VIEWER))).json()["item"]["priority"] == 60
 
+    # A service acting for someone names them; a value that is not a token name is refused.
+    forged = await client.put(
+        "/offers/PJ90-INFO", json=edited, headers=_auth(ADMIN) | {"X-On-Behalf-Of": "not a token name!"}
+    )
+    assert forged.status_code == 422
+    assert await _records(pool) == []
+
     # The dry run checks If-Match as the save does: a stale read is refused before anything is shown.
     await client.put("/offers/PJ90-INFO", json={**offer, "priority": 61}, headers=_auth(ADMIN))
     stale = await client.put(
