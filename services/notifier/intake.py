@@ -25,6 +25,7 @@ from schemas.orientation import (
     OrientationDecidedEvent,
 )
 from schemas.referential import ReferentialChangedEvent
+from schemas.workspace import LinkRequestedEvent
 from services.notifier import repository as repo
 from services.notifier.domain.alerts import ClosestOffer, assignment_reasons
 from services.notifier.domain.routing import AlertMode, alert_mode
@@ -32,7 +33,7 @@ from services.platform.db import Conn
 from services.platform.inbox import claim_event
 from services.platform.logging import get_logger, log_context
 
-__all__ = ["record_decisions", "record_escalations", "record_refusals", "record_structure"]
+__all__ = ["record_decisions", "record_escalations", "record_link_requests", "record_refusals", "record_structure"]
 
 log = get_logger(__name__)
 
@@ -221,7 +222,7 @@ async def _secretariat(conn: Conn) -> str:
 
 
 _NOTHING_TOLD: dict[str, Any] = dict.fromkeys(
-    ("refused_by", "refusal_reason", "escalation", "escalation_days", "silent_structure")
+    ("refused_by", "refusal_reason", "escalation", "escalation_days", "silent_structure", "link_request_id")
 )
 
 
@@ -289,4 +290,31 @@ async def _escalation_alert(conn: Conn, event: AssignmentEscalationEvent) -> rep
         escalation=step.step,
         escalation_days=step.working_days,
         silent_structure=await repo.structure_name(conn, step.structure_id) or step.structure_id,
+    )
+
+
+async def record_link_requests(conn: Conn, events: Sequence[LinkRequestedEvent], topic: str) -> int:
+    """Turn the workspace's requests for a new link into alerts; return how many were created.
+
+    A partner whose link expired asked for a new one (the workspace checked the token, that the structure
+    still holds the assignment, and its rate limit). Each request becomes an immediate alert of the
+    assignment to that structure, marked ``link_request_id``: ``link_requests`` picks its recipients (email,
+    or SMS for an SMS-only structure) and its message (the new link). It copies the reference, stage, commune
+    and urgency of the alert that announced the assignment; a request for an assignment never alerted to
+    that structure, or naming another procedure, is logged and dropped. The key ``link:<request id>`` makes it
+    one message per request whatever the redeliveries; the inbox makes a redelivered event a no-op.
+    """
+    return await _record_notices(conn, events, topic, _link_request_alert)
+
+
+async def _link_request_alert(conn: Conn, event: LinkRequestedEvent) -> repo.AlertRow | None:
+    request = event.payload
+    announced = await _announced(
+        conn, request.assignment_id, request.procedure_id, request.structure_id, "link_request"
+    )
+    if announced is None:
+        return None
+    log.info("link_request_recorded", procedure_ref=announced.procedure_short_ref, structure_id=request.structure_id)
+    return _notice(
+        announced, event, f"link:{request.request_id}", request.structure_id, link_request_id=request.request_id
     )

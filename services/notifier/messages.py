@@ -1,5 +1,8 @@
 """A claimed delivery becomes the message its channel sends: content, link, rendering.
 
+An alert, a digest, or a new link the structure asked for from the workspace's expired-link page (an alert
+with ``link_request_id``, rendered with the ``new_link`` templates of ``link_requests``).
+
 Rendering happens at sending time, so that dates read right on the day the message actually leaves (a
 retried or deferred one included) and a link's lifetime counts from then.
 """
@@ -7,7 +10,7 @@ retried or deferred one included) and a link's lifetime counts from then.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from urllib.parse import urljoin
 
@@ -28,6 +31,13 @@ from services.notifier.domain.alerts import (
     render_sms,
 )
 from services.notifier.jobs import AlertJob, DeliveryJob
+from services.notifier.link_requests import (
+    NewLinkContent,
+    NewLinkTemplates,
+    load_new_link_templates,
+    render_new_link_email,
+    render_new_link_sms,
+)
 from services.notifier.repository import AlertRow
 from services.platform.links import mint_link
 
@@ -35,10 +45,20 @@ __all__ = ["MessageComposer"]
 
 
 class MessageComposer:
-    """Renders deliveries with the alert templates; ``clock`` is the dispatcher's."""
+    """Renders deliveries with the alert templates (a new link with ``new_link_templates``, by default the
+    packaged ones headed like the alerts); ``clock`` is the dispatcher's."""
 
-    def __init__(self, templates: AlertTemplates, config: DispatchConfig, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        templates: AlertTemplates,
+        config: DispatchConfig,
+        clock: Callable[[], datetime],
+        new_link_templates: NewLinkTemplates | None = None,
+    ) -> None:
         self._templates = templates
+        self._new_link_templates = new_link_templates or load_new_link_templates(
+            prefix=templates.prefix, sms_prefix=templates.sms_prefix
+        )
         self._config = config
         self._link_base_url = config.link_base_url.rstrip("/")
         self._clock = clock
@@ -49,6 +69,11 @@ class MessageComposer:
         notice = _notice(job.fallback_kind, job.names.get(job.subject_structure_id, job.subject_structure_id))
         sms = job.channel is ChannelCode.SMS
         message = partial(OutgoingMessage, job.delivery_id, job.recipient, attempt=job.attempts)
+        if isinstance(job, AlertJob) and job.alert.link_request_id is not None:
+            new_link = self._new_link(job.alert, notice)
+            if sms:
+                return message(sms=render_new_link_sms(new_link, self._new_link_templates))
+            return message(email=render_new_link_email(new_link, self._new_link_templates))
         if isinstance(job, AlertJob):
             content = self._content(job.alert, notice, job.names)
             if sms:
@@ -93,7 +118,23 @@ class MessageComposer:
             else None,
         )
 
-    def _link(self, alert: AlertRow, notice: FallbackNotice | None) -> str:
+    def _new_link(self, alert: AlertRow, notice: FallbackNotice | None) -> NewLinkContent:
+        """A fresh token for the assignment and its structure, valid ``link_lifetime`` from now; to the default
+        referent (F3) the desk's case page instead, naming the structure that asked and could not be reached."""
+        if notice is not None and notice.kind is FallbackKind.DEFAULT_REFERENT:
+            unreachable = notice.unreachable or alert.structure_id
+            return NewLinkContent(alert.procedure_short_ref, self._desk_page(alert), unreachable=unreachable)
+        valid_until = self._link_expiry()
+        return NewLinkContent(alert.procedure_short_ref, self._link(alert, notice, valid_until), valid_until)
+
+    def _link_expiry(self) -> date:
+        return (self._clock() + self._config.link_lifetime).date()
+
+    def _desk_page(self, alert: AlertRow) -> str:
+        """The case page of the CCAPEX secretariat's desk, by reference (the base is the workspace's ``/d``)."""
+        return urljoin(f"{self._link_base_url}/", f"../secretariat/dossiers/{alert.procedure_short_ref}")
+
+    def _link(self, alert: AlertRow, notice: FallbackNotice | None, expires_on: date | None = None) -> str:
         """``<base>/<token>``: a signed, expiring token opening this assignment for its structure.
 
         The bare base (the workspace's welcome page) when there is no assignment to open, or when the alert
@@ -103,14 +144,14 @@ class MessageComposer:
         the secretariat's own session: a token would be bound to the other structure.
         """
         if alert.refused_by is not None or alert.silent_structure is not None:
-            return urljoin(f"{self._link_base_url}/", f"../secretariat/dossiers/{alert.procedure_short_ref}")
+            return self._desk_page(alert)
         if alert.assignment_id is None or (notice is not None and notice.kind is FallbackKind.DEFAULT_REFERENT):
             return self._link_base_url
         token = mint_link(
             self._config.link_keys,
             assignment_id=alert.assignment_id,
             structure_id=alert.structure_id,
-            expires_on=(self._clock() + self._config.link_lifetime).date(),
+            expires_on=expires_on or self._link_expiry(),
         )
         return f"{self._link_base_url}/{token}"
 

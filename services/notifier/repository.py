@@ -102,6 +102,8 @@ class AlertRow:
     escalation: EscalationStep | None = None
     escalation_days: int | None = None
     silent_structure: str | None = None
+    # A new link the structure asked for from the workspace's expired-link page (workspace.link_requested).
+    link_request_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ _ALERT_TYPES = {
     "escalation": "text",
     "escalation_days": "int4",
     "silent_structure": "text",
+    "link_request_id": "uuid",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))
