@@ -30,7 +30,7 @@ from services.notifier import repository as repo
 from services.notifier.domain.alerts import ClosestOffer, assignment_reasons
 from services.notifier.domain.routing import AlertMode, alert_mode
 from services.platform.db import Conn
-from services.platform.inbox import claim_event
+from services.platform.inbox import claim_event, claim_events
 from services.platform.logging import get_logger, log_context
 
 __all__ = ["record_decisions", "record_escalations", "record_link_requests", "record_refusals", "record_structure"]
@@ -83,16 +83,20 @@ async def record_decisions(conn: Conn, events: Sequence[OrientationDecidedEvent]
     trêve). The alerts of the whole batch are inserted at once, in consumption order (their ``seq`` is the
     per-procedure sending order).
     """
+    # One inbox statement and one log line per batch, not per decision: at a backlog's pace both cost more
+    # than the decision itself.
+    unseen = await claim_events(conn, [event.event_id for event in events], topic)
     alerts: list[repo.AlertRow] = []
+    fresh = 0
     for event in events:
-        if not await claim_event(conn, event.event_id, topic):
+        if event.event_id not in unseen:
             continue
-        decision = event.payload
-        with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):
-            found = _alerts(event)
-            log.info("decision_recorded", procedure_ref=decision.procedure_short_ref, alerts=len(found))
-        alerts += found
-    return await repo.insert_alerts(conn, alerts)
+        unseen.discard(event.event_id)  # the same event twice in one batch: its first copy only
+        fresh += 1
+        alerts += _alerts(event)
+    created = await repo.insert_alerts(conn, alerts)
+    log.info("decisions_recorded", decisions=fresh, redelivered=len(events) - fresh, alerts=created)
+    return created
 
 
 def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:

@@ -2,15 +2,17 @@
 
 See ``services.notifier.dispatch`` for the exactly-once argument this module carries out: a claim in its
 own committed transaction before any send, a send only started if it can end before the lease does, and
-outcomes recorded under the lease token, several per transaction when they arrive together.
+outcomes recorded under the lease token, several per transaction when they arrive together. A round is a
+pipeline: it claims the next deliveries while the earlier ones are being sent, within one window of leases.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import asyncpg
 import jinja2
@@ -74,51 +76,40 @@ class Sender:
 
     async def send_due(self, pool: asyncpg.Pool) -> SendReport:
         """Claim due deliveries, send them (procedures concurrently, each procedure's in order), record
-        each outcome as soon as possible; return what happened.
+        each outcome as soon as possible, and claim more while sending until nothing is due; return what
+        happened.
+
+        A continuous pipeline rather than claim → send all → record all → claim: once half the claim window
+        (``claim_size`` leased and not yet recorded) is free, the next due deliveries are claimed while the
+        others are still being sent, so the senders never wait for a round's slowest procedure. At most
+        ``claim_size`` deliveries are leased at any time: what a crash may send twice stays that window.
 
         Cancelled (the service stops), it starts no new send, lets the ones under way finish (each bounded
         by ``send_timeout_s``), records them and gives the unstarted ones back: a clean stop sends nothing twice.
 
-        The connection that claimed is held until every outcome is recorded: the claimed rows are owned by
-        its database session, and another dispatcher takes them back as soon as that session is gone (this
+        Every claim runs on one connection, held until every outcome is recorded: the claimed rows are owned
+        by its database session, and another dispatcher takes them back as soon as that session is gone (this
         process died) rather than when their lease expires. Should the session drop while this process
         lives, no further send starts (its rows are up for grabs).
         """
         async with pool.acquire() as session:
-            async with session.transaction():
-                jobs = await repo.claim_deliveries(
-                    session, limit=self._config.claim_size, lease_s=self._config.lease_s, now=self._clock()
-                )
+            jobs = await self._claim(session, self._config.claim_size)
             if not jobs:
                 return SendReport()
-            return await self._send_claimed(pool, session, jobs)
+            return await _Round(
+                claim=partial(self._claim, session),
+                attempt=self._attempt,
+                record=self._record,
+                pool=pool,
+                session=session,
+                window=self._config.claim_size,
+                concurrency=self._config.concurrency,
+            ).run(jobs)
 
-    async def _send_claimed(self, pool: asyncpg.Pool, session: Conn, jobs: Sequence[DeliveryJob]) -> SendReport:
-        results: asyncio.Queue[_Result | None] = asyncio.Queue()
-        recorder = asyncio.create_task(self._record_results(pool, results))
-        slots = asyncio.Semaphore(self._config.concurrency)
-        stopping = False
-
-        async def run(group: Sequence[DeliveryJob]) -> None:
-            for job in group:
-                async with slots:
-                    if recorder.done() or session.is_closed():
-                        # Outcomes can no longer be recorded (the database went away), or the rows are no
-                        # longer ours: sending more would only widen what a retry sends twice.
-                        return
-                    await results.put(_Result(job, None) if stopping else await self._attempt(job))
-
-        sending = asyncio.gather(*(run(group) for group in _by_procedure(jobs)))
-        try:
-            await asyncio.shield(sending)
-        except asyncio.CancelledError:
-            stopping = True
-            await sending
-            raise
-        finally:
-            await results.put(None)
-            report = await recorder
-        return report
+    async def _claim(self, session: Conn, limit: int) -> list[DeliveryJob]:
+        # Its own committed transaction, before any send: the lease is visible to every other dispatcher.
+        async with session.transaction():
+            return await repo.claim_deliveries(session, limit=limit, lease_s=self._config.lease_s, now=self._clock())
 
     async def _attempt(self, job: DeliveryJob) -> _Result:
         with log_context(delivery_id=str(job.delivery_id), **correlation(job)):
@@ -142,28 +133,6 @@ class Sender:
                     return _Result(job, await channel.send(message))
             except TimeoutError:
                 return _Result(job, SendOutcome.failure(channel.provider, "TIMEOUT", transient=True))
-
-    async def _record_results(self, pool: asyncpg.Pool, results: asyncio.Queue[_Result | None]) -> SendReport:
-        """Record outcomes as they come; whatever arrived meanwhile is committed in one transaction."""
-        counts = {"claimed": 0, "sent": 0, "retrying": 0, "failed": 0, "released": 0}
-        done = False
-        while not done:
-            batch: list[_Result] = []
-            item = await results.get()
-            while True:
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-                try:
-                    item = results.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-            if batch:
-                async with pool.acquire() as conn, conn.transaction():
-                    for key, count in (await self._record(conn, batch)).items():
-                        counts[key] += count
-        return SendReport(**counts)
 
     async def _record(self, conn: Conn, batch: Sequence[_Result]) -> dict[str, int]:
         now = self._clock()
@@ -189,6 +158,131 @@ class Sender:
                 messages += receipts
         await enqueue(conn, SCHEMA, messages)
         return counts
+
+
+class _Round:
+    """One ``send_due``: the claims of one database session, their sends, and the recording of the outcomes.
+
+    Three kinds of task share it: the feeder (``_feed``: claims while there is room in the window), one task
+    per procedure group (its deliveries one after the other, each under a sending slot), and the recorder
+    (commits whatever outcomes arrived meanwhile in one transaction: group commit).
+    """
+
+    def __init__(
+        self,
+        *,
+        claim: Callable[[int], Awaitable[list[DeliveryJob]]],
+        attempt: Callable[[DeliveryJob], Awaitable[_Result]],
+        record: Callable[[Conn, Sequence[_Result]], Awaitable[dict[str, int]]],
+        pool: asyncpg.Pool,
+        session: Conn,
+        window: int,
+        concurrency: int,
+    ) -> None:
+        self._claim, self._attempt, self._record = claim, attempt, record
+        self._pool = pool
+        self._session = session
+        self._window = window
+        self._slots = asyncio.Semaphore(concurrency)
+        self._results: asyncio.Queue[_Result | None] = asyncio.Queue()
+        self._progress = asyncio.Event()  # set whenever outcomes were recorded, or recording stopped
+        self._leased = 0  # claimed and not recorded yet
+        self._groups: set[asyncio.Task[None]] = set()
+        self._errors: list[BaseException] = []
+        self._stopping = False
+        self._recorder: asyncio.Task[SendReport] | None = None
+
+    async def run(self, jobs: Sequence[DeliveryJob]) -> SendReport:
+        self._recorder = asyncio.create_task(self._record_results())
+        self._start(jobs)
+        try:
+            await self._feed()
+            await self._drain()
+        except asyncio.CancelledError:
+            self._stopping = True
+            await self._drain()
+            raise
+        finally:
+            await self._results.put(None)
+            report = await self._recorder
+        if self._errors:
+            raise self._errors[0]
+        return report
+
+    def _start(self, jobs: Sequence[DeliveryJob]) -> None:
+        self._leased += len(jobs)
+        for group in _by_procedure(jobs):
+            task = asyncio.create_task(self._send_group(group))
+            self._groups.add(task)
+            task.add_done_callback(self._group_done)
+
+    def _group_done(self, task: asyncio.Task[None]) -> None:
+        self._groups.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self._errors.append(error)
+        self._progress.set()
+
+    def _recording_lost(self) -> bool:
+        # Outcomes can no longer be recorded (the database went away), or the rows are no longer ours:
+        # sending more would only widen what a retry sends twice.
+        return self._recorder is None or self._recorder.done() or self._session.is_closed()
+
+    async def _feed(self) -> None:
+        """Claim more each time half the window is free, until a claim finds nothing due."""
+        while not self._recording_lost() and not self._errors:
+            if self._leased > self._window // 2:
+                await self._wait_progress()
+                continue
+            jobs = await self._claim(self._window - self._leased)
+            if not jobs:
+                # Nothing due now: the round ends with what is in flight (the next round claims again at once,
+                # a procedure's next delivery included once its current one is recorded).
+                return
+            self._start(jobs)
+
+    async def _wait_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
+
+    async def _drain(self) -> None:
+        while self._groups:
+            await asyncio.wait(set(self._groups))
+
+    async def _send_group(self, group: Sequence[DeliveryJob]) -> None:
+        for job in group:
+            async with self._slots:
+                if self._recording_lost():
+                    return
+                result = _Result(job, None) if self._stopping else await self._attempt(job)
+                await self._results.put(result)
+
+    async def _record_results(self) -> SendReport:
+        """Record outcomes as they come; whatever arrived meanwhile is committed in one transaction."""
+        counts = {"claimed": 0, "sent": 0, "retrying": 0, "failed": 0, "released": 0}
+        try:
+            done = False
+            while not done:
+                batch: list[_Result] = []
+                item = await self._results.get()
+                while True:
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+                    try:
+                        item = self._results.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                if batch:
+                    async with self._pool.acquire() as conn, conn.transaction():
+                        for key, count in (await self._record(conn, batch)).items():
+                            counts[key] += count
+                    self._leased -= len(batch)
+                    self._progress.set()
+        finally:
+            self._progress.set()  # a feeder waiting for progress must see that recording stopped
+        return SendReport(**counts)
 
 
 def _by_procedure(jobs: Iterable[DeliveryJob]) -> list[list[DeliveryJob]]:
