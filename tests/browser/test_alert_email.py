@@ -1,11 +1,12 @@
 """Issue 17: alerts as a partner's mail client shows them — the HTML part of real ``.eml`` files in Chromium.
 
 S-01 (commandement de payer, Belfort), S-04 (assignation, Valdoie) and S-05 (no matching offer: the
-CCAPEX secretariat's manual-orientation alert) go through ingest, orientation and the notifier as real
-processes; the SMTP sink stores each email it accepts as a ``.eml`` file. The HTML part of every one of
-them must pass axe-core (no serious or critical violation), fit a phone's width, carry its reference in
-its title and heading, say everything its plain-text part says — every sentence, and every link with the
-same address and a text that names the dossier it opens — and show nothing of the household.
+CCAPEX secretariat's manual-orientation alert, with the offers that came closest) go through ingest,
+orientation and the notifier as real processes; the SMTP sink stores each email it accepts as a ``.eml``
+file. The HTML part of every one of them must pass axe-core (no serious or critical violation), fit a
+phone's width, carry its reference in its title and heading, say everything its plain-text part says —
+every sentence, and every link with the same address and a text that names the dossier it opens — ask an
+answer by a day, and show nothing of the household.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ pytestmark = pytest.mark.e2e
 # The first procedure of a fresh database, its stage and commune (docs/domain.md §9.1), and its three partners.
 S01_REF, S01_STAGE, S01_COMMUNE, S01_EMAILS = "90-2026-000001", "Commandement de payer", "Belfort", 3
 CCAPEX = "ccapex90@pref.test"
+# S-05's closest offers as the seed référentiel names them (not allocataire: a household criterion, unnamed).
+S05_CLOSEST_CAF = "un critère portant sur la situation du ménage n'est pas rempli (à voir dans l'espace sécurisé)"
+S05_CLOSEST_CD = "l'offre ne couvre pas cette étape de la procédure"
 # The households, dwellings and debts of S-01, S-04 and S-05 as their acts describe them: none may be shown.
 PERSONAL = (
     *("Durand", "Léa", "Mulhouse", "612345678", "2400", "2 400"),
@@ -90,8 +94,19 @@ async def test_each_alert_email_renders_accessibly_and_says_what_its_text_part_s
         assert _normal(f"Urgence : {urgency}") in rendered
         assert urgency in alert.subject
         assert (_normal(MANUAL_ORIENTATION_TAG) in rendered) == (alert.recipient == CCAPEX)
+        # Every alert of these cases opens an assignment: it asks an answer by a day, under its own heading.
+        headings = await page.get_by_role("heading", level=2).all_inner_texts()
+        assert "Ce qui est attendu" in headings
+        assert re.search(r"refuser ce dossier dans l'espace sécurisé avant le \d\d/\d\d/\d{4}", alert.text)
         if alert.recipient == CCAPEX:
+            # F1: the offers that came closest, by name, and why — the household's criterion unnamed.
+            assert "Offres les plus proches, et pourquoi elles ont été écartées" in headings
+            for sentence in (S05_CLOSEST_CAF, S05_CLOSEST_CD):
+                assert sentence in alert.text
+                assert _normal(sentence) in rendered
             await screenshot(page, "alert-email-manual-orientation")
+        else:
+            assert "offre concernée : " in alert.text
 
     s01 = [alert for alert in alerts if f"Dossier {S01_REF}" in alert.subject]
     assert len(s01) == S01_EMAILS

@@ -237,6 +237,7 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
                 assert shown(name) in body
         assert ("Fin de trêve – " in email.subject) == content.truce_end
         _check_urgency_said_in_words_first(email, content.urgency)
+        _check_html_says_what_the_text_says(email)
 
         sms = render_sms(content, TEMPLATES)
         assert len(sms) <= SMS_MAX_CHARS
@@ -250,6 +251,29 @@ def test_every_template_stage_urgency_and_marker_renders_the_required_content_an
         assert ("Expulsion pas avant" in sms) == (earliest is not None and not content.truce_end and not passed)
         assert ("Expulsion possible dès" in sms) == (earliest is not None and not content.truce_end and passed)
         _check_text_only_carries(sms, content)
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _check_html_says_what_the_text_says(email: RenderedEmail) -> None:
+    """Every line of the plain-text part is in the HTML part: its words in the page's text (case and
+    spacing aside: the text shouts what the HTML makes bold), its links as the anchors' addresses. List
+    markers ("- ") and a list title's " :" are the HTML's bullets and headings; "--" is the signature's."""
+    shown = _normal(html.unescape(re.sub(r"<[^>]+>", " ", email.html)))
+    hrefs = {html.unescape(href) for href in re.findall(r'href="([^"]+)"', email.html)}
+    for raw in email.text.splitlines():
+        line = raw.strip().removeprefix("- ").removesuffix(" :")
+        if not line or line == "--":
+            continue
+        if linked := re.fullmatch(r"(.*) : (https?://\S+)", line):
+            label, line = linked[1], linked[2]
+            assert _normal(label) in shown, label
+        if re.fullmatch(r"https?://\S+", line):
+            assert line in hrefs, line
+        else:
+            assert _normal(line) in shown, line
 
 
 URGENT_MARKERS = {Urgency.HIGH: "URGENT", Urgency.CRITICAL: "URGENCE CRITIQUE"}
@@ -321,6 +345,7 @@ def test_digest_templates_list_every_file_and_fit_an_sms(
         assert email.html.count(f'href="{LINK_BASE}/{ref}"') == len(items)
         for item in items:
             assert stage_label(item.stage) in email.text
+        _check_html_says_what_the_text_says(email)
         sms = render_digest_sms(digest, TEMPLATES)
         assert len(sms) <= SMS_MAX_CHARS
         assert set(sms) <= GSM7_BASIC
