@@ -350,6 +350,7 @@ def test_digest_templates_list_every_file_and_fit_an_sms(
         assert len(sms) <= SMS_MAX_CHARS
         assert set(sms) <= GSM7_BASIC
         assert f"{len(items)} dossier" in sms
+        assert "). Urg. faible. " in sms  # the highest urgency of its files, in words
         assert LINK_BASE in sms
         for part in (email.subject, email.text, email.html):
             _check_text_only_carries(part, items[0], day=digest.day, count=len(items))
