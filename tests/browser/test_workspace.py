@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from services.platform.links import LinkKeys, assignment_prefix, mint_link, read_link
 from tests.browser.conftest import StoredAlert
@@ -116,6 +116,16 @@ async def test_the_alert_link_opens_the_case_for_its_partner_who_accepts_it(
     assert 0 < await cards.count() < everything
     assert "CCAS de Belfort" in " ".join(await cards.all_inner_texts())
     await axe(page, "the référentiel searched by kind")
+
+    # By commune: Delle's association is there, the CCAS of Belfort (its offer covers Belfort only) is not.
+    await page.get_by_label("Type de structure").select_option(label="Tous les types")
+    await page.get_by_label("Commune (nom ou code INSEE)").fill("Delle")
+    await page.get_by_label("Commune (nom ou code INSEE)").press("Enter")
+    await expect(page.locator("#commune-trouvee")).to_have_text("Commune : Delle (90033).")
+    in_delle = " ".join(await page.locator("article").all_inner_texts())
+    assert "Association Médiation Locative Sud Territoire" in in_delle
+    assert "CCAS de Belfort" not in in_delle
+    await axe(page, "the référentiel searched by commune")
 
 
 async def test_the_pages_read_on_a_phone(
