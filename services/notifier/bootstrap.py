@@ -33,7 +33,7 @@ from services.notifier.intake import (
     record_refusals,
     record_structure,
 )
-from services.notifier.link_requests import check_new_link_templates, load_new_link_templates
+from services.notifier.link_requests import check_new_link_templates
 from services.notifier.settings import NotifierSettings
 from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
@@ -104,14 +104,12 @@ def build(settings: NotifierSettings) -> Runtime:
     runtime = Runtime("notifier", settings, schema=SCHEMA, migrations=files("services.notifier") / "migrations")
     templates = load_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
     check_templates(templates, link_base_url=settings.link_base_url)
-    new_link_templates = load_new_link_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
-    check_new_link_templates(new_link_templates, link_base_url=settings.link_base_url)
+    check_new_link_templates(templates, link_base_url=settings.link_base_url)
     channels = build_channels(settings)
     dispatcher = Dispatcher(
         channels=channels,
         templates=templates,
         config=dispatch_config(settings),
-        new_link_templates=new_link_templates,
         clock=settings.make_clock().now,
     )
 

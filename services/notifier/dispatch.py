@@ -40,7 +40,6 @@ from services.notifier.channels import Channel
 from services.notifier.config import SCHEMA, DispatchConfig
 from services.notifier.domain.alerts import AlertTemplates
 from services.notifier.failures import FailureHandler
-from services.notifier.link_requests import NewLinkTemplates
 from services.notifier.messages import MessageComposer
 from services.notifier.planning import Planner
 from services.notifier.sending import Sender, SendReport
@@ -60,14 +59,13 @@ class Dispatcher:
         channels: Mapping[ChannelCode, Channel],
         templates: AlertTemplates,
         config: DispatchConfig,
-        new_link_templates: NewLinkTemplates | None = None,
         clock: Callable[[], datetime] = SYSTEM_CLOCK.now,
         rng: random.Random | None = None,
     ) -> None:
         self._planner = Planner(config, clock)
         self._sender = Sender(
             channels=channels,
-            composer=MessageComposer(templates, config, clock, new_link_templates),
+            composer=MessageComposer(templates, config, clock),
             failures=FailureHandler(config, rng or random.Random()),  # noqa: S311 (jitter, not cryptography)
             config=config,
             clock=clock,

@@ -8,9 +8,10 @@ lifetime. Two things differ from an alert, and live here:
 
 - ``link_recipients``: the structure is reached on one channel, not all: its contacts' email addresses, or
   their mobiles when no contact has email enabled (an SMS-only structure);
-- the message (``new_link*`` templates): that a new link was asked for, the reference, the link and its
-  last valid day, nothing else. To the default referent (F3: no contact of the structure could be
-  reached) it says which structure asked, with the desk's case page instead of a token.
+- the message (``new_link*`` templates, compiled with the alerts' by ``templates.load_templates``): that a
+  new link was asked for, the reference, the link and its last valid day, nothing else. To the default
+  referent (F3: no contact of the structure could be reached) it says which structure asked, with the desk's
+  case page instead of a token.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from importlib.resources import files
 from typing import Any, Final
 
-import jinja2
-import jinja2.meta
-
 from schemas.notification import Channel
-from services.notifier.domain.alerts import SMS_MAX_CHARS, RenderedEmail, SmsTooLongError, to_gsm7
+from services.notifier.domain.alerts import (
+    SMS_MAX_CHARS,
+    AlertTemplates,
+    RenderedEmail,
+    SmsTooLongError,
+    check_template_sources,
+    to_gsm7,
+)
 from services.notifier.domain.routing import Recipient
 from services.platform.links import TOKEN_LENGTH
 
@@ -33,11 +37,9 @@ __all__ = [
     "LINK_VARIABLES",
     "NEW_LINK_TEMPLATE_NAMES",
     "NewLinkContent",
-    "NewLinkTemplateError",
-    "NewLinkTemplates",
+    "check_new_link_sources",
     "check_new_link_templates",
     "link_recipients",
-    "load_new_link_templates",
     "render_new_link_email",
     "render_new_link_sms",
 ]
@@ -59,47 +61,13 @@ class NewLinkContent:
     unreachable: str | None = None
 
 
-class NewLinkTemplateError(ValueError):
-    """A ``new_link*`` template is missing, does not parse, or reads a variable it may not."""
+def check_new_link_sources(sources: Mapping[str, str]) -> None:
+    """Raise ``AlertTemplateError`` when a ``new_link*`` template is missing, does not parse, or reads a
+    variable outside ``LINK_VARIABLES`` (``templates.load_templates`` runs it on the packaged ones)."""
+    check_template_sources(sources, dict.fromkeys(NEW_LINK_TEMPLATE_NAMES, LINK_VARIABLES), "a new link")
 
 
-class NewLinkTemplates:
-    """The French ``new_link*`` templates, compiled once (``.html`` autoescaped); ``prefix`` heads emails,
-    ``sms_prefix`` SMS, as for alerts. Raises ``NewLinkTemplateError`` (see the class)."""
-
-    def __init__(self, sources: Mapping[str, str], *, prefix: str, sms_prefix: str) -> None:
-        self.prefix = prefix
-        self.sms_prefix = sms_prefix
-        self._env = jinja2.Environment(
-            loader=jinja2.DictLoader(dict(sources)),
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        for name in NEW_LINK_TEMPLATE_NAMES:
-            if name not in sources:
-                raise NewLinkTemplateError(f"template {name} is missing")
-            try:
-                used = jinja2.meta.find_undeclared_variables(self._env.parse(sources[name]))
-            except jinja2.TemplateSyntaxError as error:
-                raise NewLinkTemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
-            if extra := used - LINK_VARIABLES:
-                raise NewLinkTemplateError(f"template {name} reads variables it must not carry: {sorted(extra)}")
-
-    def render(self, name: str, values: Mapping[str, Any]) -> str:
-        """Render template ``name`` with ``values``, surrounding whitespace stripped."""
-        return self._env.get_template(name).render(values).strip()
-
-
-def load_new_link_templates(*, prefix: str, sms_prefix: str) -> NewLinkTemplates:
-    """The packaged templates (``services/notifier/templates/new_link*``)."""
-    folder = files("services.notifier") / "templates"
-    sources = {name: (folder / name).read_text("utf-8") for name in NEW_LINK_TEMPLATE_NAMES}
-    return NewLinkTemplates(sources, prefix=prefix, sms_prefix=sms_prefix)
-
-
-def render_new_link_email(content: NewLinkContent, templates: NewLinkTemplates) -> RenderedEmail:
+def render_new_link_email(content: NewLinkContent, templates: AlertTemplates) -> RenderedEmail:
     """Subject, plain text and HTML of the message."""
     values = _values(content, templates.prefix)
     return RenderedEmail(
@@ -109,7 +77,7 @@ def render_new_link_email(content: NewLinkContent, templates: NewLinkTemplates) 
     )
 
 
-def render_new_link_sms(content: NewLinkContent, templates: NewLinkTemplates) -> str:
+def render_new_link_sms(content: NewLinkContent, templates: AlertTemplates) -> str:
     """The SMS in GSM-7; raises ``SmsTooLongError`` beyond one segment (``check_new_link_templates``
     reveals at start-up a heading or link base that makes it so)."""
     text = to_gsm7(_one_line(templates.render("new_link_sms.txt", _values(content, templates.sms_prefix))))
@@ -118,7 +86,7 @@ def render_new_link_sms(content: NewLinkContent, templates: NewLinkTemplates) ->
     return text
 
 
-def check_new_link_templates(templates: NewLinkTemplates, *, link_base_url: str) -> None:
+def check_new_link_templates(templates: AlertTemplates, *, link_base_url: str) -> None:
     """Render both messages with the longest link once: raises what would fail at send time."""
     link = f"{link_base_url.rstrip('/')}/{'A' * TOKEN_LENGTH}"
     for content in (

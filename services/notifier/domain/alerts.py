@@ -59,6 +59,7 @@ __all__ = [
     "RenderedEmail",
     "SmsTooLongError",
     "assignment_reasons",
+    "check_template_sources",
     "check_templates",
     "next_legal_date",
     "render_digest_email",
@@ -328,19 +329,28 @@ class AlertTemplates:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        for name in TEMPLATE_NAMES:
-            if name not in sources:
-                raise AlertTemplateError(f"template {name} is missing")
-            try:
-                used = jinja2.meta.find_undeclared_variables(self._env.parse(sources[name]))
-            except jinja2.TemplateSyntaxError as error:
-                raise AlertTemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
-            if extra := used - ALLOWED_VARIABLES[name]:
-                raise AlertTemplateError(f"template {name} reads variables that alerts must not carry: {sorted(extra)}")
+        check_template_sources(sources, ALLOWED_VARIABLES, "alerts")
 
     def render(self, name: str, values: Mapping[str, Any]) -> str:
         """Render template ``name`` with ``values``, surrounding whitespace stripped."""
         return self._env.get_template(name).render(values).strip()
+
+
+def check_template_sources(sources: Mapping[str, str], allowed: Mapping[str, frozenset[str]], what: str) -> None:
+    """Raise ``AlertTemplateError`` when a template ``allowed`` names is missing from ``sources``, does not
+    parse, or reads a variable outside its set (``what`` says whose, in the message): the one check of every
+    kind of message (alerts, removal notices, new links), so that no template can print a field its module
+    does not hand out."""
+    parser = jinja2.Environment(autoescape=False)  # noqa: S701 (parsed for its variables, never rendered)
+    for name, variables in allowed.items():
+        if name not in sources:
+            raise AlertTemplateError(f"template {name} is missing")
+        try:
+            used = jinja2.meta.find_undeclared_variables(parser.parse(sources[name]))
+        except jinja2.TemplateSyntaxError as error:
+            raise AlertTemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
+        if extra := used - variables:
+            raise AlertTemplateError(f"template {name} reads variables that {what} must not carry: {sorted(extra)}")
 
 
 def assignment_reasons(matched_rules: Iterable[str], *, mandatory: bool) -> tuple[str, ...]:

@@ -16,17 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-import jinja2
-import jinja2.meta
-
 from schemas.notification import FallbackKind
 from services.notifier.domain.alerts import (
     SMS_MAX_CHARS,
-    AlertTemplateError,
     AlertTemplates,
     FallbackNotice,
     RenderedEmail,
     SmsTooLongError,
+    check_template_sources,
     to_gsm7,
 )
 from services.notifier.domain.routing import StructureContacts
@@ -76,16 +73,7 @@ def secretariat_contact(referent: StructureContacts | None) -> tuple[str, str | 
 def check_removal_sources(sources: Mapping[str, str]) -> None:
     """Raise ``AlertTemplateError`` when a removal template is missing, does not parse, or reads a variable
     outside ``REMOVAL_VARIABLES``."""
-    parser = jinja2.Environment(autoescape=False)  # noqa: S701 (parsed for its variables, never rendered)
-    for name in REMOVAL_TEMPLATE_NAMES:
-        if name not in sources:
-            raise AlertTemplateError(f"template {name} is missing")
-        try:
-            used = jinja2.meta.find_undeclared_variables(parser.parse(sources[name]))
-        except jinja2.TemplateSyntaxError as error:
-            raise AlertTemplateError(f"template {name}, line {error.lineno}: {error.message}") from error
-        if extra := used - REMOVAL_VARIABLES:
-            raise AlertTemplateError(f"template {name} reads variables that a removal must not carry: {sorted(extra)}")
+    check_template_sources(sources, dict.fromkeys(REMOVAL_TEMPLATE_NAMES, REMOVAL_VARIABLES), "a removal")
 
 
 def render_removal_email(content: RemovalContent, templates: AlertTemplates) -> RenderedEmail:

@@ -9,23 +9,22 @@ from importlib.resources import files
 import pytest
 
 from schemas.notification import Channel
-from services.notifier.domain.alerts import SMS_MAX_CHARS, SmsTooLongError, to_gsm7
+from services.notifier.domain.alerts import SMS_MAX_CHARS, AlertTemplateError, SmsTooLongError, to_gsm7
 from services.notifier.domain.routing import Recipient
 from services.notifier.link_requests import (
     NEW_LINK_TEMPLATE_NAMES,
     NewLinkContent,
-    NewLinkTemplateError,
-    NewLinkTemplates,
+    check_new_link_sources,
     check_new_link_templates,
     link_recipients,
-    load_new_link_templates,
     render_new_link_email,
     render_new_link_sms,
 )
+from services.notifier.templates import load_templates
 from services.platform.links import TOKEN_LENGTH
 
 LINK = f"https://prevex.example/d/{'x' * TOKEN_LENGTH}"
-TEMPLATES = load_new_link_templates(prefix="Prévention expulsions 90", sms_prefix="Expulsions 90")
+TEMPLATES = load_templates(prefix="Prévention expulsions 90", sms_prefix="Expulsions 90")
 CONTENT = NewLinkContent("90-2026-000001", LINK, date(2026, 6, 3))
 
 
@@ -61,7 +60,7 @@ def test_the_sms_is_one_gsm7_segment_with_the_link() -> None:
 
 def test_a_heading_too_long_for_an_sms_stops_the_service_at_start() -> None:
     check_new_link_templates(TEMPLATES, link_base_url="https://prevex.example/d")
-    long = load_new_link_templates(prefix="P", sms_prefix="Prevention des expulsions locatives 90 " * 2)
+    long = load_templates(prefix="P", sms_prefix="Prevention des expulsions locatives 90 " * 2)
     with pytest.raises(SmsTooLongError):
         check_new_link_templates(long, link_base_url="https://prevex.example/d")
 
@@ -69,10 +68,13 @@ def test_a_heading_too_long_for_an_sms_stops_the_service_at_start() -> None:
 def test_templates_read_only_the_allowed_variables() -> None:
     folder = files("services.notifier") / "templates"
     sources = {name: (folder / name).read_text("utf-8") for name in NEW_LINK_TEMPLATE_NAMES}
-    with pytest.raises(NewLinkTemplateError, match="commune"):
-        NewLinkTemplates({**sources, "new_link.txt": "{{ commune }}"}, prefix="P", sms_prefix="S")
-    with pytest.raises(NewLinkTemplateError, match="missing"):
-        NewLinkTemplates({k: v for k, v in sources.items() if k != "new_link_sms.txt"}, prefix="P", sms_prefix="S")
+    check_new_link_sources(sources)
+    with pytest.raises(
+        AlertTemplateError, match=r"new_link\.txt reads variables that a new link must not carry: \[.commune.\]"
+    ):
+        check_new_link_sources({**sources, "new_link.txt": "{{ commune }}"})
+    with pytest.raises(AlertTemplateError, match=r"new_link_sms\.txt is missing"):
+        check_new_link_sources({k: v for k, v in sources.items() if k != "new_link_sms.txt"})
 
 
 def _email(contact: str) -> Recipient:
