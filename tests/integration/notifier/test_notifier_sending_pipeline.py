@@ -2,24 +2,31 @@
 
 A round keeps claiming while it sends, never leasing more than its window (``claim_size``: what a crash may
 send twice), each procedure's deliveries still one at a time in order; a batch of decisions is claimed in the
-inbox in one statement, a redelivered decision or the same one twice in a batch alerting nobody twice.
+inbox in one statement, a redelivered decision or the same one twice in a batch alerting nobody twice; an idle
+loop wakes on PostgreSQL's NOTIFY when work is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from devtools.sms_emulator import decided_event
 from schemas import topics
 from schemas.notification import Channel as ChannelCode
 from schemas.stages import Stage, stage_label
+from services.notifier import repository as repo
 from services.notifier.bootstrap import build_channels, dispatch_config
 from services.notifier.channels import Channel, OutgoingMessage, SendOutcome
 from services.notifier.dispatch import Dispatcher
 from services.notifier.intake import record_decisions
+from services.notifier.loops import forever
 from services.notifier.templates import load_templates
+from services.platform.runtime import Runtime
 
 STAGES = (Stage.COMMANDEMENT_PAYER, Stage.ASSIGNATION, Stage.AUDIENCE, Stage.DECISION)
 
@@ -94,3 +101,26 @@ async def test_a_batch_of_decisions_claims_the_inbox_once_and_alerts_each_decisi
     ]
     await world.run()
     assert len(world.smtp.messages) == 3
+
+
+async def test_an_idle_sender_loop_wakes_when_deliveries_are_stored_not_at_its_next_poll(world: Any) -> None:
+    steps: asyncio.Queue[None] = asyncio.Queue()
+
+    async def step(_: Runtime) -> int:
+        steps.put_nowait(None)
+        return 0  # nothing found: the loop waits
+
+    runtime = cast("Runtime", SimpleNamespace(pool=world.pool))
+    loop = asyncio.create_task(forever("sender", step, 3600, wake_on=repo.DELIVERIES_CHANNEL)(runtime))
+    try:
+        await steps.get()  # the first step, at start
+        await world.decide("CCAPEX90")
+        async with world.pool.acquire() as conn:
+            await world.dispatcher.expand_alerts(conn)  # stores a delivery: NOTIFY at its commit
+        # Woken long before the hour-long poll would have run the step again.
+        async with asyncio.timeout(60):
+            await steps.get()
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
