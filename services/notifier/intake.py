@@ -28,12 +28,20 @@ from schemas.referential import ReferentialChangedEvent
 from schemas.workspace import LinkRequestedEvent
 from services.notifier import repository as repo
 from services.notifier.domain.alerts import ClosestOffer, assignment_reasons
-from services.notifier.domain.routing import AlertMode, alert_mode
+from services.notifier.domain.removal import secretariat_contact
+from services.notifier.domain.routing import AlertMode, alert_mode, told_of_removal
 from services.platform.db import Conn
 from services.platform.inbox import claim_event, claim_events
 from services.platform.logging import get_logger, log_context
 
-__all__ = ["record_decisions", "record_escalations", "record_link_requests", "record_refusals", "record_structure"]
+__all__ = [
+    "record_decisions",
+    "record_escalations",
+    "record_link_requests",
+    "record_refusals",
+    "record_removals",
+    "record_structure",
+]
 
 log = get_logger(__name__)
 
@@ -226,7 +234,16 @@ async def _secretariat(conn: Conn) -> str:
 
 
 _NOTHING_TOLD: dict[str, Any] = dict.fromkeys(
-    ("refused_by", "refusal_reason", "escalation", "escalation_days", "silent_structure", "link_request_id")
+    (
+        "refused_by",
+        "refusal_reason",
+        "escalation",
+        "escalation_days",
+        "silent_structure",
+        "removal_secretariat",
+        "removal_secretariat_email",
+        "link_request_id",
+    )
 )
 
 
@@ -321,4 +338,36 @@ async def _link_request_alert(conn: Conn, event: LinkRequestedEvent) -> repo.Ale
     log.info("link_request_recorded", procedure_ref=announced.procedure_short_ref, structure_id=request.structure_id)
     return _notice(
         announced, event, f"link:{request.request_id}", request.structure_id, link_request_id=request.request_id
+    )
+
+
+async def record_removals(conn: Conn, events: Sequence[AssignmentStatusEvent], topic: str) -> int:
+    """Tell each structure the CCAPEX removed from a case that it no longer holds it (issue 14); return how
+    many alerts were created.
+
+    Only a CCAPEX ``REMOVE`` counts (``routing.told_of_removal``). Like a refusal it must name an assignment this
+    notifier alerted to that structure, for the same procedure: the notice repeats that alert's reference and
+    goes to the same structure, at once, by the usual delivery path. It names the CCAPEX secretariat (the default
+    referent, read from the référentiel topic now; ``removal.SECRETARIAT`` while unknown) as the one to contact.
+    The key ``removed:<assignment>`` makes it one notice per assignment whatever the re-publications; the inbox
+    makes a redelivered event a no-op.
+    """
+    removals = [event for event in events if told_of_removal(event.payload)]
+    return await _record_notices(conn, removals, topic, _removal_alert)
+
+
+async def _removal_alert(conn: Conn, event: AssignmentStatusEvent) -> repo.AlertRow | None:
+    change = event.payload
+    announced = await _announced(conn, change.assignment_id, change.procedure_id, change.structure_id, "removal")
+    if announced is None:
+        return None
+    name, email = secretariat_contact(await repo.default_referent(conn))
+    log.info("removal_recorded", procedure_ref=announced.procedure_short_ref, structure_id=change.structure_id)
+    return _notice(
+        announced,
+        event,
+        f"removed:{change.assignment_id}",
+        change.structure_id,
+        removal_secretariat=name,
+        removal_secretariat_email=email,
     )

@@ -25,8 +25,6 @@ from services.notifier.jobs import AlertJob, DeliveryJob, Digest, DigestJob, Dig
 from services.platform.db import Conn
 
 __all__ = [
-    "ALERTS_CHANNEL",
-    "DELIVERIES_CHANNEL",
     "AlertRow",
     "ContactRow",
     "DigestGroup",
@@ -104,6 +102,10 @@ class AlertRow:
     escalation: EscalationStep | None = None
     escalation_days: int | None = None
     silent_structure: str | None = None
+    # A structure the CCAPEX removed from the case (issue 14) is told whom to contact: the CCAPEX secretariat's
+    # référentiel name and address (an organisation's). Set only on a removal notice.
+    removal_secretariat: str | None = None
+    removal_secretariat_email: str | None = None
     # A new link the structure asked for from the workspace's expired-link page (workspace.link_requested).
     link_request_id: uuid.UUID | None = None
 
@@ -189,6 +191,8 @@ _ALERT_TYPES = {
     "escalation": "text",
     "escalation_days": "int4",
     "silent_structure": "text",
+    "removal_secretariat": "text",
+    "removal_secretariat_email": "text",
     "link_request_id": "uuid",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
@@ -309,10 +313,6 @@ def _structures(rows: Sequence[asyncpg.Record], contacts: Sequence[asyncpg.Recor
 
 # --- alerts -----------------------------------------------------------------------------------------
 
-# NOTIFY channels: stored alerts wake the planner, stored deliveries the sender (services.notifier.loops).
-ALERTS_CHANNEL = "notifier_alerts"
-DELIVERIES_CHANNEL = "notifier_deliveries"
-
 
 async def insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> int:
     """Store alerts in the given order (their ``seq`` follows it); an existing key is kept, not duplicated
@@ -328,8 +328,6 @@ async def insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> int:
         " ON CONFLICT (alert_key) DO NOTHING RETURNING alert_id",
         *columns,
     )
-    if inserted:
-        await _notify(conn, ALERTS_CHANNEL)
     return len(inserted)
 
 
@@ -444,14 +442,7 @@ async def insert_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> in
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING delivery_id",
         *map(list, zip(*(_delivery_values(d) for d in deliveries), strict=True)),
     )
-    if created:
-        await _notify(conn, DELIVERIES_CHANNEL)
     return len(created)
-
-
-async def _notify(conn: Conn, channel: str) -> None:
-    # Delivered at commit (never for a rolled-back insert), and once per channel and transaction.
-    await conn.execute("SELECT pg_notify($1, '')", channel)
 
 
 def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
