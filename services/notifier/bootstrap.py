@@ -8,11 +8,9 @@ what is due.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from importlib.resources import files
-from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -22,6 +20,7 @@ from schemas.notification import Channel as ChannelCode
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import ReferentialChangedEvent
 from schemas.workspace import LinkRequestedEvent
+from services.notifier import repository as repo
 from services.notifier.channels import Channel
 from services.notifier.dispatch import SCHEMA, DispatchConfig, Dispatcher
 from services.notifier.domain.alerts import check_templates
@@ -35,7 +34,8 @@ from services.notifier.intake import (
     record_removals,
     record_structure,
 )
-from services.notifier.link_requests import check_new_link_templates, load_new_link_templates
+from services.notifier.link_requests import check_new_link_templates
+from services.notifier.loops import forever
 from services.notifier.settings import NotifierSettings
 from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
@@ -107,14 +107,12 @@ def build(settings: NotifierSettings) -> Runtime:
     templates = load_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
     check_templates(templates, link_base_url=settings.link_base_url)
     check_removal_templates(templates)
-    new_link_templates = load_new_link_templates(prefix=settings.alert_prefix, sms_prefix=settings.sms_prefix)
-    check_new_link_templates(new_link_templates, link_base_url=settings.link_base_url)
+    check_new_link_templates(templates, link_base_url=settings.link_base_url)
     channels = build_channels(settings)
     dispatcher = Dispatcher(
         channels=channels,
         templates=templates,
         config=dispatch_config(settings),
-        new_link_templates=new_link_templates,
         clock=settings.make_clock().now,
     )
 
@@ -195,35 +193,10 @@ def build(settings: NotifierSettings) -> Runtime:
 
     runtime.add_health_http(host=settings.http_host, port=settings.http_port)
     runtime.add_startup(announce_clock)
-    runtime.add_loop(_forever("planner", plan, settings.dispatch_interval_s))
-    runtime.add_loop(_forever("sender", send, settings.dispatch_interval_s, on_stop=_closer(channels)))
+    idle_s = settings.dispatch_interval_s
+    runtime.add_loop(forever("planner", plan, idle_s, wake_on=repo.ALERTS_CHANNEL))
+    runtime.add_loop(forever("sender", send, idle_s, wake_on=repo.DELIVERIES_CHANNEL, on_stop=_closer(channels)))
     return runtime
-
-
-def _forever(
-    name: str,
-    step: Callable[[Runtime], Awaitable[int]],
-    idle_s: float,
-    on_stop: Callable[[], Awaitable[None]] | None = None,
-) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
-    """Run ``step`` again at once while it finds work, after ``idle_s`` when it does not; an error is
-    logged (its type only: messages may echo values) and the step retried after ``idle_s``."""
-
-    async def loop(rt: Runtime) -> None:
-        try:
-            while True:
-                try:
-                    worked = await step(rt)
-                except Exception as error:  # the loop must outlive a database or broker outage
-                    log.error("loop_step_failed", loop=name, error=type(error).__name__)  # noqa: TRY400
-                    worked = 0
-                if not worked:
-                    await asyncio.sleep(idle_s)
-        finally:
-            if on_stop is not None:
-                await on_stop()
-
-    return loop
 
 
 def _closer(channels: Mapping[ChannelCode, Channel]) -> Callable[[], Awaitable[None]]:

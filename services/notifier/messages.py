@@ -32,13 +32,7 @@ from services.notifier.domain.alerts import (
 )
 from services.notifier.domain.removal import RemovalContent, render_removal_email, render_removal_sms
 from services.notifier.jobs import AlertJob, DeliveryJob
-from services.notifier.link_requests import (
-    NewLinkContent,
-    NewLinkTemplates,
-    load_new_link_templates,
-    render_new_link_email,
-    render_new_link_sms,
-)
+from services.notifier.link_requests import NewLinkContent, render_new_link_email, render_new_link_sms
 from services.notifier.repository import AlertRow
 from services.platform.links import mint_link
 
@@ -46,20 +40,11 @@ __all__ = ["MessageComposer"]
 
 
 class MessageComposer:
-    """Renders deliveries with the alert templates (a new link with ``new_link_templates``, by default the
-    packaged ones headed like the alerts); ``clock`` is the dispatcher's."""
+    """Renders deliveries with the alert templates (which hold the removal notice's and the new link's too);
+    ``clock`` is the dispatcher's."""
 
-    def __init__(
-        self,
-        templates: AlertTemplates,
-        config: DispatchConfig,
-        clock: Callable[[], datetime],
-        new_link_templates: NewLinkTemplates | None = None,
-    ) -> None:
+    def __init__(self, templates: AlertTemplates, config: DispatchConfig, clock: Callable[[], datetime]) -> None:
         self._templates = templates
-        self._new_link_templates = new_link_templates or load_new_link_templates(
-            prefix=templates.prefix, sms_prefix=templates.sms_prefix
-        )
         self._config = config
         self._link_base_url = config.link_base_url.rstrip("/")
         self._clock = clock
@@ -73,8 +58,8 @@ class MessageComposer:
         if isinstance(job, AlertJob) and job.alert.link_request_id is not None:
             new_link = self._new_link(job.alert, notice)
             if sms:
-                return message(sms=render_new_link_sms(new_link, self._new_link_templates))
-            return message(email=render_new_link_email(new_link, self._new_link_templates))
+                return message(sms=render_new_link_sms(new_link, self._templates))
+            return message(email=render_new_link_email(new_link, self._templates))
         if isinstance(job, AlertJob) and (secretariat := job.alert.removal_secretariat) is not None:
             alert = job.alert
             removal = RemovalContent(alert.procedure_short_ref, secretariat, alert.removal_secretariat_email, notice)

@@ -25,6 +25,8 @@ from services.notifier.jobs import AlertJob, DeliveryJob, Digest, DigestJob, Dig
 from services.platform.db import Conn
 
 __all__ = [
+    "ALERTS_CHANNEL",
+    "DELIVERIES_CHANNEL",
     "AlertRow",
     "ContactRow",
     "DigestGroup",
@@ -313,6 +315,10 @@ def _structures(rows: Sequence[asyncpg.Record], contacts: Sequence[asyncpg.Recor
 
 # --- alerts -----------------------------------------------------------------------------------------
 
+# NOTIFY channels: stored alerts wake the planner, stored deliveries the sender (services.notifier.loops).
+ALERTS_CHANNEL = "notifier_alerts"
+DELIVERIES_CHANNEL = "notifier_deliveries"
+
 
 async def insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> int:
     """Store alerts in the given order (their ``seq`` follows it); an existing key is kept, not duplicated
@@ -328,6 +334,8 @@ async def insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> int:
         " ON CONFLICT (alert_key) DO NOTHING RETURNING alert_id",
         *columns,
     )
+    if inserted:
+        await _notify(conn, ALERTS_CHANNEL)
     return len(inserted)
 
 
@@ -442,7 +450,14 @@ async def insert_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> in
         " ON CONFLICT (idempotency_key) DO NOTHING RETURNING delivery_id",
         *map(list, zip(*(_delivery_values(d) for d in deliveries), strict=True)),
     )
+    if created:
+        await _notify(conn, DELIVERIES_CHANNEL)
     return len(created)
+
+
+async def _notify(conn: Conn, channel: str) -> None:
+    # Delivered at commit (never for a rolled-back insert), and once per channel and transaction.
+    await conn.execute("SELECT pg_notify($1, '')", channel)
 
 
 def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
