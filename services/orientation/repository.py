@@ -5,6 +5,7 @@ The référentiel's own tables are in ``referential_repository``.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -203,46 +204,40 @@ async def weekly_assignment_counts(conn: Conn, offer_ids: Iterable[str], *, now:
 
 async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment], *, now: datetime) -> None:
     """Insert new OUVERTE assignments, created at ``now`` (the service's clock: expiry and weekly capacity
-    count from it), and the first line of their history."""
+    count from it), and the first line of their history, in one statement (one round trip for both)."""
     if not rows:
         return
-    await conn.executemany(
-        "INSERT INTO assignment (assignment_id, procedure_id, structure_id, offer_ids, mandatory, priority,"
-        " over_capacity, explanation, referentiel_version, notification_id, correlation_id, origin, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        [
-            (
-                a.assignment_id,
-                a.procedure_id,
-                a.structure_id,
-                a.offer_ids,
-                a.mandatory,
-                a.priority,
-                a.over_capacity,
-                a.explanation,
-                a.referentiel_version,
-                a.notification_id,
-                a.correlation_id,
-                a.origin,
-                now,
-            )
-            for a in rows
-        ],
-    )
-    override = [a.origin == "OVERRIDE" for a in rows]
-    await insert_history(
-        conn,
-        [
-            StatusChange(
-                a.assignment_id,
-                None,
-                "OUVERTE",
-                "CCAPEX" if by_ccapex else "ORIENTATION",
-                override="ADD" if by_ccapex else None,
-                event_id=a.event_id,
-            )
-            for a, by_ccapex in zip(rows, override, strict=True)
-        ],
+    await conn.execute(
+        # The history's foreign key is checked at the end of the statement, once the CTE's rows exist. Offer
+        # ids travel as JSON arrays: unnest would flatten a text[][] into one column of single offers.
+        "WITH opened AS (INSERT INTO assignment (assignment_id, procedure_id, structure_id, offer_ids, mandatory,"
+        " priority, over_capacity, explanation, referentiel_version, notification_id, correlation_id, origin,"
+        " created_at)"
+        " SELECT a.id, a.procedure_id, a.structure_id, ARRAY(SELECT jsonb_array_elements_text(a.offer_ids::jsonb)),"
+        " a.mandatory, a.priority, a.over_capacity, a.explanation, a.version, a.notification_id, a.correlation_id,"
+        " a.origin, $13"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::bool[], $8::text[],"
+        " $9::int[], $10::uuid[], $11::uuid[], $12::text[]) AS a(id, procedure_id, structure_id, offer_ids,"
+        " mandatory, priority, over_capacity, explanation, version, notification_id, correlation_id, origin))"
+        " INSERT INTO assignment_status_history (assignment_id, from_status, to_status, actor, override, event_id)"
+        " SELECT h.id, NULL, 'OUVERTE', CASE WHEN h.origin = 'OVERRIDE' THEN 'CCAPEX' ELSE 'ORIENTATION' END,"
+        " CASE WHEN h.origin = 'OVERRIDE' THEN 'ADD' END, h.event_id"
+        " FROM unnest($1::uuid[], $12::text[], $14::uuid[]) WITH ORDINALITY AS h(id, origin, event_id, position)"
+        " ORDER BY h.position",
+        [a.assignment_id for a in rows],
+        [a.procedure_id for a in rows],
+        [a.structure_id for a in rows],
+        [json.dumps(a.offer_ids) for a in rows],
+        [a.mandatory for a in rows],
+        [a.priority for a in rows],
+        [a.over_capacity for a in rows],
+        [a.explanation for a in rows],
+        [a.referentiel_version for a in rows],
+        [a.notification_id for a in rows],
+        [a.correlation_id for a in rows],
+        [a.origin for a in rows],
+        now,
+        [a.event_id for a in rows],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -191,3 +192,35 @@ async def test_a_batch_logs_one_line_with_counts_and_no_line_per_notice(orient: 
     assert counts == {"notices": 3, "claimed": 2, "matched": 2, "new_assignments": 6}
     assert [line for line in logs if line["event"] == "notice_oriented"] == []
     assert "procedure_ref" not in oriented[0]
+
+
+@pytest.mark.usefixtures("seeded")  # the assignments' référentiel version 1
+async def test_new_assignments_and_their_first_history_line_in_input_order(pool: asyncpg.Pool) -> None:
+    procedure_id, decision_id, override_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def opened(structure_id: str, offer_ids: list[str], origin: str, event_id: uuid.UUID) -> repo.NewAssignment:
+        return repo.NewAssignment(
+            uuid.uuid4(), procedure_id, structure_id, offer_ids, False, 1, False, "why", 1, None, uuid.uuid4(),
+            event_id, origin,
+        )  # fmt: skip
+
+    rows = [
+        opened("CD90", ["CD90-ACCOMP", "CD90-FSL"], "MATCHING", decision_id),
+        opened("CCAS-BELFORT", [], "OVERRIDE", override_id),
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        await repo.insert_assignments(conn, rows, now=datetime(2026, 5, 4, 9, tzinfo=UTC))
+
+    assert await _assignments(pool, procedure_id) == [
+        ("CCAS-BELFORT", [], "OUVERTE"),
+        ("CD90", ["CD90-ACCOMP", "CD90-FSL"], "OUVERTE"),
+    ]
+    history = await pool.fetch(
+        "SELECT assignment_id, from_status, to_status, actor, override, event_id FROM assignment_status_history"
+        " WHERE assignment_id = ANY($1::uuid[]) ORDER BY id",
+        [row.assignment_id for row in rows],
+    )
+    assert [tuple(h.values()) for h in history] == [
+        (rows[0].assignment_id, None, "OUVERTE", "ORIENTATION", None, decision_id),
+        (rows[1].assignment_id, None, "OUVERTE", "CCAPEX", "ADD", override_id),
+    ]
