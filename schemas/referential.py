@@ -6,7 +6,8 @@ last state published. A record carries what its consumers need and no more:
 - the notifier reads the structure's **contacts** (channels, addresses, quiet hours) and whether the
   structure is the **default referent** (fallback F3);
 - the partner workspace and ops read the **offers** by id, name, stages and, since schema 1.1, **zone**
-  (the territory an offer covers: the workspace's référentiel is searchable by commune).
+  (the territory an offer covers: the workspace's référentiel is searchable by commune), **description**
+  and **conditions_acces** (who may benefit, in plain French: the partners' référentiel shows them).
 
 Eligibility rules stay inside orientation: no other service decides who is eligible. The zone is where an
 offer is *available*, which partners need to know; ``Zone.covering_entry`` is the one rule saying whether
@@ -236,6 +237,14 @@ class OfferSummary(Contract):
         default=None,
         description="Since schema 1.1: the territory the offer covers; absent in 1.0 records (unknown)",
     )
+    description: str | None = Field(
+        default=None, max_length=10000, description="Since schema 1.1: what the offer is, for partners"
+    )
+    conditions_acces: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Since schema 1.1: who may benefit, in the référentiel's words (data·inclusion); may be absent",
+    )
 
 
 class StructureRecord(Contract):
@@ -254,7 +263,8 @@ class StructureRecord(Contract):
 class ReferentialChangedEvent(Envelope):
     """The state of one structure in a référentiel version; Kafka key = ``structure_id`` (compacted topic).
 
-    Schema 1.1 added ``OfferSummary.zone`` (optional): a 1.0 record is still read, its offers' zones unknown.
+    Schema 1.1 added ``OfferSummary.zone``, ``description`` and ``conditions_acces`` (optional): a 1.0 record
+    is still read, its offers' zones unknown.
     """
 
     SCHEMA_VERSION: ClassVar[str] = "1.1"

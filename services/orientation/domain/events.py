@@ -292,4 +292,6 @@ def _summary(offer: Offer) -> OfferSummary:
         stages=sorted_stages(offer.eligibility.stages or ()),
         mandatory_stages=sorted_stages(offer.mandatory_stages),
         zone=offer.zone,
+        description=offer.description,
+        conditions_acces=offer.conditions_acces,
     )

@@ -65,6 +65,8 @@ class OfferLine:
     stages: str
     mandatory: str
     where: str
+    description: str
+    conditions: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,8 @@ def search_structures(
                         _stages(o.stages),
                         _stages(o.mandatory_stages) if o.mandatory_stages else "",
                         zone_text(o.zone, commune_name),
+                        o.description or "",
+                        o.conditions_acces or "",
                     )
                     for o in offers
                 ],

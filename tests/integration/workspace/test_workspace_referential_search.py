@@ -44,3 +44,5 @@ async def test_the_referential_is_searchable_by_commune_name_or_code(world: Worl
     # Where each offer applies, in words, on the page without a filter too.
     assert "territoire : Belfort (90010)" in everything
     assert "territoire : Delle (90033) ; Beaucourt (90009)" in everything
+    # Who may benefit, in the référentiel's words.
+    assert "Pour qui : Plafond de ressources du règlement intérieur du FSL" in everything

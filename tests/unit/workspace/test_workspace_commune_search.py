@@ -82,6 +82,9 @@ def test_orientation_publishes_each_offer_s_zone_and_the_search_keeps_the_offers
     records = list(structure_records(SEED, 3))
     published = {o.id: o.zone for r in records for o in r.offers}
     assert published == {offer.id: offer.zone for offer in SEED.offers}
+    # What the offer is and who may benefit, as the référentiel says it, for the partners' page.
+    texts = {o.id: (o.description, o.conditions_acces) for r in records for o in r.offers}
+    assert texts == {offer.id: (offer.description, offer.conditions_acces) for offer in SEED.offers}
     finder = CommuneFinder([BELFORT, DELLE])
 
     def found(commune: str, kind: StructureTypology | None = None) -> dict[str, list[str]]:
