@@ -111,6 +111,11 @@ def _found(pattern: str, page: str) -> str:
     return html.unescape(found.group(1))
 
 
+async def _post_offer(browser: httpx.AsyncClient, page: str, **changes: str | list[str]) -> httpx.Response:
+    """PJ90-INFO's form as ``page`` shows it, with ``changes``, posted."""
+    return await browser.post("/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(page, **changes))
+
+
 def _offer_form(page: str, **changes: str | list[str]) -> dict[str, str | list[str]]:
     """The offer form's fields as the page shows them, with ``changes``."""
     fields: dict[str, str | list[str]] = {
@@ -140,18 +145,13 @@ async def test_an_administrator_sees_the_diff_then_saves_a_new_version_published
             "1",
         )
 
-        previewed = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(form.text, priorite="65", etape="apercu")
-        )
+        previewed = await _post_offer(browser, form.text, priorite="65", etape="apercu")
         assert previewed.status_code == 200, previewed.text
         diff = _found(r'<pre id="diff">(.*?)</pre>', previewed.text)
         assert diff.splitlines() == ["~ offer PJ90-INFO", "    priority: 60 → 65"]
         assert await desk.referential_records() == []  # a preview saves nothing
 
-        saved = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO",
-            data=_offer_form(previewed.text, etape="enregistrer"),
-        )
+        saved = await _post_offer(browser, previewed.text, etape="enregistrer")
         assert (saved.status_code, saved.headers["location"]) == (
             303,
             "/secretariat/referentiel/offres/PJ90-INFO?version=2",
@@ -183,9 +183,8 @@ async def test_a_change_made_meanwhile_is_not_overwritten_and_the_typed_values_s
     async with desk.client() as browser:
         await desk.signed_in(browser)
         form = await browser.get("/secretariat/referentiel/offres/PJ90-INFO")
-        previewed = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO",
-            data=_offer_form(form.text, nom="Information juridique (version du secrétariat)", etape="apercu"),
+        previewed = await _post_offer(
+            browser, form.text, nom="Information juridique (version du secrétariat)", etape="apercu"
         )
         # Another administrator saves first, through the API.
         async with desk.api() as api:
@@ -195,9 +194,7 @@ async def test_a_change_made_meanwhile_is_not_overwritten_and_the_typed_values_s
                 "/offers/PJ90-INFO", json={**offer, "priority": 70}, headers=auth | {"If-Match": '"1"'}
             )
             assert other.status_code == 200
-        refused = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(previewed.text, etape="enregistrer")
-        )
+        refused = await _post_offer(browser, previewed.text, etape="enregistrer")
     assert refused.status_code == 409
     page = html.unescape(refused.text)
     assert "Cette offre a été modifiée par quelqu'un d'autre depuis que vous l'avez ouverte" in page
@@ -222,13 +219,8 @@ async def test_a_form_changed_after_its_preview_is_shown_again_not_saved(desk: D
     async with desk.client() as browser:
         await desk.signed_in(browser)
         form = await browser.get("/secretariat/referentiel/offres/PJ90-INFO")
-        previewed = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(form.text, priorite="65", etape="apercu")
-        )
-        sneaked = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO",
-            data=_offer_form(previewed.text, priorite="99", etape="enregistrer"),
-        )
+        previewed = await _post_offer(browser, form.text, priorite="65", etape="apercu")
+        sneaked = await _post_offer(browser, previewed.text, priorite="99", etape="enregistrer")
     assert sneaked.status_code == 200
     assert "Le formulaire a changé depuis l'aperçu" in html.unescape(sneaked.text)
     assert "priority: 60 → 99" in html.unescape(sneaked.text)
@@ -239,14 +231,9 @@ async def test_values_the_form_or_orientation_refuse_come_back_with_the_reason_a
     async with desk.client() as browser:
         await desk.signed_in(browser)
         form = await browser.get("/secretariat/referentiel/offres/PJ90-INFO")
-        bad_zone = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(form.text, zone="90, Belfort", etape="apercu")
-        )
+        bad_zone = await _post_offer(browser, form.text, zone="90, Belfort", etape="apercu")
         # A mandatory stage outside the eligible ones: orientation's own rule answers.
-        outside = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO",
-            data=_offer_form(form.text, obligatoires=["DEMANDE_CFP"], etape="apercu"),
-        )
+        outside = await _post_offer(browser, form.text, obligatoires=["DEMANDE_CFP"], etape="apercu")
     assert bad_zone.status_code == 422
     assert "« BELFORT » n'est ni un département, ni une commune, ni un EPCI" in html.unescape(bad_zone.text)
     assert _field(bad_zone.text, "zone") == "90, Belfort"
@@ -308,9 +295,7 @@ async def test_a_viewer_a_forged_form_and_an_unknown_item_are_refused(desk: Desk
     async with desk.client() as browser:
         await desk.signed_in(browser)
         form = await browser.get("/secretariat/referentiel/offres/PJ90-INFO")
-        forged = await browser.post(
-            "/secretariat/referentiel/offres/PJ90-INFO", data=_offer_form(form.text, csrf="guess", etape="apercu")
-        )
+        forged = await _post_offer(browser, form.text, csrf="guess", etape="apercu")
         unknown = await browser.get("/secretariat/referentiel/offres/NOWHERE")
         odd = await browser.get("/secretariat/referentiel/offres/..%2Fstructures")
     assert forged.status_code == 403
