@@ -75,7 +75,7 @@ from services.workspace.domain.casefile import (
     why_assigned,
 )
 from services.workspace.domain.labels import label
-from services.workspace.domain.link_requests import LinkRequestVerdict
+from services.workspace.domain.link_requests import HELD_STATUSES, LinkRequestVerdict
 from services.workspace.domain.referential import CommuneFinder, search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
 from services.workspace.link_requests import AUDIT_ACTION as REQUEST_LINK
@@ -296,6 +296,9 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
                 conn, "OPEN_LINK", "EXPIRED", None, assignment.procedure_id, structure_id=assignment.structure_id
             )
             log.info("link_expired", structure_id=assignment.structure_id)
+            if assignment.status not in HELD_STATUSES:
+                # Nothing to offer: the structure no longer holds the file (the request would be refused).
+                return page("expired.html", 410, token=token, nonce=None, error=None)
             return expired_page(token)
 
     def expired_page(token: str, status: int = 410, error: str | None = None) -> Response:

@@ -154,20 +154,31 @@ async def test_only_a_genuine_expired_token_with_its_form_asks(world: World) -> 
 
 async def test_an_assignment_the_structure_no_longer_holds_gets_no_new_link(world: World) -> None:
     _, ccas = await _s01_ccas(world)
-    async with world.client() as browser:
-        await browser.get(world.link(ccas, "CCAS-BELFORT"))
-        page = (await browser.get(f"/dossiers/{REF}")).text
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
-        assert csrf is not None
-        refused = await browser.post(
-            f"/dossiers/{REF}/refuser", data={"csrf": csrf.group(1), "reason": "HORS_COMPETENCE"}
-        )
-        assert refused.status_code == 303
-    await world.relay_workspace()  # orientation applies the refusal; the read model folds it
-    async with world.client() as browser:
-        answer = await _ask(browser, _expired(world, ccas))
-    assert answer.status_code == 409
-    assert "plus orienté vers votre structure" in answer.text
-    assert "aucun nouveau lien" in answer.text
+    async with world.client() as late:
+        # The expired page is opened while the CCAS still holds the file...
+        page = await late.get(_expired(world, ccas))
+        form = re.search(r'action="([^"]+)">\s*<input type="hidden" name="nonce" value="([^"]+)">', page.text)
+        assert form is not None
+        # ...a colleague refuses it meanwhile (orientation applies it, the read model folds it)...
+        async with world.client() as colleague:
+            await colleague.get(world.link(ccas, "CCAS-BELFORT"))
+            csrf = re.search(r'name="csrf" value="([^"]+)"', (await colleague.get(f"/dossiers/{REF}")).text)
+            assert csrf is not None
+            refused = await colleague.post(
+                f"/dossiers/{REF}/refuser", data={"csrf": csrf.group(1), "reason": "HORS_COMPETENCE"}
+            )
+            assert refused.status_code == 303
+        await world.relay_workspace()
+        # ...then the button is pressed: nothing is sent, and the page says why.
+        answer = await late.post(form.group(1), data={"nonce": form.group(2)})
+        assert answer.status_code == 409
+        assert "plus orienté vers votre structure" in answer.text
+        assert "aucun nouveau lien" in answer.text
+        # Opened again, the expired page no longer offers the button.
+        again = await late.get(_expired(world, ccas))
+        assert again.status_code == 410
+        assert "Recevoir un nouveau lien" not in again.text
+        assert "plus orienté vers votre structure" in again.text
+        assert "set-cookie" not in again.headers
     assert await _requests(world) == []
     assert await _audit(world) == ["NOT_HELD"]
