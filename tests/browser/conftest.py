@@ -81,7 +81,7 @@ FitCheck = Callable[[Page, str], Awaitable[None]]
 Screenshot = Callable[[Page, str], Awaitable[Path]]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium, headless; missing, it fails the run in CI and skips these tests elsewhere."""
     if not CHROMIUM.exists():

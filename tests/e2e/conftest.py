@@ -1,4 +1,8 @@
-"""The whole pipeline as real processes on the session's broker, PostgreSQL and an SMTP server."""
+"""The whole pipeline as real processes on the session's broker, PostgreSQL and an SMTP server.
+
+``stack`` (with its ``smtp`` and ``stack_logs``) is module-scoped: the walking skeleton is its one user, and a
+session-scoped stack would keep four idle services polling the broker through every later test of the run.
+"""
 
 from __future__ import annotations
 
@@ -26,18 +30,18 @@ async def own_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
     with SmtpSink(tmp_path_factory.mktemp("mail")) as sink:
         yield sink
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(
     broker: BrokerEndpoint,
     database_url: str,

@@ -56,14 +56,14 @@ def _without_env(name: str) -> Iterator[None]:
             os.environ[name] = saved
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def ingest_broker() -> AsyncIterator[BrokerEndpoint]:
     with _without_env("KAFKA_BOOTSTRAP_SERVERS"), kafka_broker() as endpoint:
         await create_topics(endpoint.bootstrap_servers, topics.ALL_TOPICS)
         yield endpoint
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def ingest_database(pg_server: PostgresEndpoint) -> AsyncIterator[str]:
     async with temporary_database(pg_server, "prevex_ingest_e2e") as url:
         yield url
@@ -110,7 +110,7 @@ async def _consume(bootstrap: str, topic: str, log: TopicLog) -> None:
         await consumer.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def outputs(ingest_broker: BrokerEndpoint) -> AsyncIterator[TopicLog]:
     log = TopicLog()
     tasks = [asyncio.create_task(_consume(ingest_broker.bootstrap_servers, t, log)) for t in OUTPUT_TOPICS]
@@ -140,7 +140,7 @@ class IngestService:
         self.processes.kill("ingest")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ingest_service(
     ingest_broker: BrokerEndpoint, ingest_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IngestService]:
@@ -158,7 +158,7 @@ def ingest_service(
         processes.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def ingest_db(ingest_database: str, ingest_service: IngestService) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the service's own schema (migrated by the service; applying again is a no-op)."""
     pool = await connect_pool(ingest_database, schema=SCHEMA, max_size=2)
@@ -169,7 +169,7 @@ async def ingest_db(ingest_database: str, ingest_service: IngestService) -> Asyn
     await pool.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def publish(ingest_broker: BrokerEndpoint) -> AsyncIterator[Callable[..., Any]]:
     """``await publish(topic, [(key, value), …])``: records on a raw topic, acknowledged by the broker."""
     producer = AIOKafkaProducer(
@@ -196,7 +196,7 @@ async def _raw_count(pool: asyncpg.Pool) -> int:
     return count
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def wait_for_raw(ingest_db: asyncpg.Pool) -> Callable[[int], Any]:
     """``await wait_for_raw(n)``: until ``raw_inbound`` holds ``n`` rows (polled: the database has no feed)."""
 
