@@ -28,6 +28,8 @@ from services.notifier.domain.alerts import (
     RenderedEmail,
     SmsTooLongError,
     check_template_sources,
+    one_line,
+    render_templated_email,
     to_gsm7,
 )
 from services.notifier.domain.routing import Recipient
@@ -69,18 +71,13 @@ def check_new_link_sources(sources: Mapping[str, str]) -> None:
 
 def render_new_link_email(content: NewLinkContent, templates: AlertTemplates) -> RenderedEmail:
     """Subject, plain text and HTML of the message."""
-    values = _values(content, templates.prefix)
-    return RenderedEmail(
-        subject=_one_line(templates.render("new_link_subject.txt", values)),
-        text=templates.render("new_link.txt", values) + "\n",
-        html=templates.render("new_link.html", values) + "\n",
-    )
+    return render_templated_email(templates, "new_link", _values(content, templates.prefix))
 
 
 def render_new_link_sms(content: NewLinkContent, templates: AlertTemplates) -> str:
     """The SMS in GSM-7; raises ``SmsTooLongError`` beyond one segment (``check_new_link_templates``
     reveals at start-up a heading or link base that makes it so)."""
-    text = to_gsm7(_one_line(templates.render("new_link_sms.txt", _values(content, templates.sms_prefix))))
+    text = to_gsm7(one_line(templates.render("new_link_sms.txt", _values(content, templates.sms_prefix))))
     if len(text) > SMS_MAX_CHARS:
         raise SmsTooLongError(f"new link SMS of {len(text)} characters exceeds {SMS_MAX_CHARS}")
     return text
@@ -112,8 +109,3 @@ def _values(content: NewLinkContent, prefix: str) -> dict[str, Any]:
         "valid_until": None if content.valid_until is None else f"{content.valid_until:%d/%m/%Y}",
         "unreachable": content.unreachable,
     }
-
-
-def _one_line(text: str) -> str:
-    # Subjects and SMS are one line: a value holding a line break must not start a new header line.
-    return " ".join(text.split())

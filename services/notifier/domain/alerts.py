@@ -62,10 +62,12 @@ __all__ = [
     "check_template_sources",
     "check_templates",
     "next_legal_date",
+    "one_line",
     "render_digest_email",
     "render_digest_sms",
     "render_email",
     "render_sms",
+    "render_templated_email",
     "response_request",
     "sms_stage_label",
     "sms_urgency_label",
@@ -442,7 +444,7 @@ _SMS = _Style(sms_stage_label, sms_urgency_label, sms=True)
 
 def render_email(content: AlertContent, templates: AlertTemplates) -> RenderedEmail:
     """Subject, plain text and HTML of the email alert."""
-    return _email(templates, "email", _alert_values(content, templates, _EMAIL))
+    return render_templated_email(templates, "email", _alert_values(content, templates, _EMAIL))
 
 
 def render_sms(content: AlertContent, templates: AlertTemplates) -> str:
@@ -480,17 +482,20 @@ def render_sms(content: AlertContent, templates: AlertTemplates) -> str:
 
 
 def _sms_text(templates: AlertTemplates, values: Mapping[str, Any]) -> str:
-    return to_gsm7(_one_line(templates.render("sms.txt", values)))
+    return to_gsm7(one_line(templates.render("sms.txt", values)))
 
 
 def render_digest_email(content: DigestContent, templates: AlertTemplates) -> RenderedEmail:
     """Subject, plain text and HTML of a daily digest of stage updates."""
-    return _email(templates, "digest", _digest_values(content, templates, _EMAIL))
+    return render_templated_email(templates, "digest", _digest_values(content, templates, _EMAIL))
 
 
-def _email(templates: AlertTemplates, kind: str, values: Mapping[str, Any]) -> RenderedEmail:
+def render_templated_email(templates: AlertTemplates, kind: str, values: Mapping[str, Any]) -> RenderedEmail:
+    """The email whose templates are ``<kind>_subject.txt``, ``<kind>.txt`` and ``<kind>.html``, rendered with
+    ``values``: a one-line subject, the text and HTML parts (every kind of message: alert, digest, removal
+    notice, new link)."""
     return RenderedEmail(
-        subject=_one_line(templates.render(f"{kind}_subject.txt", values)),
+        subject=one_line(templates.render(f"{kind}_subject.txt", values)),
         text=templates.render(f"{kind}.txt", values) + "\n",
         html=templates.render(f"{kind}.html", values) + "\n",
     )
@@ -498,7 +503,7 @@ def _email(templates: AlertTemplates, kind: str, values: Mapping[str, Any]) -> R
 
 def render_digest_sms(content: DigestContent, templates: AlertTemplates) -> str:
     """The digest as one SMS: how many files moved on, and the link to the list."""
-    text = to_gsm7(_one_line(templates.render("digest_sms.txt", _digest_values(content, templates, _SMS))))
+    text = to_gsm7(one_line(templates.render("digest_sms.txt", _digest_values(content, templates, _SMS))))
     if len(text) > SMS_MAX_CHARS:
         raise SmsTooLongError(f"digest SMS of {len(text)} characters exceeds {SMS_MAX_CHARS}")
     return text
@@ -635,6 +640,7 @@ def _day(value: date | None) -> str | None:
     return None if value is None else f"{value:%d/%m/%Y}"
 
 
-def _one_line(text: str) -> str:
-    # Subjects and SMS are single lines: a value holding a line break must not start a new header line.
+def one_line(text: str) -> str:
+    """``text`` on one line, its whitespace runs made single spaces: subjects and SMS are single lines, and a
+    value holding a line break must not start a new header line."""
     return " ".join(text.split())

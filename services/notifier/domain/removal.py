@@ -24,6 +24,8 @@ from services.notifier.domain.alerts import (
     RenderedEmail,
     SmsTooLongError,
     check_template_sources,
+    one_line,
+    render_templated_email,
     to_gsm7,
 )
 from services.notifier.domain.routing import StructureContacts
@@ -78,12 +80,7 @@ def check_removal_sources(sources: Mapping[str, str]) -> None:
 
 def render_removal_email(content: RemovalContent, templates: AlertTemplates) -> RenderedEmail:
     """Subject, plain text and HTML of the removal notice."""
-    values = _values(content, templates.prefix)
-    return RenderedEmail(
-        subject=_one_line(templates.render("removal_subject.txt", values)),
-        text=templates.render("removal.txt", values) + "\n",
-        html=templates.render("removal.html", values) + "\n",
-    )
+    return render_templated_email(templates, "removal", _values(content, templates.prefix))
 
 
 def render_removal_sms(content: RemovalContent, templates: AlertTemplates) -> str:
@@ -114,7 +111,7 @@ def check_removal_templates(templates: AlertTemplates, *, sample_ref: str = "90-
 
 
 def _sms(content: RemovalContent, templates: AlertTemplates) -> str:
-    return to_gsm7(_one_line(templates.render("removal_sms.txt", _values(content, templates.sms_prefix))))
+    return to_gsm7(one_line(templates.render("removal_sms.txt", _values(content, templates.sms_prefix))))
 
 
 def _values(content: RemovalContent, prefix: str) -> dict[str, Any]:
@@ -128,8 +125,3 @@ def _values(content: RemovalContent, prefix: str) -> dict[str, Any]:
         if fallback is None
         else {"default_referent": fallback.kind is FallbackKind.DEFAULT_REFERENT, "unreachable": fallback.unreachable},
     }
-
-
-def _one_line(text: str) -> str:
-    # Subjects and SMS are single lines: a value holding a line break must not start a new header line.
-    return " ".join(text.split())
