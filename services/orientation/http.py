@@ -570,7 +570,9 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
     }
 
     @app.post(f"/{path}", operation_id=f"create_{name}", status_code=201, openapi_extra=body, **writes)
-    async def create_item(request: Request, who: Admin, response: Response) -> Any:
+    async def create_item(
+        request: Request, who: Admin, response: Response, *, dry_run: DryRun = False, x_on_behalf_of: OnBehalfOf = None
+    ) -> Any:
         item = await parse(request)
 
         def change(active: ActiveReferential | None) -> Referential:
@@ -580,7 +582,10 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
                 raise HTTPException(409, f"{name} {item.id!r} already exists: update it with PUT")
             return collection.with_item(active.referential, item)
 
-        return answer(await _commit(services, change, who, f"POST /{path} {item.id}"), item.id, response)
+        if dry_run:  # 200, not 201: nothing was created
+            return _preview(collection, await _current(services), change, item.id, response, status=200)
+        what = _for(f"POST /{path} {item.id}", x_on_behalf_of)
+        return answer(await _commit(services, change, who, what), item.id, response)
 
     @app.put(f"/{path}/{{item_id}}", operation_id=f"update_{name}", openapi_extra=body, **writes)
     async def update_item(
@@ -603,8 +608,9 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
 
         if dry_run:
             return _preview(collection, await _current(services), change, item_id, response)
-        what = f"PUT /{path}/{item_id}" + (f" for {x_on_behalf_of}" if x_on_behalf_of else "")
-        return answer(await _commit(services, change, who, what), item_id, response)
+        return answer(
+            await _commit(services, change, who, _for(f"PUT /{path}/{item_id}", x_on_behalf_of)), item_id, response
+        )
 
     for verb, status in (("suspend", RecordStatus.SUSPENDED), ("reactivate", RecordStatus.ACTIVE)):
         app.post(f"/{path}/{{item_id}}/{verb}", operation_id=f"{verb}_{name}", **writes)(
@@ -620,12 +626,20 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
 
     list_items.__doc__ = f"Every {name} of the current version, or only those with ``status``."
     get_item.__doc__ = f"One {name}; its revision is the ``ETag``."
-    create_item.__doc__ = f"Add a {name}; the whole référentiel is validated again."
+    create_item.__doc__ = (
+        f"Add a {name}; the whole référentiel is validated again. With ``dry_run=true`` nothing is saved: the"
+        " answer (200) is the diff the addition would make."
+    )
     update_item.__doc__ = (
         f"Replace a {name} (the body is the whole {name}); send ``If-Match`` to guard concurrent edits."
         " With ``dry_run=true`` nothing is saved: the answer is the diff the change would make (the partner"
         " workspace's desk shows it before « Enregistrer »)."
     )
+
+
+def _for(request: str, on_behalf_of: str | None) -> str:
+    """The version's source: the request, and the person a calling service acted for when it names one."""
+    return f"{request} for {on_behalf_of}" if on_behalf_of else request
 
 
 def _preview(
@@ -634,9 +648,13 @@ def _preview(
     change: Callable[[ActiveReferential | None], Referential],
     item_id: str,
     response: Response,
+    *,
+    status: int | None = None,
 ) -> BaseModel:
     """What ``change`` would make of the current version, checked (If-Match, the whole référentiel) as a
     save is, but not stored: ``version_created`` false, ``changes`` the diff a save would record."""
+    if status is not None:
+        response.status_code = status
     proposed = change(active)
     item = collection.find(proposed, item_id)
     revision = active.revision(collection.entity, item_id) or active.version

@@ -4,6 +4,8 @@
   the version in force; a « Modifier » link on each (administrators).
 - ``GET /secretariat/referentiel/structures/<id>``, ``…/offres/<id>``: the form, filled with the item
   as orientation returned it, with the revision it was read at.
+- ``GET|POST /secretariat/referentiel/structures/<id>/nouvelle-offre``: a new offer of that structure, the
+  same way (its diff, then « Enregistrer »; an identifier already used is said so).
 - ``POST`` on the same address: « Voir les modifications » asks orientation for a dry run and shows
   its diff above the form; « Enregistrer » saves with ``If-Match`` the revision read, only the very body
   whose diff was shown (``preview_key``: a form changed after the preview shows its diff again). A change
@@ -29,6 +31,7 @@ from starlette.datastructures import FormData
 
 from schemas.referential import RecordStatus, StructureTypology
 from schemas.stages import Stage
+from services.orientation.domain.referential import TypeService
 from services.platform.db import Conn
 from services.platform.logging import get_logger
 from services.workspace import desk_repository as desk_repo
@@ -40,6 +43,7 @@ from services.workspace.domain.referential_edit import (
     FormFields,
     OfferForm,
     StructureForm,
+    new_offer_payload,
     offer_fields,
     offer_form,
     offer_payload,
@@ -54,6 +58,7 @@ from services.workspace.referential_admin import (
     ReferentialAdmin,
     RejectedChangeError,
     StaleItemError,
+    TakenIdError,
     UnknownItemError,
 )
 
@@ -65,6 +70,11 @@ __all__ = ["mount_referential_desk"]
 log = get_logger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # schemas.referential.RefId: safe in orientation's paths
+
+_ADD_OFFER: Final = "DESK_ADD_OFFER"
+_NEW: Final = "nouveau"
+"""The revision a new offer's preview key is computed on (it has none yet)."""
+_TYPES: Final = tuple(t.value for t in TypeService)
 
 OnDesk = Callable[[Request, Callable[[Conn, desk_repo.DeskSession], Awaitable[Response]]], Awaitable[Response]]
 
@@ -176,7 +186,10 @@ def mount_referential_desk(app: FastAPI, kit: DeskKit, on_desk: OnDesk) -> None:
         key: str = "",
         problems: tuple[tuple[str, str], ...] = (),
         notice: str | None = None,
+        adding_to: str | None = None,
     ) -> HTMLResponse:
+        """The form (``adding_to``: a new offer of that structure, ``item_id`` then being the structure's)."""
+        action = f"/secretariat/referentiel/{kind.segment}/{item_id}"
         return kit.page(
             "desk_referential_edit.html",
             status,
@@ -184,6 +197,9 @@ def mount_referential_desk(app: FastAPI, kit: DeskKit, on_desk: OnDesk) -> None:
             kind=kind.segment,
             noun=kind.noun,
             item_id=item_id,
+            action=f"/secretariat/referentiel/structures/{adding_to}/nouvelle-offre" if adding_to else action,
+            adding_to=adding_to,
+            types=_TYPES,
             form=form,
             revision=revision,
             changes=changes,
@@ -197,20 +213,82 @@ def mount_referential_desk(app: FastAPI, kit: DeskKit, on_desk: OnDesk) -> None:
         )
 
     async def checked(
-        conn: Conn, desk: desk_repo.DeskSession, segment: str, item_id: str
+        conn: Conn, desk: desk_repo.DeskSession, segment: str, item_id: str, action: str | None = None
     ) -> tuple[_Kind, ReferentialAdmin] | Response:
         """The collection and the client, or the page refusing: unknown address, viewer, not configured."""
         kind = _KINDS.get(segment)
         if kind is None or not _ID.match(item_id):
             return kit.refused(404, "Page introuvable", "Cette fiche du référentiel n'existe pas.", desk)
         if not may_edit_referential(desk.role):
-            await audit(conn, desk, kind.action, "NOT_ALLOWED", item_id)
+            await audit(conn, desk, action or kind.action, "NOT_ALLOWED", item_id)
             return kit.refused(
                 403, "Action réservée", "Seuls les administrateurs de la CCAPEX modifient le référentiel.", desk
             )
         if admin is None:
             return not_configured(desk)
         return kind, admin
+
+    @app.get("/secretariat/referentiel/structures/{structure_id}/nouvelle-offre", include_in_schema=False)
+    async def new_offer(request: Request, structure_id: str) -> Response:
+        async def show(conn: Conn, desk: desk_repo.DeskSession) -> Response:
+            found = await checked(conn, desk, "structures", structure_id, _ADD_OFFER)
+            if isinstance(found, Response):
+                return found
+            try:
+                await found[1].read(ItemKind.STRUCTURE, structure_id)
+            except UnknownItemError:
+                return kit.refused(404, "Fiche introuvable", "Aucune structure ne porte cet identifiant.", desk)
+            except OrientationUnavailableError:
+                return unavailable(desk)
+            offers = _KINDS["offres"]
+            return form_page(desk, offers, structure_id, offer_form({}), _NEW, adding_to=structure_id)
+
+        return await on_desk(request, show)
+
+    @app.post("/secretariat/referentiel/structures/{structure_id}/nouvelle-offre", include_in_schema=False)
+    async def add_offer(request: Request, structure_id: str) -> Response:
+        async def handle(conn: Conn, desk: desk_repo.DeskSession) -> Response:  # noqa: PLR0911 (one answer per outcome)
+            found = await checked(conn, desk, "structures", structure_id, _ADD_OFFER)
+            if isinstance(found, Response):
+                return found
+            client, offers = found[1], _KINDS["offres"]
+            fields = _fields(await request.form())
+            if not hmac.compare_digest((fields.get("csrf") or [""])[-1], desk.csrf_token):
+                await audit(conn, desk, _ADD_OFFER, "CSRF_REJECTED", structure_id)
+                return kit.refused(403, "Formulaire expiré", "Rechargez la page puis recommencez.", desk)
+            form = offer_fields(fields)
+
+            def again(status: int, **values: Any) -> HTMLResponse:
+                return form_page(
+                    desk, offers, structure_id, form, _NEW, status=status, adding_to=structure_id, **values
+                )
+
+            try:
+                body = new_offer_payload(structure_id, form, _TYPES)
+                key = preview_key(body, _NEW)
+                saving = (fields.get("etape") or [""])[-1] == "enregistrer"
+                if saving and hmac.compare_digest(key, (fields.get("apercu") or [""])[-1]):
+                    done = await client.create(ItemKind.OFFER, body, dry_run=False, on_behalf_of=desk.principal)
+                    await audit(conn, desk, _ADD_OFFER, "SAVED", structure_id)
+                    log.info("referential_offer_added_from_desk", item_id=form.id, version=done.version)
+                    return RedirectResponse(
+                        f"/secretariat/referentiel/offres/{form.id}?version={done.version}", status_code=303
+                    )
+                diff = await client.create(ItemKind.OFFER, body, dry_run=True, on_behalf_of=desk.principal)
+                await audit(conn, desk, _ADD_OFFER, "PREVIEWED", structure_id)
+                notice = "Le formulaire a changé depuis l'aperçu : vérifiez ces modifications." if saving else None
+                return again(200, changes=diff.changes, key=key, notice=notice)
+            except TakenIdError:
+                await audit(conn, desk, _ADD_OFFER, "INVALID", structure_id)
+                return again(409, problems=(("identifiant", "un dispositif porte déjà cet identifiant"),))
+            except (EditFormError, RejectedChangeError) as error:
+                await audit(conn, desk, _ADD_OFFER, "INVALID", structure_id)
+                return again(422, problems=tuple(error.problems))
+            except (UnknownItemError, StaleItemError, OrientationUnavailableError):
+                await audit(conn, desk, _ADD_OFFER, "UNAVAILABLE", structure_id)
+                return unavailable(desk)
+
+        return await on_desk(request, handle)
 
     @app.get("/secretariat/referentiel/{segment}/{item_id}", include_in_schema=False)
     async def edit(request: Request, segment: str, item_id: str) -> Response:

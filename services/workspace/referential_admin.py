@@ -7,7 +7,8 @@ publishes every change; the desk only sends the person's edit with the revision 
 member of the secretariat who asked (``X-On-Behalf-Of``) in its source; the workspace's audit log records
 that member too.
 
-Errors are typed for the pages: ``StaleItemError`` (412: changed meanwhile), ``RejectedChangeError``
+Errors are typed for the pages: ``StaleItemError`` (412: changed meanwhile), ``TakenIdError`` (409: a new
+item's id is used), ``RejectedChangeError``
 (422: orientation's problems with their paths), ``UnknownItemError`` (404), ``OrientationUnavailableError``
 (anything else: unreachable, refused token, 5xx). Nothing a body holds is logged.
 """
@@ -31,6 +32,7 @@ __all__ = [
     "RejectedChangeError",
     "SavedChange",
     "StaleItemError",
+    "TakenIdError",
     "UnknownItemError",
 ]
 
@@ -56,6 +58,10 @@ class UnknownItemError(LookupError):
 
 class StaleItemError(Exception):
     """The item changed since the revision the edit was based on (412)."""
+
+
+class TakenIdError(Exception):
+    """A new item's identifier is already used (409)."""
 
 
 class RejectedChangeError(ValueError):
@@ -110,6 +116,8 @@ class ReferentialAdmin:
             raise UnknownItemError(path)
         if response.status_code == 412:
             raise StaleItemError(path)
+        if response.status_code == 409:
+            raise TakenIdError(path)
         if response.status_code == 422:
             errors = response.json().get("errors", [])
             raise RejectedChangeError([(str(e.get("path", "")), str(e.get("message", ""))) for e in errors])
@@ -147,10 +155,25 @@ class ReferentialAdmin:
             params={"dry_run": "true"} if dry_run else None,
             headers={"If-Match": f'"{revision}"', "X-On-Behalf-Of": on_behalf_of},
         )
-        answer = response.json()
-        return SavedChange(
-            changes=[str(line) for line in answer["changes"]],
-            version=int(answer["referentiel_version"]),
-            created=bool(answer["version_created"]),
-            revision=str(answer["revision"]),
+        return _saved(response)
+
+    async def create(self, kind: ItemKind, body: Mapping[str, Any], *, dry_run: bool, on_behalf_of: str) -> SavedChange:
+        """Add the item (refused if its id is taken); with ``dry_run``, only the diff."""
+        response = await self._call(
+            "POST",
+            f"/{kind.value}",
+            json=dict(body),
+            params={"dry_run": "true"} if dry_run else None,
+            headers={"X-On-Behalf-Of": on_behalf_of},
         )
+        return _saved(response)
+
+
+def _saved(response: httpx.Response) -> SavedChange:
+    answer = response.json()
+    return SavedChange(
+        changes=[str(line) for line in answer["changes"]],
+        version=int(answer["referentiel_version"]),
+        created=bool(answer["version_created"]),
+        revision=str(answer["revision"]),
+    )

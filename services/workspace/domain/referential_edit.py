@@ -30,6 +30,7 @@ __all__ = [
     "FormFields",
     "OfferForm",
     "StructureForm",
+    "new_offer_payload",
     "offer_fields",
     "offer_form",
     "offer_payload",
@@ -54,6 +55,7 @@ _COMMUNE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
 _EPCI = re.compile(r"^\d{9}$")
 _DEPARTEMENT = re.compile(r"^(\d{2}|2[AB]|97\d)$")
 _SPLIT = re.compile(r"[\s,;]+")
+_REF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # schemas.referential.RefId
 _INT4_MAX = 2**31 - 1
 
 
@@ -108,6 +110,10 @@ class OfferForm:
     exclude_communes: str
     capacity: str
     status: str
+    id: str = ""
+    """A new offer's identifier (an existing offer's is in the address)."""
+    type: str = ""
+    """A new offer's data·inclusion type (an existing offer keeps its own)."""
 
 
 def _one(form: FormFields, name: str) -> str:
@@ -242,6 +248,8 @@ def offer_fields(form: FormFields) -> OfferForm:
         exclude_communes=_one(form, "zone_exclues"),
         capacity=_one(form, "capacite"),
         status=_one(form, "statut"),
+        id=_one(form, "identifiant"),
+        type=_one(form, "type"),
     )
 
 
@@ -282,6 +290,22 @@ def offer_payload(current: Mapping[str, Any], form: OfferForm) -> dict[str, Any]
         "mandatory_stages": mandatory,
         "zone": {"include": include, "exclude_communes": excluded},
     }
+
+
+def new_offer_payload(structure_id: str, form: OfferForm, types: Sequence[str]) -> dict[str, Any]:
+    """A new offer of ``structure_id``: the form's identifier and type (one of ``types``, orientation's
+    data·inclusion types), then every field an existing offer's form has. Raises ``EditFormError``."""
+    problems: list[tuple[str, str]] = []
+    if not _REF_ID.match(form.id):
+        problems.append(("identifiant", "lettres, chiffres, « . », « _ » ou « - », 64 caractères au plus"))
+    _check_choice(form.type, "type", types, problems)
+    try:
+        body = offer_payload({"id": form.id, "structure_id": structure_id, "type": form.type}, form)
+    except EditFormError as error:
+        problems.extend(error.problems)
+    if problems:
+        raise EditFormError(problems)
+    return body
 
 
 def zone_text(zone: Mapping[str, Any] | None) -> str:

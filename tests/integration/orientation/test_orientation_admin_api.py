@@ -181,6 +181,14 @@ async def test_a_dry_run_of_one_item_answers_its_diff_and_saves_nothing(
     assert await _records(pool) == []  # nothing published
     assert (await client.get("/offers/PJ90-INFO", headers=_auth(VIEWER))).json()["item"]["priority"] == 60
 
+    # An addition too: its diff, 200 (nothing created), nothing stored; an id already used is refused as by a save.
+    new = await client.post("/offers", params={"dry_run": "true"}, json=NEW_OFFER, headers=_auth(ADMIN))
+    taken = await client.post("/offers", params={"dry_run": "true"}, json=offer, headers=_auth(ADMIN))
+    assert (new.status_code, new.json()["version_created"]) == (200, False)
+    assert new.json()["changes"][0] == "+ offer CCAS-BELFORT-ENERGIE"
+    assert taken.status_code == 409
+    assert (await client.get("/offers/CCAS-BELFORT-ENERGIE", headers=_auth(VIEWER))).status_code == 404
+
     # A service acting for someone names them; a value that is not a token name is refused.
     forged = await client.put(
         "/offers/PJ90-INFO", json=edited, headers=_auth(ADMIN) | {"X-On-Behalf-Of": "not a token name!"}

@@ -313,3 +313,66 @@ async def test_without_orientation_configured_the_desk_says_so(world: World) -> 
         page = await browser.get("/secretariat/referentiel")
     assert page.status_code == 503
     assert "WORKSPACE_ORIENTATION_URL" in page.text
+
+
+NEW_OFFER = {
+    "identifiant": "CCAS-BELFORT-ENERGIE",
+    "type": "aide-financiere",
+    "nom": "Aide aux impayés d'énergie",
+    "description": "Aide facultative du CCAS pour les factures d'énergie.",
+    "priorite": "10",
+    "capacite": "",
+    "statut": "active",
+    "etapes": ["COMMANDEMENT_PAYER", "ASSIGNATION"],
+    "parc": "",
+    "zone": "90010",
+    "zone_exclues": "",
+}
+
+
+async def test_an_administrator_adds_an_offer_after_seeing_its_diff(desk: Desk) -> None:
+    path = "/secretariat/referentiel/structures/CCAS-BELFORT/nouvelle-offre"
+    async with desk.client() as browser:
+        await desk.signed_in(browser)
+        overview = await browser.get("/secretariat/referentiel")
+        assert f'href="{path}"' in overview.text
+        form = await browser.get(path)
+        csrf = _field(form.text, "csrf")
+        previewed = await browser.post(path, data={**NEW_OFFER, "csrf": csrf, "etape": "apercu"})
+        assert previewed.status_code == 200, previewed.text
+        assert await desk.referential_records() == []
+        saved = await browser.post(
+            path, data={**NEW_OFFER, "csrf": csrf, "apercu": _field(previewed.text, "apercu"), "etape": "enregistrer"}
+        )
+        again = await browser.post(
+            path, data={**NEW_OFFER, "csrf": csrf, "apercu": _field(previewed.text, "apercu"), "etape": "enregistrer"}
+        )
+    diff = _found(r'<pre id="diff">(.*?)</pre>', previewed.text)
+    assert diff.splitlines()[0] == "+ offer CCAS-BELFORT-ENERGIE"
+    assert (saved.status_code, saved.headers["location"]) == (
+        303,
+        "/secretariat/referentiel/offres/CCAS-BELFORT-ENERGIE?version=2",
+    )
+    [record] = await desk.referential_records()
+    assert (record.payload.structure_id, record.payload.referentiel_version) == ("CCAS-BELFORT", 2)
+    assert "Aide aux impayés d'énergie" in [o.nom for o in record.payload.offers]
+    # The same identifier a second time: said so on the form, nothing created.
+    assert again.status_code == 409
+    assert "un dispositif porte déjà cet identifiant" in html.unescape(again.text)
+    assert _field(again.text, "nom") == "Aide aux impayés d'énergie"
+    assert await desk.journal("DESK_ADD_OFFER") == [
+        ("secretariat-ccapex", "CCAS-BELFORT", "PREVIEWED"),
+        ("secretariat-ccapex", "CCAS-BELFORT", "SAVED"),
+        ("secretariat-ccapex", "CCAS-BELFORT", "INVALID"),
+    ]
+    async with desk.api() as api:
+        versions = await api.get("/referential/versions", headers={"Authorization": f"Bearer {WORKSPACE_TOKEN}"})
+    assert versions.json()[0]["source"] == "api POST /offers CCAS-BELFORT-ENERGIE for secretariat-ccapex"
+
+
+async def test_a_viewer_cannot_add_an_offer(desk: Desk) -> None:
+    async with desk.client() as viewer:
+        await desk.signed_in(viewer, DESK_VIEWER_TOKEN)
+        refused = await viewer.get("/secretariat/referentiel/structures/CCAS-BELFORT/nouvelle-offre")
+    assert refused.status_code == 403
+    assert await desk.journal("DESK_ADD_OFFER") == [("lecteur-ccapex", "CCAS-BELFORT", "NOT_ALLOWED")]

@@ -13,6 +13,7 @@ from services.workspace.bootstrap import build
 from services.workspace.domain.referential_edit import (
     MAX_CONTACTS,
     EditFormError,
+    new_offer_payload,
     offer_fields,
     offer_form,
     offer_payload,
@@ -228,3 +229,19 @@ def test_the_orientation_settings_go_together_and_the_token_file_must_hold_one(t
     token_file.write_text("\n", "utf-8")
     with pytest.raises(ValueError, match="no token"):
         build(configured)
+
+
+def test_a_new_offer_takes_its_identifier_and_type_from_the_form() -> None:
+    types = ("aide-financiere", "information")
+    fields = _offer_fields(identifiant="CCAS-BELFORT-ENERGIE", type="aide-financiere")
+    body = new_offer_payload("CCAS-BELFORT", offer_fields(fields), types)
+
+    assert (body["id"], body["structure_id"], body["type"]) == (
+        "CCAS-BELFORT-ENERGIE",
+        "CCAS-BELFORT",
+        "aide-financiere",
+    )
+    Offer.model_validate_json(json.dumps(body), strict=True)
+    with pytest.raises(EditFormError) as raised:
+        new_offer_payload("CCAS-BELFORT", offer_fields(_offer_fields(identifiant="../x", type="x", zone="")), types)
+    assert [name for name, _ in raised.value.problems] == ["identifiant", "type", "zone"]
