@@ -14,7 +14,7 @@ A batch costs a constant number of round trips whatever its size (the per-record
 1. advisory locks on the acts' idempotency keys, the households' and the addresses' keys (concurrent
    batches touching the same ones serialise), and 2. the Kafka positions already stored (redeliveries:
    skipped), in one statement;
-3. the latest revision of each act; 4. the candidate procedures, locked;
+3. the latest revision of each act and 4. the candidate procedures, locked, in one statement;
 5. short-reference numbers for the new procedures; 6. ``UPSERT`` duplicate counts;
 7. ``INSERT`` the raw rows with their outcomes (a position stored meanwhile rolls the batch back);
 8. ``INSERT``/``UPDATE`` procedures, ``INSERT`` stage events and rejections;
@@ -382,10 +382,9 @@ async def _load(conn: Conn, found: Lookup, clock: date) -> ProcedureBook:
     procedures."""
     if not found.idempotency_keys:
         return ProcedureBook(found, {}, (), clock=clock)
-    latest = await repo.latest_revisions(conn, found.idempotency_keys)
-    procedures = await repo.find_procedures(
+    latest, procedures = await repo.load_procedures(
         conn,
-        ids={revision.procedure_id for revision in latest.values()},
+        idempotency_keys=found.idempotency_keys,
         refs=found.refs,
         link_keys=found.household_keys,
         address_keys=found.address_keys,

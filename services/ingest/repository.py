@@ -27,14 +27,13 @@ __all__ = [
     "RejectionSummary",
     "StageEventRow",
     "count_duplicates",
-    "find_procedures",
     "get_rejection",
     "insert_procedures",
     "insert_raw",
     "insert_rejections",
     "insert_stage_events",
-    "latest_revisions",
     "list_rejections",
+    "load_procedures",
     "next_short_ref_numbers",
     "purge_raw_inbound",
     "stored_positions",
@@ -213,28 +212,6 @@ def _lock_ids(keys: Iterable[str]) -> list[int]:
     return sorted({_lock_id(key) for key in keys})
 
 
-async def latest_revisions(conn: Conn, idempotency_keys: Collection[str]) -> dict[str, LatestRevision]:
-    """The newest accepted revision of each act that has one."""
-    if not idempotency_keys:
-        return {}
-    # Joins on unnest rather than "= ANY($1)": with a large array and young statistics the planner
-    # estimates ANY to match most rows and scans the table, which made each batch cost O(table).
-    rows = await conn.fetch(
-        "SELECT DISTINCT ON (e.idempotency_key) e.idempotency_key, e.procedure_id, e.revision,"
-        " coalesce(e.content_sha256, e.payload_sha256) AS content_sha256, e.notification_id,"
-        " e.record -> 'warnings' AS warnings"
-        " FROM procedure_stage_event e JOIN unnest($1::text[]) AS k(key) ON e.idempotency_key = k.key"
-        " ORDER BY e.idempotency_key, e.revision DESC",
-        list(idempotency_keys),
-    )
-    return {
-        r["idempotency_key"]: LatestRevision(
-            r["procedure_id"], r["revision"], r["content_sha256"], r["notification_id"], tuple(r["warnings"] or ())
-        )
-        for r in rows
-    }
-
-
 _PROCEDURE_COLUMNS = (
     "procedure_id, short_ref, correlation_id, departement, procedure_ref, link_key, address_key, current_stage,"
     " current_rank, status, saisine_date, created_at"
@@ -259,36 +236,62 @@ def _procedure(row: asyncpg.Record) -> Procedure:
     )
 
 
-async def find_procedures(
+async def load_procedures(
     conn: Conn,
     *,
-    ids: Collection[uuid.UUID],
+    idempotency_keys: Collection[str],
     refs: Collection[str],
     link_keys: Collection[str],
     address_keys: Collection[str],
-) -> list[Procedure]:
-    """Every procedure one of the keys points at (any status; open ones only by address), locked for update.
+) -> tuple[dict[str, LatestRevision], list[Procedure]]:
+    """In one round trip: the newest accepted revision of each act that has one, and every procedure one of the
+    keys points at (the acts' own procedures, any status; by reference or household, any status; by address,
+    open ones only), locked for update.
 
-    Returned oldest first (by ``created_at``) so the caller's maps keep the most recent procedure per key; the rows are
-    locked in ``procedure_id`` order, the same in every transaction, so concurrent batches cannot deadlock.
+    Procedures are returned oldest first (by ``created_at``) so the caller's maps keep the most recent procedure
+    per key; the rows are locked in ``procedure_id`` order, the same in every transaction, so concurrent
+    batches cannot deadlock.
     """
-    if not (ids or refs or link_keys or address_keys):
-        return []
+    if not (idempotency_keys or refs or link_keys or address_keys):
+        return {}, []
     rows = await conn.fetch(
-        "WITH wanted AS ("
-        " SELECT p.procedure_id FROM procedure p JOIN unnest($1::uuid[]) AS k(v) ON p.procedure_id = k.v"
+        # Two row shapes in one result: revisions (kind 'r') and procedures ('p'), the other's columns NULL.
+        # FOR UPDATE is refused beside UNION: the locking read is a CTE, which PostgreSQL runs in full.
+        # The revisions join on unnest rather than "= ANY($1)": with a large array and young statistics the
+        # planner estimates ANY to match most rows and scans the table, which made each batch cost O(table).
+        "WITH latest AS (SELECT DISTINCT ON (e.idempotency_key) e.idempotency_key, e.procedure_id, e.revision,"
+        " coalesce(e.content_sha256, e.payload_sha256) AS content_sha256, e.notification_id,"
+        " e.record -> 'warnings' AS warnings"
+        " FROM procedure_stage_event e JOIN unnest($1::text[]) AS k(key) ON e.idempotency_key = k.key"
+        " ORDER BY e.idempotency_key, e.revision DESC),"
+        " wanted AS (SELECT procedure_id FROM latest"
         " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($2::text[]) AS k(v) ON p.procedure_ref = k.v"
         " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($3::text[]) AS k(v) ON p.link_key = k.v"
         " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($4::text[]) AS k(v) ON p.address_key = k.v"
-        "  WHERE p.status = 'OPEN')"
-        f" SELECT {_PROCEDURE_COLUMNS} FROM procedure WHERE procedure_id IN (SELECT procedure_id FROM wanted)"
-        " ORDER BY procedure_id FOR UPDATE",
-        list(ids),
+        "  WHERE p.status = 'OPEN'),"
+        f" locked AS (SELECT {_PROCEDURE_COLUMNS} FROM procedure"
+        " WHERE procedure_id IN (SELECT procedure_id FROM wanted) ORDER BY procedure_id FOR UPDATE)"
+        " SELECT 'r' AS kind, idempotency_key, procedure_id, revision, content_sha256, notification_id, warnings,"
+        " NULL AS short_ref, NULL::uuid AS correlation_id, NULL AS departement, NULL AS procedure_ref,"
+        " NULL AS link_key, NULL AS address_key, NULL AS current_stage, NULL::int AS current_rank, NULL AS status,"
+        " NULL::date AS saisine_date, NULL::timestamptz AS created_at FROM latest"
+        " UNION ALL SELECT 'p', NULL, procedure_id, NULL, NULL, NULL, NULL, short_ref, correlation_id, departement,"
+        " procedure_ref, link_key, address_key, current_stage, current_rank, status, saisine_date, created_at"
+        " FROM locked",
+        list(idempotency_keys),
         list(refs),
         list(link_keys),
         list(address_keys),
     )
-    return [_procedure(row) for row in sorted(rows, key=lambda r: (r["created_at"], r["procedure_id"]))]
+    latest = {
+        r["idempotency_key"]: LatestRevision(
+            r["procedure_id"], r["revision"], r["content_sha256"], r["notification_id"], tuple(r["warnings"] or ())
+        )
+        for r in rows
+        if r["kind"] == "r"
+    }
+    procedures = sorted((r for r in rows if r["kind"] == "p"), key=lambda r: (r["created_at"], r["procedure_id"]))
+    return latest, [_procedure(row) for row in procedures]
 
 
 async def next_short_ref_numbers(conn: Conn, count: int) -> list[int]:
