@@ -114,6 +114,7 @@ def build(settings: NotifierSettings) -> Runtime:
         templates=templates,
         config=dispatch_config(settings),
         clock=settings.make_clock().now,
+        on_accepted=runtime.metrics.observe_end_to_end,
     )
 
     async def on_referential(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:

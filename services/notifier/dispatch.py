@@ -61,6 +61,7 @@ class Dispatcher:
         config: DispatchConfig,
         clock: Callable[[], datetime] = SYSTEM_CLOCK.now,
         rng: random.Random | None = None,
+        on_accepted: Callable[[datetime, datetime], None] | None = None,
     ) -> None:
         self._planner = Planner(config, clock)
         self._sender = Sender(
@@ -69,6 +70,7 @@ class Dispatcher:
             failures=FailureHandler(config, rng or random.Random()),  # noqa: S311 (jitter, not cryptography)
             config=config,
             clock=clock,
+            on_accepted=on_accepted,
         )
 
     async def expand_alerts(self, conn: Conn) -> int:

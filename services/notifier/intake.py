@@ -30,6 +30,7 @@ from services.notifier import repository as repo
 from services.notifier.domain.alerts import ClosestOffer, assignment_reasons
 from services.notifier.domain.removal import secretariat_contact
 from services.notifier.domain.routing import AlertMode, alert_mode, told_of_removal
+from services.platform import tracing
 from services.platform.db import Conn
 from services.platform.inbox import claim_event, claim_events
 from services.platform.logging import get_logger, log_context
@@ -110,6 +111,8 @@ async def record_decisions(conn: Conn, events: Sequence[OrientationDecidedEvent]
 def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
     decision = event.payload
     truce_end = decision.trigger is DecisionTrigger.WINTER_TRUCE_END
+    # The decision's record span: each delivery attempt of these alerts will be its child (tracing on).
+    traceparent, tracestate = tracing.outgoing_context(event.event_id)
     alerts = []
     for assignment in decision.assignments:
         mode = alert_mode(
@@ -145,6 +148,9 @@ def _alerts(event: OrientationDecidedEvent) -> list[repo.AlertRow]:
                 closest=tuple(
                     ClosestOffer(c.offer_name, c.structure_name, tuple(c.excluded_by)) for c in decision.closest_offers
                 ),
+                traceparent=traceparent,
+                tracestate=tracestate,
+                act_received_at=decision.act_received_at,
             )
         )
     return alerts

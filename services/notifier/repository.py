@@ -110,6 +110,11 @@ class AlertRow:
     removal_secretariat_email: str | None = None
     # A new link the structure asked for from the workspace's expired-link page (workspace.link_requested).
     link_request_id: uuid.UUID | None = None
+    # Operations (docs/operations.md): the decision's trace context, for each delivery attempt's span to be
+    # its child, and when ingest received the act, for the end-to-end latency; none when no act caused it.
+    traceparent: str | None = None
+    tracestate: str | None = None
+    act_received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,9 @@ _ALERT_TYPES = {
     "removal_secretariat": "text",
     "removal_secretariat_email": "text",
     "link_request_id": "uuid",
+    "traceparent": "text",
+    "tracestate": "text",
+    "act_received_at": "timestamptz",
 }
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))

@@ -24,11 +24,14 @@ from services.notifier.channels import Channel, SendOutcome
 from services.notifier.config import SCHEMA, DispatchConfig
 from services.notifier.domain.alerts import SmsTooLongError
 from services.notifier.failures import FailureHandler
-from services.notifier.jobs import DeliveryJob, correlation, urgent
+from services.notifier.jobs import AlertJob, DeliveryJob, correlation, urgent
+from services.notifier.latency import first_acceptances
 from services.notifier.messages import MessageComposer
 from services.notifier.receipts import delivery_receipts
+from services.platform import tracing
 from services.platform.db import Conn
 from services.platform.logging import get_logger, log_context
+from services.platform.metrics import code_label
 from services.platform.outbox import OutboxMessage, enqueue
 
 __all__ = ["SendReport", "Sender"]
@@ -54,6 +57,7 @@ class _Result:
     job: DeliveryJob
     outcome: SendOutcome | None
     defer_to: datetime | None = None
+    accepted_at: datetime | None = None  # when the provider accepted it (the end-to-end latency's end)
 
 
 class Sender:
@@ -67,12 +71,15 @@ class Sender:
         failures: FailureHandler,
         config: DispatchConfig,
         clock: Callable[[], datetime],
+        on_accepted: Callable[[datetime, datetime], None] | None = None,
     ) -> None:
         self._channels = channels
         self._composer = composer
         self._failures = failures
         self._config = config
         self._clock = clock
+        # Told (act received at, accepted at) once per alert: the end-to-end latency (services.notifier.latency).
+        self._on_accepted = on_accepted
 
     async def send_due(self, pool: asyncpg.Pool) -> SendReport:
         """Claim due deliveries, send them (procedures concurrently, each procedure's in order), record
@@ -129,10 +136,22 @@ class Sender:
                 failure = SendOutcome.failure(channel.provider, "RENDER_ERROR", transient=False, message=str(error))
                 return _Result(job, failure)
             try:
-                async with asyncio.timeout(self._config.send_timeout_s):
-                    return _Result(job, await channel.send(message))
+                with tracing.send_span(
+                    _trace_context(job),
+                    channel=job.channel.value,
+                    provider=channel.provider,
+                    delivery_id=job.delivery_id,
+                    attempt=job.attempts,
+                ) as span:
+                    async with asyncio.timeout(self._config.send_timeout_s):
+                        outcome = await channel.send(message)
+                    if span is not None:
+                        span.set_attribute(
+                            "prevex.outcome", "accepted" if outcome.ok else code_label(outcome.error_code)
+                        )
             except TimeoutError:
                 return _Result(job, SendOutcome.failure(channel.provider, "TIMEOUT", transient=True))
+            return _Result(job, outcome, accepted_at=self._clock() if outcome.ok else None)
 
     async def _record(self, conn: Conn, batch: Sequence[_Result]) -> dict[str, int]:
         now = self._clock()
@@ -148,6 +167,12 @@ class Sender:
             if job.delivery_id in recorded:
                 counts["sent"] += 1
                 messages += delivery_receipts(job, outcome, NotificationSentEvent, {})
+        accepted = [
+            (r.job.alert.alert_id, r.accepted_at)
+            for r in batch
+            if isinstance(r.job, AlertJob) and r.accepted_at is not None and r.job.delivery_id in recorded
+        ]
+        latencies = await first_acceptances(conn, accepted)
         for result in batch:
             if result.outcome is None:
                 await repo.release(conn, result.job, next_attempt_at=result.defer_to)
@@ -157,6 +182,11 @@ class Sender:
                 counts[key] += 1
                 messages += receipts
         await enqueue(conn, SCHEMA, messages)
+        if self._on_accepted is not None:
+            # Every statement of the recording succeeded; only its commit is left (should it fail, the
+            # deliveries are sent and observed again: the at-least-once of the whole window).
+            for act_received_at, accepted_at in latencies:
+                self._on_accepted(act_received_at, accepted_at)
         return counts
 
 
@@ -283,6 +313,11 @@ class _Round:
         finally:
             self._progress.set()  # a feeder waiting for progress must see that recording stopped
         return SendReport(**counts)
+
+
+def _trace_context(job: DeliveryJob) -> tracing.TraceContext:
+    """The trace a delivery attempt joins: its alert's decision; a digest (many acts) starts its own."""
+    return (job.alert.traceparent, job.alert.tracestate) if isinstance(job, AlertJob) else (None, None)
 
 
 def _by_procedure(jobs: Iterable[DeliveryJob]) -> list[list[DeliveryJob]]:

@@ -1,10 +1,11 @@
-"""Operations, end to end: every running service answers ``/health/*`` and ``/metrics``, and its counters move
-the way the inputs say.
+"""Operations, end to end: every running service answers ``/health/*``, ``/metrics`` and its API pages on its
+internal port (the workspace's public pages serve none of them), and its counters move the way the inputs say.
 
 On a stack of its own (broker, database, SMTP server): S-01 (docs/domain.md §9.1) on the CJ raw topic, the same
 act again, and one record that is no JSON. Predicted: ingest accepts 1 act of a commissaire de justice, sees 1
 duplicate and rejects 1 input ``SCHEMA_INVALID``; orientation publishes 1 decision without fallback; the
-notifier has 3 emails accepted by the SMTP server. Every label value of every ``prevex_*`` sample is one of
+notifier has 3 emails accepted by the SMTP server, hence 3 observations of the end-to-end latency (one per
+alert), each under the hour. Every label value of every ``prevex_*`` sample is one of
 the codes the contracts and the code define (:func:`_allowed`): no reference, name or address of the case.
 """
 
@@ -25,6 +26,7 @@ from devtools import BrokerEndpoint, SmtpSink
 from devtools.broker import create_topics
 from devtools.demo import DEMO_INPUTS
 from devtools.net import wait_for_port
+from devtools.run import API_DOCS
 from devtools.stack import SERVICES, ServiceProcesses, StackConfig
 from schemas import topics
 from schemas.assignment import AssignmentStatus
@@ -148,7 +150,11 @@ async def test_every_service_is_ready_and_counts_what_the_inputs_predict(
     assert _total(orientation, "prevex_orientation_assignments", status="OUVERTE") == 3
 
     sent = key("prevex_notifier_deliveries_total", channel="EMAIL", provider="smtp", outcome="sent")
-    notifier = await _until(urls["notifier"], {sent: 3})
+    latency = "prevex_notifier_end_to_end_latency_seconds"
+    notifier = await _until(urls["notifier"], {sent: 3, key(f"{latency}_count"): 3})
+    assert _total(notifier, f"{latency}_count") == 3  # the re-sent act alerted nobody
+    assert _total(notifier, f"{latency}_bucket", le="3600.0") == 3
+    assert _total(notifier, f"{latency}_sum") > 0
     assert _total(notifier, "prevex_notifier_deliveries_total") == 3
     assert _total(notifier, "prevex_notifier_deliveries_in_progress") == 0
     assert _total(notifier, "prevex_notifier_retry_queue_deliveries") == 0
@@ -183,3 +189,20 @@ def _allowed_value(allowed: set[str], label: str, value: str) -> bool:
     if label == "exception_type":  # FastStream's: the class name of what a handler raised
         return re.fullmatch(r"[A-Z][A-Za-z]*(Error|Exception|Timeout)", value) is not None
     return value in allowed
+
+
+async def test_the_api_pages_are_internal_and_the_workspace_serves_no_ops_route_publicly(
+    running: tuple[ServiceProcesses, SmtpSink],
+) -> None:
+    processes, _ = running
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name, url in processes.http_urls.items():
+            pages = ["/docs/events", *(["/docs/api"] if name in API_DOCS else [])]
+            for page in pages:
+                response = await client.get(f"{url}{page}")
+                assert response.status_code == 200, (name, page)
+                assert "default-src 'none'" in response.headers["content-security-policy"]
+                assert "<script" not in response.text
+        # The partners' app faces the internet: none of the internal routes answer there.
+        for route in ("/metrics", "/health/ready", "/health/live", "/docs/events", "/docs/api", "/openapi.json"):
+            assert (await client.get(f"{processes.workspace_url}{route}")).status_code == 404, route

@@ -3,9 +3,11 @@ run in-process on one Tansu broker and one PostgreSQL database, traced into the 
 
 The emitter sends the act under a span of its own, on the raw Kafka topic or over ingest's HTTP intake: the
 trace must run from it through ingest's intake (the raw record's span, or the request's server span),
-orientation's processing of the canonical notification (its ``traceparent`` written by ingest's outbox) and the
-notifier's of the decision, every hop a child of the one that caused it, with the correlation id as an attribute
-and not as the trace id, and no personal data of the act in any attribute.
+orientation's processing of the canonical notification (its ``traceparent`` written by ingest's outbox), the
+notifier's of the decision, and the notifier's sending of each alert to a real SMTP server (a client span per
+delivery, child of the decision's record span stored with the alert), every hop a child of the one that caused
+it, with the correlation id as an attribute and not as the trace id, and no personal data of the act in any
+attribute.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from devtools import PostgresEndpoint, create_topics, free_port, kafka_broker, temporary_database
+from devtools import PostgresEndpoint, SmtpSink, create_topics, free_port, kafka_broker, temporary_database
 from schemas import topics
 from schemas.sources.samples import variant
 from services.ingest import bootstrap as ingest
@@ -51,10 +53,11 @@ WAIT_S = 90.0
 
 @dataclass(frozen=True)
 class Running:
-    """The three services' broker, and ingest's HTTP intake."""
+    """The three services' broker, ingest's HTTP intake, and the SMTP server the notifier sends to."""
 
     bootstrap_servers: str
     intake_url: str
+    smtp: SmtpSink
 
 
 @pytest.fixture
@@ -62,7 +65,7 @@ async def services(span_exporter: InMemorySpanExporter, pg_server: PostgresEndpo
     """Ingest, orientation and the notifier on one broker and database, traced into ``span_exporter``."""
     with pytest.MonkeyPatch.context() as env:
         env.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-        with kafka_broker() as broker:
+        with kafka_broker() as broker, SmtpSink() as smtp:
             await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
             async with temporary_database(pg_server, "prevex_tracing") as url, AsyncExitStack() as stack:
                 common: dict[str, Any] = {
@@ -74,16 +77,21 @@ async def services(span_exporter: InMemorySpanExporter, pg_server: PostgresEndpo
                 runtimes = [
                     ingest.build(IngestSettings(**common, emitters_path=EMITTERS_FILE, http_port=intake_port)),
                     orientation.build(OrientationSettings(**common, http_enabled=False)),
-                    # No SMTP server: the trace ends with the decision's processing, not with a delivery.
                     notifier.build(
                         NotifierSettings(
-                            **common, smtp_port=free_port(), http_port=free_port(), link_secrets=LINK_SECRET
+                            **common,
+                            smtp_host=smtp.host,
+                            smtp_port=smtp.port,
+                            smtp_tls="none",
+                            dispatch_interval_s=0.2,
+                            http_port=free_port(),
+                            link_secrets=LINK_SECRET,
                         )
                     ),
                 ]
                 for runtime in runtimes:
                     await _start(runtime, stack)
-                yield Running(broker.bootstrap_servers, f"http://127.0.0.1:{intake_port}")
+                yield Running(broker.bootstrap_servers, f"http://127.0.0.1:{intake_port}", smtp)
 
 
 async def _start(runtime: Runtime, stack: AsyncExitStack) -> None:
@@ -118,19 +126,19 @@ async def _over_http(running: Running, act: bytes) -> None:
     assert answer.status_code in {200, 201, 202}, answer.text
 
 
-async def _finished(span_exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    """The one finished span named ``name``, once it is there (a finished span has no feed: polled)."""
+async def _finished(span_exporter: InMemorySpanExporter, name: str, count: int = 1) -> list[ReadableSpan]:
+    """The ``count`` finished spans named ``name``, once they are there (a finished span has no feed: polled)."""
 
     def found() -> list[ReadableSpan]:
         return [s for s in span_exporter.get_finished_spans() if s.name == name]
 
     async with asyncio.timeout(WAIT_S):
         spans = found()
-        while not spans:
+        while len(spans) < count:
             await asyncio.sleep(0.1)
             spans = found()
-    (span,) = spans
-    return span
+    assert len(spans) == count, [s.name for s in spans]
+    return spans
 
 
 def _parent_id(span: ReadableSpan) -> int | None:
@@ -158,16 +166,25 @@ async def test_one_act_is_one_trace_across_the_services(
         await send(services, act)
     trace_id = emitter_span.get_span_context().trace_id
 
-    intake = await _finished(span_exporter, intake_span)
-    oriented = await _finished(span_exporter, f"{topics.PROCEDURE_NOTIFICATION} record")
-    decided = await _finished(span_exporter, f"{topics.ORIENTATION_DECIDED} record")  # one decision, 3 partners
+    (intake,) = await _finished(span_exporter, intake_span)
+    (oriented,) = await _finished(span_exporter, f"{topics.PROCEDURE_NOTIFICATION} record")
+    (decided,) = await _finished(span_exporter, f"{topics.ORIENTATION_DECIDED} record")  # one decision, 3 partners
+    mails = await services.smtp.wait_for(3, timeout=WAIT_S)
+    sends = await _finished(span_exporter, "EMAIL send", count=len(mails))  # one delivery per partner's email
 
-    for span in (intake, oriented, decided):
+    for span in (intake, oriented, decided, *sends):
         assert span.context is not None
         assert span.context.trace_id == trace_id, span.name
     assert _parent_id(intake) == emitter_span.get_span_context().span_id
     assert _parent_id(oriented) == intake.context.span_id
     assert _parent_id(decided) == oriented.context.span_id
+    for span in sends:
+        assert _parent_id(span) == decided.context.span_id
+        assert span.kind is trace.SpanKind.CLIENT
+        assert (span.attributes or {})["prevex.provider"] == "smtp"
+    recipients = {address for mail in mails for address in mail.rcpt_tos}
+    for span in sends:
+        assert not any(address in str(value) for value in (span.attributes or {}).values() for address in recipients)
 
     correlation_id = oriented.attributes[ATTR_CORRELATION_ID]  # type: ignore[index]
     assert decided.attributes[ATTR_CORRELATION_ID] == correlation_id  # type: ignore[index]
