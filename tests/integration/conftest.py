@@ -65,7 +65,10 @@ def serve_in_process(pg_server: PostgresEndpoint) -> ServeInProcess:
                     configured = settings_class(
                         kafka_bootstrap_servers=broker.bootstrap_servers,
                         database_url=url,
-                        kafka_session_timeout_ms=6_000,
+                        # The service processes' timings (devtools.stack): Tansu joins a group in about half the
+                        # session timeout (docs/architecture.md §7.1), 3 s a group with 6 s.
+                        kafka_session_timeout_ms=1_000,
+                        kafka_heartbeat_interval_ms=100,
                         **settings,
                     )
                     runtime = build(configured)

@@ -67,7 +67,11 @@ class _Consumer:
         self.changed.set()
 
     async def run_until(self, broker: BrokerEndpoint, topic: str, group: str, expected: int) -> None:
-        settings = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers, kafka_session_timeout_ms=6_000)
+        settings = ServiceSettings(  # a group joined in ~0.5 s on Tansu, as the service processes' (devtools.stack)
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            kafka_session_timeout_ms=1_000,
+            kafka_heartbeat_interval_ms=100,
+        )
         kafka = make_broker(settings, client_id=f"test-{group}")
         subscribe_batch(kafka, topic, group_id=group, settings=settings, handler=self.handle, on_poison=self.on_poison)
         await kafka.start()

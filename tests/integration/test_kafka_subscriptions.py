@@ -52,7 +52,11 @@ async def test_one_consumer_reads_every_topic_and_a_failed_batch_comes_again_on_
         if set(delivered) >= set(sent):
             everything.set()
 
-    settings = ServiceSettings(kafka_bootstrap_servers=broker.bootstrap_servers, kafka_session_timeout_ms=6_000)
+    settings = ServiceSettings(  # a group joined in ~0.5 s on Tansu, as the service processes' (devtools.stack)
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_session_timeout_ms=1_000,
+        kafka_heartbeat_interval_ms=100,
+    )
     kafka = make_broker(settings, client_id=f"test-{run}")
     subscribe_batch(
         kafka, first, second, group_id=f"test-subscribe-{run}", settings=settings, handler=handle, on_poison=_never
