@@ -191,7 +191,10 @@ class OrientationDecided(Contract):
     trigger: DecisionTrigger = Field(
         default=DecisionTrigger.NOTIFICATION,
         description=(
-            "CCAPEX_OVERRIDE: one NEW assignment the CCAPEX added; the rest repeats the last decision."
+            "CCAPEX_OVERRIDE: the structures the CCAPEX added, each a NEW assignment without offers; the rest"
+            " repeats what the procedure's alerts show (its last decision, or without one its latest notice)."
+            " A NOTIFICATION decision may also list as NEW, once, a structure the CCAPEX added before"
+            " orientation knew the procedure."
             " WINTER_TRUCE_END: the last decision repeated for the end of the trêve hivernale, every"
             " structure that holds the procedure as a STAGE_UPDATE and each SIAO or Département structure"
             " added as NEW; earliest_expulsion_date is the day the trêve ends"
