@@ -51,11 +51,7 @@ def test_every_topic_has_senders_and_receivers_among_the_known_parties() -> None
         assert {*flow.senders, *flow.receivers} <= parties, topic
 
 
-# The notifier's subscription to the workspace's link requests (issue 14) is being written beside this.
-_PENDING = pytest.mark.xfail(reason="the notifier does not read exp.workspace.link_requested.v1 yet", strict=False)
-
-
-@pytest.mark.parametrize("service", [pytest.param(s, marks=_PENDING) if s == "notifier" else s for s in SERVICES])
+@pytest.mark.parametrize("service", SERVICES)
 def test_a_service_receives_exactly_what_it_subscribes_to(runtimes: dict[str, Runtime], service: str) -> None:
     subscribers = runtimes[service].broker.subscribers
     subscribed = {name for sub in subscribers for name in sub.topic_names}  # type: ignore[attr-defined]
