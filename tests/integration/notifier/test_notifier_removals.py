@@ -116,3 +116,25 @@ async def test_what_is_not_a_removal_of_an_alerted_assignment_tells_nobody(world
     assert world.smtp.messages == []
     assert _removal_sms(world) == []
     assert await _record(world, _removal(alerted)) == 1
+
+
+async def test_a_refused_removal_email_is_retried_then_falls_back_to_the_secretariat(world: Any, alerted: Any) -> None:
+    world.smtp_replies.script(FSL, "451 4.3.0 Try again later")
+    assert await _record(world, _removal(alerted)) == 1
+    await world.run()
+    [mail] = world.mails_to(FSL)  # the second attempt
+    assert REF in str(mail.message["Subject"])
+    failed = [r for r in await world.receipts(topics.NOTIFICATION_FAILED) if r["structure_id"] == "FSL90"]
+    assert [r["will_retry"] for r in failed] == [True]
+
+    # Another removed assignment whose email is refused for good: the secretariat is told instead (F3).
+    other = await world.decide("FSL90", ref="90-2026-000043")
+    await world.run()
+    world.smtp.clear()
+    world.smtp_replies.script(FSL, "550 5.1.1 <fsl@cd90.test>: Recipient address rejected")
+    assert await _record(world, _removal(other)) == 1
+    await world.run()
+    [fallback] = world.mails_to("ccapex90@pref.test")
+    text = _text(fallback)
+    assert str(fallback.message["Subject"]).endswith("Repli – Dossier retiré de votre structure – 90-2026-000043")
+    assert "la structure « Structure FSL90 » n'a pu être jointe pour ce retrait" in text
