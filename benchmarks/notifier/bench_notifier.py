@@ -33,7 +33,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.common import LightSink
+from benchmarks.common import PG_BACKENDS, LightSink, ProcessWatch
 from devtools import (
     SmtpSink,
     create_database,
@@ -119,6 +119,34 @@ async def publish(bootstrap: str, structures: int, backlog: list[OrientationDeci
         await producer.stop()
 
 
+async def trickle(bootstrap: str, sink: LightSink, count: int, structures: int) -> list[float]:
+    """Once the backlog is sent: ``count`` decisions one at a time, each after the notifier went idle (0.5 s
+    apart); returns each one's latency in ms, from its publication to its email accepted by the SMTP server.
+    What an idle notifier adds (waking up) shows here, beside the broker's fetch wait."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    latencies = []
+    try:
+        for i in range(count):
+            await asyncio.sleep(0.5)
+            event = decided_event(f"90-2027-{i:06d}", [f"BENCH-{i % structures:03d}"])
+            before = sink.count()
+            sent_at = time.time()
+            await producer.send_and_wait(
+                topics.ORIENTATION_DECIDED,
+                event.model_dump_json().encode(),
+                key=str(event.payload.procedure_id).encode(),
+            )
+            deadline = time.perf_counter() + 60
+            while sink.count() == before and time.perf_counter() < deadline:  # noqa: ASYNC110 (another thread's list)
+                await asyncio.sleep(0.001)
+            if sink.count() > before:
+                latencies.append(1000 * (sink.received()[-1].at - sent_at))
+    finally:
+        await producer.stop()
+    return latencies
+
+
 def order_violations(subjects: list[str], per_procedure: int) -> int:
     """Procedures whose alerts did not arrive in stage order."""
     labels = {stage_label(stage): rank for rank, stage in enumerate(STAGES[:per_procedure])}
@@ -130,7 +158,7 @@ def order_violations(subjects: list[str], per_procedure: int) -> int:
 
 
 def run_once(
-    n: int, *, per_procedure: int, structures: int, concurrency: int, workdir: Path, sink_kind: str
+    n: int, *, per_procedure: int, structures: int, concurrency: int, workdir: Path, sink_kind: str, trickles: int
 ) -> dict[str, float]:
     backlog = decisions(n, per_procedure, structures)
     expected = len(backlog)
@@ -150,6 +178,8 @@ def run_once(
         }
         config = StackConfig(broker.bootstrap_servers, database_url, sink.host, sink.port, workdir / "sms")
         services = ServiceProcesses(config, workdir / f"logs-{concurrency}")
+        watch = ProcessWatch(("notifier",), broker.bootstrap_servers, name)
+        before, harness_before = watch.snapshot(), time.process_time()
         started = time.perf_counter()
         services.start("notifier")
         try:
@@ -162,6 +192,13 @@ def run_once(
                     raise RuntimeError(f"{count}/{expected} alerts after {time.perf_counter() - started:.0f} s")
                 time.sleep(0.01)
             done = time.perf_counter()
+            cpu = ProcessWatch.cpu_between(before, watch.snapshot())
+            harness_s = time.process_time() - harness_before
+            subjects = sink.subjects()
+            if isinstance(sink, LightSink) and trickles:
+                latencies = sorted(asyncio.run(trickle(broker.bootstrap_servers, sink, trickles, structures)))
+            else:
+                latencies = []
         finally:
             services.stop()
             asyncio.run(drop_database(server, name))
@@ -172,8 +209,19 @@ def run_once(
             "total_s": done - started,
             "steady_rate": expected / max(done - first, 1e-9),
             "overall_rate": expected / (done - started),
-            "order_violations": order_violations(sink.subjects(), per_procedure),
-            "duplicates": sink.count() - expected,
+            "order_violations": order_violations(subjects, per_procedure),
+            "duplicates": len(subjects) - expected,
+            # CPU per email over the whole run (start-up included: ~1-2 s of imports and migrations).
+            "notifier_cpu_ms": 1000 * cpu["notifier"] / expected,
+            "postgres_cpu_ms": 1000 * cpu[PG_BACKENDS] / expected,
+            "tansu_cpu_ms": 1000 * cpu["Tansu"] / expected,
+            # This process: mostly the SMTP server, which shares the machine with the notifier.
+            "harness_cpu_ms": 1000 * harness_s / expected,
+            "notifier_cores": cpu["notifier"] / (done - started),
+            "load_1min": os.getloadavg()[0],
+            "trickle_p50_ms": latencies[len(latencies) // 2] if latencies else float("nan"),
+            "trickle_max_ms": latencies[-1] if latencies else float("nan"),
+            "trickle_lost": trickles - len(latencies) if isinstance(sink, LightSink) else 0,
         }
 
 
@@ -185,13 +233,20 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,16", help="comma-separated NOTIFIER_SEND_CONCURRENCY values")
     parser.add_argument("--sink", choices=("light", "devenv"), default="light", help="SMTP server (see above)")
     parser.add_argument("--json", type=Path, help="also write the results there, by concurrency")
+    parser.add_argument(
+        "--trickle", type=int, default=20, help="decisions sent one at a time after the backlog (light sink only)"
+    )
     args = parser.parse_args()
     report: dict[str, dict[str, float]] = {}
     print(
         f"backlog: {args.n} decisions, {args.per_procedure} per procedure, {args.structures} structures;"
         f" SMTP server: {args.sink}"
     )
-    print("concurrency  alerts  first(s)  total(s)  steady alerts/s  overall alerts/s  order violations  duplicates")
+    print(
+        "concurrency  alerts  first(s)  total(s)  steady alerts/s  overall alerts/s  order violations  duplicates"
+        "  CPU ms/email: notifier  PG backends  Tansu  SMTP server (harness)  notifier cores  load"
+        "  trickle ms: p50  max  lost"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for concurrency in (int(c) for c in args.concurrency.split(",")):
             r = run_once(
@@ -201,11 +256,15 @@ def main() -> None:
                 concurrency=concurrency,
                 workdir=Path(tmp),
                 sink_kind=args.sink,
+                trickles=args.trickle,
             )
             print(
                 f"{concurrency:>11}  {r['alerts']:>6.0f}  {r['first_s']:>8.1f}  {r['total_s']:>8.1f}"
                 f"  {r['steady_rate']:>15.0f}  {r['overall_rate']:>16.0f}  {r['order_violations']:>16.0f}"
-                f"  {r['duplicates']:>10.0f}",
+                f"  {r['duplicates']:>10.0f}  {r['notifier_cpu_ms']:>22.2f}  {r['postgres_cpu_ms']:>11.2f}"
+                f"  {r['tansu_cpu_ms']:>5.2f}  {r['harness_cpu_ms']:>21.2f}  {r['notifier_cores']:>14.2f}"
+                f"  {r['load_1min']:>4.1f}  {r['trickle_p50_ms']:>15.0f}  {r['trickle_max_ms']:>4.0f}"
+                f"  {r['trickle_lost']:>4.0f}",
                 flush=True,
             )
             report[f"concurrency {concurrency}"] = r
