@@ -127,8 +127,13 @@ class Orientation:
         if not events:
             return
         active = await self._holder.refresh(conn)
-        await repo.lock_procedures(conn, (event.payload.procedure_id for event in events))
-        fresh = await claim_events(conn, [event.event_id for event in events], topics.PROCEDURE_NOTIFICATION)
+        # The procedures locked, then their notices claimed, in one statement.
+        fresh = await claim_events(
+            conn,
+            [event.event_id for event in events],
+            topics.PROCEDURE_NOTIFICATION,
+            after_locking=repo.procedure_locks(event.payload.procedure_id for event in events),
+        )
         claimed = []
         for event in events:
             with log_context(event_id=str(event.event_id), correlation_id=str(event.correlation_id)):

@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas.orientation import OrientationDecidedEvent
 from services.platform.db import Conn
+from services.platform.inbox import AdvisoryLocks
 
 __all__ = [
     "AssignmentRow",
@@ -37,6 +38,7 @@ __all__ = [
     "lock_procedures",
     "procedure_assignments",
     "procedure_header",
+    "procedure_locks",
     "procedure_state",
     "procedure_states",
     "record_refused",
@@ -131,19 +133,26 @@ class RefusedStatus:
     detail: str
 
 
+def procedure_locks(procedure_ids: Iterable[uuid.UUID]) -> AdvisoryLocks:
+    """The advisory locks of these procedures (:func:`lock_procedures`), for a statement that takes them
+    itself (``services.platform.inbox.claim_events``)."""
+    keys = sorted({int.from_bytes(p.bytes[:4], "big", signed=True) for p in procedure_ids})
+    return AdvisoryLocks(PROCEDURE_LOCK_CLASS, keys)
+
+
 async def lock_procedures(conn: Conn, procedure_ids: Iterable[uuid.UUID]) -> None:
     """Serialise work on these procedures until the transaction ends (notices, status events, expiry).
 
     Locks are taken in one sorted pass so two batches sharing procedures never wait on each other in
     opposite orders (no deadlock).
     """
-    keys = sorted({int.from_bytes(p.bytes[:4], "big", signed=True) for p in procedure_ids})
-    if keys:
+    locks = procedure_locks(procedure_ids)
+    if locks.keys:
         await conn.execute(
             # A function scan of unnest yields the array in order: the locks are taken sorted.
             "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k",
-            PROCEDURE_LOCK_CLASS,
-            keys,
+            locks.lock_class,
+            list(locks.keys),
         )
 
 

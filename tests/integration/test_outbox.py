@@ -15,7 +15,7 @@ from devtools import BrokerEndpoint, create_topics
 from schemas.envelope import new_envelope_fields
 from schemas.ingest import IngestDuplicate, IngestDuplicateEvent
 from services.platform.db import apply_migrations, connect_pool, migration_files
-from services.platform.inbox import claim_event, claim_events
+from services.platform.inbox import AdvisoryLocks, claim_event, claim_events
 from services.platform.outbox import InMemoryPublisher, KafkaOutboxPublisher, OutboxMessage, OutboxRelay, enqueue
 
 pytestmark = pytest.mark.integration
@@ -191,3 +191,25 @@ async def test_inbox_claims_a_batch_returning_only_new_ids(schema_pool: tuple[st
         assert await claim_event(conn, seen, "topic") is True
         assert await claim_events(conn, [seen, new, new], "topic") == {new}
         assert await claim_events(conn, [seen, new], "topic") == set()
+
+
+async def test_inbox_claims_after_taking_the_advisory_locks_in_the_same_statement(
+    schema_pool: tuple[str, asyncpg.Pool],
+) -> None:
+    _, pool = schema_pool
+    seen, new = uuid.uuid4(), uuid.uuid4()
+    locks = AdvisoryLocks(0x7465_7374, [-3, 1, 5])
+    async with pool.acquire() as conn:
+        assert await claim_event(conn, seen, "topic") is True
+        async with conn.transaction():
+            assert await claim_events(conn, [seen, new, new], "topic", after_locking=locks) == {new}
+            held = await conn.fetch(
+                "SELECT classid, objid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                " AND granted AND objsubid = 2"
+            )
+        # Transaction-scoped: released at its end, another session takes them.
+        async with pool.acquire() as other:
+            assert await other.fetchval("SELECT pg_try_advisory_xact_lock($1, 5)", locks.lock_class) is True
+    assert {(row["classid"], row["objid"]) for row in held} == {
+        (locks.lock_class, key & 0xFFFF_FFFF) for key in locks.keys
+    }
