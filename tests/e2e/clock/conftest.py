@@ -57,8 +57,11 @@ async def replay(
         processes.stop()
 
 
+SendAct = Callable[[DemoInput], Awaitable[None]]
+
+
 @pytest.fixture
-def send_act(own_broker: BrokerEndpoint) -> Callable[[DemoInput], Awaitable[None]]:
+def send_act(own_broker: BrokerEndpoint) -> SendAct:
     """``await send_act(demo)``: a commissaire de justice's act on its raw topic, keyed by its SIRET."""
 
     async def send(demo: DemoInput) -> None:

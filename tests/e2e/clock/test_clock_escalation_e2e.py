@@ -11,7 +11,7 @@ variables an operator would set reach the processes. A stack of its own (conftes
 from __future__ import annotations
 
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -24,6 +24,9 @@ from schemas.assignment import AssignmentStatus, AssignmentStatusChange, Assignm
 from schemas.envelope import new_envelope_fields
 from services.platform.db import connect_pool
 
+if TYPE_CHECKING:
+    from tests.e2e.clock.conftest import Replay, SendAct
+
 pytestmark = pytest.mark.e2e
 
 # Read by conftest.py's ``replay``: the clock of this module's stack.
@@ -32,11 +35,10 @@ CLOCK_ENV = {"PREVEX_CLOCK": "2026-05-04T09:00:00+02:00"}
 # S-01's partners in deploy/referential/seed-90.yaml, and the CCAPEX secretariat (the default referent).
 PARTNERS = {"accueil@ccas-belfort.test", "point-justice@cdad90.test", "prevention.expulsions@cd90.test"}
 SECRETARIAT = "ccapex90@pref.test"
-Replay = Any  # conftest.Replay (test modules cannot import conftest under --import-mode=importlib)
 
 
 async def test_unanswered_assignments_are_reminded_then_escalated_to_the_secretariat_on_working_days(
-    replay: Replay, send_act: Any, mail: SmtpSink, own_broker: BrokerEndpoint, own_database: str
+    replay: Replay, send_act: SendAct, mail: SmtpSink, own_broker: BrokerEndpoint, own_database: str
 ) -> None:
     await send_act(S01)
     alerts = await mail.wait_for(3, timeout=120)

@@ -20,7 +20,7 @@ import sys
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,6 +29,9 @@ from devtools.demo import DEMO_INPUTS
 from devtools.stack import ServiceProcesses
 from schemas.procedure import ProcedureNotification, Urgency
 from services.platform.db import connect_pool
+
+if TYPE_CHECKING:
+    from tests.e2e.clock.conftest import Replay, SendAct
 
 pytestmark = pytest.mark.e2e
 
@@ -40,11 +43,10 @@ CLOCK_ENV = {"PREVEX_CLOCK": "2026-03-01T09:00:00+01:00", "ORIENTATION_TRUCE_REM
 HOLDERS = {"accueil@ccas-belfort.test", "prevention.expulsions@cd90.test", "protocole@territoire-habitat.test"}
 SIAO = "coordination@siao90.test"
 PIPELINE = ("ingest", "orientation", "notifier")  # the services conftest.py starts
-Replay = Any  # conftest.Replay (test modules cannot import conftest under --import-mode=importlib)
 
 
 async def test_a_march_case_replayed_with_the_clock_set_gets_its_march_urgency_truce_reminder_and_april_expiry(
-    replay: Replay, send_act: Any, own_database: str, mail: SmtpSink
+    replay: Replay, send_act: SendAct, own_database: str, mail: SmtpSink
 ) -> None:
     replayed = replay.processes
     await send_act(S06)

@@ -9,23 +9,25 @@ test_clock_march_e2e.py (1 March: « impossible avant le 01/04/2026 »). A stack
 from __future__ import annotations
 
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from devtools import SmtpSink
 from devtools.demo import DEMO_INPUTS
 
+if TYPE_CHECKING:
+    from tests.e2e.clock.conftest import Replay, SendAct
+
 pytestmark = pytest.mark.e2e
 
 # Read by conftest.py's ``replay``: the clock of this module's stack.
 CLOCK_ENV = {"PREVEX_CLOCK": "2026-04-01T10:00:00+02:00"}
 [S06] = [demo for demo in DEMO_INPUTS if demo.scenario.startswith("S-06")]
-Replay = Any  # conftest.Replay (test modules cannot import conftest under --import-mode=importlib)
 
 
 async def test_on_the_earliest_expulsion_day_every_alert_says_it_is_possible_since_that_day(
-    replay: Replay, send_act: Any, mail: SmtpSink
+    replay: Replay, send_act: SendAct, mail: SmtpSink
 ) -> None:
     await send_act(S06)
 

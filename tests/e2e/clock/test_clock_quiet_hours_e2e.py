@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from devtools import SmtpSink
 from devtools.demo import DEMO_INPUTS
 from services.platform.db import connect_pool
+
+if TYPE_CHECKING:
+    from tests.e2e.clock.conftest import Replay, SendAct
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +28,10 @@ CLOCK_ENV = {"PREVEX_CLOCK": "2026-05-20T22:30:00+02:00"}
 [DELLE] = [demo for demo in DEMO_INPUTS if demo.scenario.startswith("D-09")]
 # The replayed next morning, 08:00 Paris (summer time).
 MORNING = datetime(2026, 5, 21, 6, 0, tzinfo=UTC)
-Replay = Any  # conftest.Replay (test modules cannot import conftest under --import-mode=importlib)
 
 
 async def test_an_sms_sent_in_the_replayed_evening_waits_for_the_replayed_morning(
-    replay: Replay, send_act: Any, own_database: str, mail: SmtpSink
+    replay: Replay, send_act: SendAct, own_database: str, mail: SmtpSink
 ) -> None:
     await send_act(DELLE)
 

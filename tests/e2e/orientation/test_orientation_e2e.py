@@ -13,7 +13,7 @@ import sys
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -40,11 +40,13 @@ from schemas.referential import ReferentialChangedEvent
 from services.orientation.referential_store import ReferentialHolder
 from services.orientation.truce import remind_truce_end
 
+if TYPE_CHECKING:
+    from tests.e2e.orientation.conftest import Harness
+
 pytestmark = pytest.mark.e2e
 
 ADMIN_TOKEN = "pvx_e2e-admin-token"  # the test token of conftest.py
 REPO = Path(__file__).resolve().parents[3]
-Harness = Any  # conftest.Harness (test modules cannot import conftest under --import-mode=importlib)
 PERSONAL_DATA = ("Durand", "Léa", "Mulhouse", "612345678", "Martin", "Jaurès")
 
 
