@@ -7,7 +7,7 @@ error, a documented status code and content type, and match its documented schem
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import schemathesis
@@ -38,10 +38,12 @@ schema = schemathesis.openapi.from_path(
 if TYPE_CHECKING:
     from schemathesis.specs.openapi.schemas import OpenApiCase
 
+    from tests.e2e.ingest.conftest import IngestService
+
 
 @schema.parametrize()
 @settings(max_examples=20, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_running_ingest_keeps_its_contract(case: OpenApiCase, ingest_service: Any) -> None:
+def test_the_running_ingest_keeps_its_contract(case: OpenApiCase, ingest_service: IngestService) -> None:
     key = KEYS.get(case.path, CJ_KEY)
     headers = {"Authorization": f"Bearer {key}"}
     case.call_and_validate(base_url=ingest_service.base_url, headers=headers, checks=CHECKS)

@@ -14,7 +14,7 @@ import pytest
 from schemas import topics
 
 if TYPE_CHECKING:
-    from tests.e2e.ingest.conftest import TopicLog
+    from tests.e2e.ingest.conftest import IngestService, TopicLog
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,11 @@ CJ = b"12345678900011"
 
 @pytest.mark.parametrize("vacate_by", ["9999-12-31", "0001-01-01"])
 async def test_an_out_of_range_date_on_kafka_is_rejected_and_the_intake_goes_on(
-    ingest_service: Any, publish: Callable[..., Any], example: Callable[..., bytes], outputs: TopicLog, vacate_by: str
+    ingest_service: IngestService,
+    publish: Callable[..., Any],
+    example: Callable[..., bytes],
+    outputs: TopicLog,
+    vacate_by: str,
 ) -> None:
     far_ref, next_ref = f"CQL-FAR-{vacate_by}", f"CP-AFTER-{vacate_by}"
     far = example("s06-cj-commandement-quitter", external_ref=far_ref, commandement_quitter__vacate_by=vacate_by)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -16,6 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from devtools import BrokerEndpoint
 from schemas import topics
 from services.ingest.bootstrap import GROUP_ID
+
+if TYPE_CHECKING:
+    from tests.e2e.ingest.conftest import IngestService
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +47,7 @@ async def _committed(bootstrap: str) -> int:
 
 
 async def test_acts_with_binary_and_null_headers_are_all_stored_and_accepted(
-    ingest_service: Any, ingest_db: asyncpg.Pool, ingest_broker: BrokerEndpoint, example: Callable[..., bytes]
+    ingest_service: IngestService, ingest_db: asyncpg.Pool, ingest_broker: BrokerEndpoint, example: Callable[..., bytes]
 ) -> None:
     run = uuid.uuid4().hex[:6]
 

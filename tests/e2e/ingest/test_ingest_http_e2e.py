@@ -13,14 +13,14 @@ from schemas import topics
 from services.ingest.cli import OPENAPI_PATH
 
 if TYPE_CHECKING:
-    from tests.e2e.ingest.conftest import TopicLog
+    from tests.e2e.ingest.conftest import IngestService, TopicLog
 
 pytestmark = pytest.mark.e2e
 
 CJ_KEY = "prevex-dev-key-cj-0001"  # development key of deploy/emitters/emitters.yaml (docs/ingest.md)
 
 
-async def test_the_service_serves_the_committed_openapi_document_and_its_health(ingest_service: Any) -> None:
+async def test_the_service_serves_the_committed_openapi_document_and_its_health(ingest_service: IngestService) -> None:
     async with httpx.AsyncClient(base_url=ingest_service.base_url) as client:
         document = (await client.get("/openapi.json")).json()
         health = await client.get("/health")
@@ -29,7 +29,7 @@ async def test_the_service_serves_the_committed_openapi_document_and_its_health(
 
 
 async def test_a_notification_posted_over_http_is_published_like_one_from_kafka(
-    ingest_service: Any, example: Callable[..., bytes], outputs: TopicLog
+    ingest_service: IngestService, example: Callable[..., bytes], outputs: TopicLog
 ) -> None:
     payload = example(
         "s01-cj-commandement-payer", external_ref="HTTP-E2E-1", tenants=[{"last_name": "Http", "first_name": "Ana"}]

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from schemas import topics
 
 if TYPE_CHECKING:
-    from tests.e2e.ingest.conftest import TopicLog
+    from tests.e2e.ingest.conftest import IngestService, TopicLog
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ async def _counts(pool: asyncpg.Pool) -> tuple[int, int]:
 )
 async def test_any_record_on_a_raw_topic_ends_as_one_kept_outcome(
     records: list[tuple[str, bytes | None, bytes]],
-    ingest_service: Any,
+    ingest_service: IngestService,
     ingest_db: asyncpg.Pool,
     publish: Callable[..., Any],
     wait_for_raw: Callable[[int], Any],
@@ -118,7 +118,7 @@ def _of_stream(event: dict[str, Any]) -> bool:
 
 async def test_sigkill_in_the_middle_of_a_stream_loses_and_repeats_nothing(
     *,
-    ingest_service: Any,
+    ingest_service: IngestService,
     ingest_db: asyncpg.Pool,
     publish: Callable[..., Any],
     wait_for_raw: Callable[[int], Any],

@@ -13,13 +13,16 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
 
 from schemas import topics
 from schemas.procedure import ProcedureNotificationEvent
+
+if TYPE_CHECKING:
+    from tests.e2e.ingest.conftest import IngestService
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +47,7 @@ def _rejection(outputs: Outputs, external_ref: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def scenarios(
-    ingest_service: Any, publish: Callable[..., Any], example: Callable[..., bytes], outputs: Outputs
+    ingest_service: IngestService, publish: Callable[..., Any], example: Callable[..., bytes], outputs: Outputs
 ) -> Outputs:
     """Publish every scenario input in the order of docs/domain.md §9, then wait for every expected output."""
     await publish(topics.RAW_CJ, [(CJ, example("s01-cj-commandement-payer"))])  # S-01
@@ -179,7 +182,7 @@ async def test_s08_a_malformed_debt_is_rejected(scenarios: Outputs, external_ref
     assert [(error["code"], error["field"]) for error in rejection["errors"]] == [(code, "debt.amount")]
 
 
-async def test_no_personal_data_reaches_the_service_log(scenarios: Outputs, ingest_service: Any) -> None:
+async def test_no_personal_data_reaches_the_service_log(scenarios: Outputs, ingest_service: IngestService) -> None:
     log_text = ingest_service.log_path.read_text("utf-8")
     for personal in ("Durand", "Martin", "Mulhouse", "Jaurès", "612345678", "1 200,50"):
         assert personal not in log_text

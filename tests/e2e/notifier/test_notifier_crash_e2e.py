@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from devtools.sms_emulator import decided_event
 from schemas import topics
 
+if TYPE_CHECKING:
+    from tests.e2e.notifier.conftest import NotifierWorld
+
 pytestmark = pytest.mark.e2e
 
 EMAIL = "kill@e2e.test"
 
 
-def _sms_attempts(world: Any) -> Counter[uuid.UUID]:
+def _sms_attempts(world: NotifierWorld) -> Counter[uuid.UUID]:
     """SMS files of the ``log`` provider per delivery id (``<delivery_id>-<attempt>.txt``)."""
     return Counter(uuid.UUID(path.stem.rsplit("-", 1)[0]) for path in world.sms_dir.glob("*.txt"))
 
 
-async def test_a_killed_notifiers_deliveries_are_taken_back_before_their_lease_expires(crash_world: Any) -> None:
+async def test_a_killed_notifiers_deliveries_are_taken_back_before_their_lease_expires(
+    crash_world: NotifierWorld,
+) -> None:
     world = crash_world
     total = 300  # decisions, each alerting one email and one SMS structure
     world.replies.slow_address, world.replies.slow_s = EMAIL, 0.02  # so that the kill falls mid-send

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections import Counter
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +22,9 @@ from schemas import topics
 from schemas.orientation import AssignmentKind
 from schemas.procedure import Urgency
 from schemas.stages import Stage
+
+if TYPE_CHECKING:
+    from tests.e2e.notifier.conftest import NotifierWorld
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +50,7 @@ def _text(mail: Any) -> str:
     return str(mail.message["Subject"]) + "\n" + "\n".join(parts)
 
 
-async def test_scenarios_alert_the_expected_recipients_once_each(notifier_world: Any) -> None:
+async def test_scenarios_alert_the_expected_recipients_once_each(notifier_world: NotifierWorld) -> None:
     world = notifier_world
     s01_procedure, s01_assignments = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
     s01 = ["CCAS-BELFORT", "CDAD90", "CD90"]
@@ -128,7 +131,7 @@ async def test_scenarios_alert_the_expected_recipients_once_each(notifier_world:
     assert all(r["channel"] == "EMAIL" and r["provider"] == "smtp" and r["attempt_count"] == 1 for r in sent)
 
 
-async def test_retries_and_fallbacks_end_to_end(notifier_world: Any) -> None:
+async def test_retries_and_fallbacks_end_to_end(notifier_world: NotifierWorld) -> None:
     world = notifier_world
     world.replies.script("flaky@e2e.test", "451 4.3.0 Try again later", "451 4.3.0 Try again later")
     world.replies.script("bounce@e2e.test", "550 5.1.1 Recipient address rejected")
@@ -179,7 +182,9 @@ async def test_retries_and_fallbacks_end_to_end(notifier_world: Any) -> None:
     assert (sms_sent["channel"], sms_sent["provider"], sms_sent["attempt_count"]) == ("SMS", "ovh", 4)
 
 
-async def test_a_truce_end_reminder_sends_one_email_per_structure_with_its_wording(notifier_world: Any) -> None:
+async def test_a_truce_end_reminder_sends_one_email_per_structure_with_its_wording(
+    notifier_world: NotifierWorld,
+) -> None:
     # S-06 on 1 March: CD90 holds the file (commandement de quitter during the trêve), the SIAO is added.
     world = notifier_world
     last = decided_event(
@@ -210,7 +215,7 @@ async def test_a_truce_end_reminder_sends_one_email_per_structure_with_its_wordi
             assert personal not in text
 
 
-async def test_sigkill_mid_run_sends_every_alert_once_but_the_leased_ones(notifier_world: Any) -> None:
+async def test_sigkill_mid_run_sends_every_alert_once_but_the_leased_ones(notifier_world: NotifierWorld) -> None:
     """500 alerts; SIGKILL while they are being sent; restart. Every alert arrives; duplicates only among the
     deliveries that were leased (``sending``) at the time of the kill, which the claim size bounds."""
     world = notifier_world
@@ -241,7 +246,7 @@ async def test_sigkill_mid_run_sends_every_alert_once_but_the_leased_ones(notifi
     )
 
 
-def test_notifier_log_is_json_without_addresses_numbers_or_bodies(notifier_world: Any) -> None:
+def test_notifier_log_is_json_without_addresses_numbers_or_bodies(notifier_world: NotifierWorld) -> None:
     log_text = notifier_world.services.log_path("notifier").read_text("utf-8")
     lines = [json.loads(line) for line in log_text.splitlines() if line.strip()]
     assert any(line.get("event") == "alert_undeliverable" for line in lines)
