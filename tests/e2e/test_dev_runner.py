@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools.demo import expected_alerts
+from devtools.stack import SERVICES
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +72,12 @@ def test_runner_delivers_the_demo_and_stops_everything_on_ctrl_c(tmp_path: Path)
         held = [line for line in output if line.startswith("sms held")]
         assert len(list((tmp_path / "sms").glob("*.txt"))) + len(held) == sms, "".join(output)
         assert len(started) >= 4, f"expected broker + 3 services at least, got {started}"
+        # Where each service's metrics, health and API pages are (docs/operations.md): one line each.
+        ops = [line.split()[1] for line in output if line.startswith("ops ")]
+        docs = {line.split()[1]: line.split()[2:] for line in output if line.startswith("docs ")}
+        assert ops == list(SERVICES), "".join(output)
+        assert list(docs) == list(SERVICES), "".join(output)
+        assert all(urls[0].endswith("/docs/events") for urls in docs.values()), "".join(output)
 
         runner.send_signal(signal.SIGINT)
         output.append(runner.stdout.read())
