@@ -255,9 +255,14 @@ _NOTHING_TOLD: dict[str, Any] = dict.fromkeys(
 
 def _notice(announced: repo.AlertRow, event: Envelope, key: str, structure_id: str, **fields: Any) -> repo.AlertRow:
     """A new immediate alert about the announced assignment, to ``structure_id``: only the reference, stage,
-    commune and urgency are kept; ``fields`` say what it tells."""
+    commune and urgency are kept; ``fields`` say what it tells. No act caused it (no end-to-end latency):
+    its sending joins the trace of ``event``, what caused it."""
+    traceparent, tracestate = tracing.outgoing_context(event.event_id)
     return replace(
         announced,
+        traceparent=traceparent,
+        tracestate=tracestate,
+        act_received_at=None,
         alert_id=uuid.uuid4(),
         alert_key=key,
         correlation_id=event.correlation_id,

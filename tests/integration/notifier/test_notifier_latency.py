@@ -1,23 +1,31 @@
 """The end-to-end latency's observation point on a real PostgreSQL and SMTP server: an alert's first delivery
 accepted by the provider, once per alert whatever its recipients, retries and redeliveries; an alert no act
-caused (no ``act_received_at``) is stamped and observes nothing."""
+caused (no ``act_received_at``: a decision without it, a refusal's notice to the secretariat) is stamped and
+observes nothing."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.sms_emulator import decided_event
+from schemas import topics
+from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
+from schemas.envelope import new_envelope_fields
 from schemas.orientation import OrientationDecidedEvent
 from services.notifier.bootstrap import build_channels, dispatch_config
 from services.notifier.dispatch import Dispatcher
+from services.notifier.intake import record_refusals
 from services.notifier.templates import load_templates
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 Observed = list[tuple[datetime, datetime]]
 
 
-def _observing(world: Any, observed: Observed) -> Dispatcher:
+def _observing(world: World, observed: Observed) -> Dispatcher:
     """The world's dispatcher, telling ``observed`` each (act received at, accepted at) as the metrics would."""
     channels = build_channels(world.settings)
     world.channels += channels.values()
@@ -34,7 +42,7 @@ def _received(event: OrientationDecidedEvent, at: datetime | None) -> Orientatio
     return event.model_copy(update={"payload": event.payload.model_copy(update={"act_received_at": at})})
 
 
-async def test_an_alert_is_observed_once_at_its_first_accepted_delivery(world: Any, contacts: Any) -> None:
+async def test_an_alert_is_observed_once_at_its_first_accepted_delivery(world: World, contacts: Any) -> None:
     observed: Observed = []
     world.dispatcher = _observing(world, observed)
     # Two mailboxes: two deliveries of one alert, the first refused once and accepted a minute later.
@@ -60,8 +68,31 @@ async def test_an_alert_is_observed_once_at_its_first_accepted_delivery(world: A
     await world.run()
     assert len(observed) == 1
 
+    # FSL90 refuses: the secretariat's notice copies the alert it announces, not the act's reception time.
+    [assignment] = decided.payload.assignments
+    refusal = AssignmentStatusChange(
+        assignment_id=assignment.assignment_id,
+        procedure_id=decided.payload.procedure_id,
+        structure_id="FSL90",
+        status=AssignmentStatus.REFUSEE,
+        reason="HORS_TERRITOIRE",
+        by=StatusActor.PARTNER,
+    )
+    async with world.pool.acquire() as conn, conn.transaction():
+        event = AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=refusal)
+        assert await record_refusals(conn, [event], topics.ASSIGNMENT_STATUS) == 1
+    await world.run()
+    assert len(world.mails_to("ccapex90@pref.test")) == 1
+    assert len(observed) == 1
+    notice = await world.pool.fetchrow(
+        "SELECT act_received_at, first_accepted_at FROM alert WHERE alert_key LIKE 'refused:%'"
+    )
+    assert notice is not None
+    assert notice["act_received_at"] is None
+    assert notice["first_accepted_at"] is not None
 
-async def test_an_alert_no_act_caused_is_stamped_and_not_observed(world: Any, contacts: Any) -> None:
+
+async def test_an_alert_no_act_caused_is_stamped_and_not_observed(world: World, contacts: Any) -> None:
     observed: Observed = []
     world.dispatcher = _observing(world, observed)
     await world.structure("CD90", contacts.email("CD90-A", "cd90@cd90.test"))
