@@ -6,7 +6,7 @@ copied from the announced alert (a reminder) asks nothing by that day and names 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +17,9 @@ from schemas.envelope import new_envelope_fields
 from schemas.orientation import ClosestOffer, ExclusionReason
 from schemas.stages import Stage
 from services.notifier.intake import record_escalations
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +41,7 @@ def _with(event: Any, assignment: dict[str, Any] | None = None, **payload: Any) 
 
 
 async def test_the_partner_reads_its_offers_the_day_to_answer_by_and_the_next_legal_date(
-    world: Any, contacts: Any
+    world: World, contacts: Any
 ) -> None:
     # The clock: Tuesday 3 March 2026. A hearing on 12 May, the commandement's period ended on 20 February.
     await world.structure("FSL90", contacts.email("FSL90-MAIL", PARTNER))
@@ -61,6 +64,7 @@ async def test_the_partner_reads_its_offers_the_day_to_answer_by_and_the_next_le
     assert "Pourquoi votre structure :\n- offre concernée : FSL – maintien dans les lieux\n" in text
     assert "<li>offre concernée : FSL – maintien dans les lieux</li>" in text
     stored = await world.pool.fetchrow("SELECT offers, respond_by, hearing_date, commandement_deadline FROM alert")
+    assert stored is not None
     assert dict(stored) == {
         "offers": ["FSL – maintien dans les lieux"],
         "respond_by": date(2026, 3, 10),
@@ -88,7 +92,7 @@ async def test_the_partner_reads_its_offers_the_day_to_answer_by_and_the_next_le
     assert "offre concernée" not in _text(mail)
 
 
-async def test_the_secretariat_reads_the_closest_offers_of_a_manual_orientation(world: Any, contacts: Any) -> None:
+async def test_the_secretariat_reads_the_closest_offers_of_a_manual_orientation(world: World, contacts: Any) -> None:
     await world.structure("CCAPEX90", contacts.email("CCAPEX-MAIL", SECRETARIAT), default_referent=True)
     closest = [
         ClosestOffer(

@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -27,6 +27,9 @@ from schemas.procedure import Urgency
 from schemas.stages import Stage
 from services.notifier import repository as repo
 
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
+
 pytestmark = pytest.mark.integration
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -39,7 +42,7 @@ def _text(mail: Any) -> str:
     return str(mail.message["Subject"]) + "\n" + "\n".join(parts)
 
 
-async def test_a_decision_alerts_every_enabled_contact_once_with_a_sent_receipt(world: Any, contacts: Any) -> None:
+async def test_a_decision_alerts_every_enabled_contact_once_with_a_sent_receipt(world: World, contacts: Any) -> None:
     await world.structure(
         "FSL90",
         contacts.email("FSL90-REFERENT", "referent@fsl90.test", generic=False),
@@ -65,7 +68,7 @@ async def test_a_decision_alerts_every_enabled_contact_once_with_a_sent_receipt(
     assert [d["state"] for d in await world.deliveries()] == ["sent"] * 3
 
 
-async def test_a_redelivered_or_republished_decision_sends_nothing_twice(world: Any, contacts: Any) -> None:
+async def test_a_redelivered_or_republished_decision_sends_nothing_twice(world: World, contacts: Any) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     decided = await world.decide("FSL90")
     await world.run()
@@ -76,7 +79,7 @@ async def test_a_redelivered_or_republished_decision_sends_nothing_twice(world: 
     assert len(world.smtp.messages) == 1
 
 
-async def test_a_correction_re_running_the_same_structures_alerts_nobody(world: Any, contacts: Any) -> None:
+async def test_a_correction_re_running_the_same_structures_alerts_nobody(world: World, contacts: Any) -> None:
     # S-03, second step: the corrected notice is oriented to the same structures, which already hold it.
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     await world.decide("FSL90", kind=AssignmentKind.STAGE_UPDATE, is_correction=True, urgency=Urgency.CRITICAL)
@@ -85,7 +88,7 @@ async def test_a_correction_re_running_the_same_structures_alerts_nobody(world: 
     assert await world.pool.fetchval("SELECT count(*) FROM alert") == 0
 
 
-async def test_a_ccapex_override_alerts_only_the_structure_it_added(world: Any, contacts: Any) -> None:
+async def test_a_ccapex_override_alerts_only_the_structure_it_added(world: World, contacts: Any) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     await world.structure("CD90", contacts.email("CD90-PREVENTION", "prevention.expulsions@cd90.test"))
     decided = decided_event("90-2026-000042", ["FSL90", "CD90"], urgency=Urgency.HIGH)
@@ -102,7 +105,7 @@ async def test_a_ccapex_override_alerts_only_the_structure_it_added(world: Any, 
 
 
 async def test_a_truce_end_reminder_alerts_holders_and_added_structures_at_once_exactly_once(
-    world: Any, contacts: Any
+    world: World, contacts: Any
 ) -> None:
     # S-06: the procedure moved on to the commandement de quitter (a NORMAL stage update, for the digest);
     # on 1 March orientation repeats that decision for the end of the trêve and adds the SIAO.
@@ -145,7 +148,7 @@ async def test_a_truce_end_reminder_alerts_holders_and_added_structures_at_once_
         assert "l'expulsion est possible à partir du 01/04/2026" in _text(mail)
 
 
-async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(world: Any, contacts: Any) -> None:
+async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(world: World, contacts: Any) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "flaky@fsl90.test"))
     world.smtp_replies.script("flaky@fsl90.test", "451 4.3.0 Try again later", "451 4.3.0 Try again later")
     await world.decide("FSL90")
@@ -162,7 +165,7 @@ async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(world: Any, 
     assert await world.receipts(UNDELIVERABLE) == []
 
 
-async def test_smtp_550_falls_back_to_the_generic_contact_and_says_so(world: Any, contacts: Any) -> None:
+async def test_smtp_550_falls_back_to_the_generic_contact_and_says_so(world: World, contacts: Any) -> None:
     await world.structure(
         "FSL90",
         contacts.email("FSL90-REFERENT", "bounce@fsl90.test", generic=False),
@@ -187,7 +190,7 @@ async def test_smtp_550_falls_back_to_the_generic_contact_and_says_so(world: Any
     assert [(r["contact_id"], r["will_retry"]) for r in failed] == [("FSL90-REFERENT", False)]
 
 
-async def test_sms_provider_500_three_times_then_200_sends_exactly_one_sms(world: Any, contacts: Any) -> None:
+async def test_sms_provider_500_three_times_then_200_sends_exactly_one_sms(world: World, contacts: Any) -> None:
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     world.sms.script(MOBILE, Reply.server_error(), Reply.server_error(), Reply.server_error())
     await world.decide("MED")
@@ -202,7 +205,7 @@ async def test_sms_provider_500_three_times_then_200_sends_exactly_one_sms(world
 
 
 @pytest.mark.parametrize("provider", ["ovh", "brevo"])
-async def test_an_invalid_number_falls_back_to_the_default_referent(world: Any, contacts: Any, provider: str) -> None:
+async def test_an_invalid_number_falls_back_to_the_default_referent(world: World, contacts: Any, provider: str) -> None:
     world.configure(
         sms_provider=provider, brevo_endpoint=world.sms.brevo_endpoint, brevo_api_key=world.sms.brevo_api_key
     )
@@ -229,7 +232,7 @@ async def test_an_invalid_number_falls_back_to_the_default_referent(world: Any, 
     assert (sent["structure_id"], sent["contact_id"]) == ("CCAPEX90", "CCAPEX90-SECRETARIAT")
 
 
-async def test_transient_errors_are_retried_within_the_budget_then_fall_back(world: Any, contacts: Any) -> None:
+async def test_transient_errors_are_retried_within_the_budget_then_fall_back(world: World, contacts: Any) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "down@fsl90.test"))
     world.smtp_replies.script("down@fsl90.test", *["421 4.3.2 Service shutting down"] * 20)
     start = world.clock.now
@@ -252,7 +255,7 @@ async def test_transient_errors_are_retried_within_the_budget_then_fall_back(wor
     assert len(world.mails_to("ccapex90@pref.test")) == 1
 
 
-async def test_a_provider_that_hangs_is_a_timeout_and_retried(world: Any, contacts: Any) -> None:
+async def test_a_provider_that_hangs_is_a_timeout_and_retried(world: World, contacts: Any) -> None:
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     world.sms.script(MOBILE, Reply.hang(1.5))
     await world.decide("MED")
@@ -261,7 +264,7 @@ async def test_a_provider_that_hangs_is_a_timeout_and_retried(world: Any, contac
     assert len(world.sms.received) == 1
 
 
-async def test_a_structure_without_deliverable_contact_alerts_the_default_referent(world: Any) -> None:
+async def test_a_structure_without_deliverable_contact_alerts_the_default_referent(world: World) -> None:
     await world.structure("EMPTY90")  # known, but no contact
     await world.decide("EMPTY90", ref="90-2026-000555")
     await world.run()
@@ -284,7 +287,7 @@ async def test_a_structure_without_deliverable_contact_alerts_the_default_refere
     }
 
 
-async def test_an_unknown_structure_is_waited_for_then_handed_to_the_default_referent(world: Any) -> None:
+async def test_an_unknown_structure_is_waited_for_then_handed_to_the_default_referent(world: World) -> None:
     world.configure(expand_batch=1)
     await world.decide("NOT-YET-KNOWN")
     await world.decide("CCAPEX90", ref="90-2026-000321")
@@ -303,7 +306,7 @@ async def test_an_unknown_structure_is_waited_for_then_handed_to_the_default_ref
     assert undeliverable["cause"] == "NO_DELIVERABLE_CONTACT"
 
 
-async def test_sms_wait_for_the_end_of_quiet_hours_unless_critical(world: Any, contacts: Any) -> None:
+async def test_sms_wait_for_the_end_of_quiet_hours_unless_critical(world: World, contacts: Any) -> None:
     world.clock.now = datetime(2026, 3, 7, 21, 0, tzinfo=PARIS).astimezone(UTC)  # Saturday 21:00
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE, quiet=("19:00", "09:00")))
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
@@ -322,7 +325,7 @@ async def test_sms_wait_for_the_end_of_quiet_hours_unless_critical(world: Any, c
     assert world.clock.now == datetime(2026, 3, 9, 9, 0, tzinfo=PARIS)
 
 
-async def test_low_urgency_stage_updates_go_into_one_daily_digest_per_contact(world: Any, contacts: Any) -> None:
+async def test_low_urgency_stage_updates_go_into_one_daily_digest_per_contact(world: World, contacts: Any) -> None:
     await world.structure("CD90", contacts.email("CD90-PREVENTION", "prevention.expulsions@cd90.test"))
     world.clock.now = datetime(2026, 3, 3, 15, 0, tzinfo=PARIS).astimezone(UTC)
     update = AssignmentKind.STAGE_UPDATE
@@ -352,7 +355,7 @@ async def test_low_urgency_stage_updates_go_into_one_daily_digest_per_contact(wo
     assert len({r["delivery_id"] for r in digest_receipts}) == 1
 
 
-async def test_one_procedure_is_sent_in_order_never_two_at_once(world: Any) -> None:
+async def test_one_procedure_is_sent_in_order_never_two_at_once(world: World) -> None:
     # Two deliveries of one procedure, one of another: a first claim takes one of P's (the oldest) and Q's;
     # P's second is not claimable while the first is being sent.
     procedure_p, procedure_q = uuid.uuid4(), uuid.uuid4()
@@ -380,7 +383,7 @@ async def test_one_procedure_is_sent_in_order_never_two_at_once(world: Any) -> N
     assert alert.payload.procedure_id == procedure_p
 
 
-async def test_a_crashed_send_is_claimed_again_after_its_lease_and_a_late_start_is_given_back(world: Any) -> None:
+async def test_a_crashed_send_is_claimed_again_after_its_lease_and_a_late_start_is_given_back(world: World) -> None:
     await world.decide("CCAPEX90")
     async with world.pool.acquire() as conn:
         await world.dispatcher.expand_alerts(conn)
@@ -405,13 +408,16 @@ async def test_a_crashed_send_is_claimed_again_after_its_lease_and_a_late_start_
     world.clock = SlowClaimClock(claimed_at, later=claimed_at + timedelta(seconds=2))
     report = await world.dispatcher.send_due(world.pool)
     assert (report.claimed, report.sent, report.released) == (1, 0, 1)
-    row = await world.pool.fetchrow("SELECT state, attempts FROM delivery WHERE alert_id IS NOT NULL ORDER BY seq DESC")
-    assert (row["state"], row["attempts"]) == ("pending", 0)
+    last = await world.pool.fetchrow(
+        "SELECT state, attempts FROM delivery WHERE alert_id IS NOT NULL ORDER BY seq DESC"
+    )
+    assert last is not None
+    assert (last["state"], last["attempts"]) == ("pending", 0)
     assert len(world.smtp.messages) == 1
 
 
 async def test_a_delivery_whose_claiming_session_died_is_taken_back_before_its_lease_ends(
-    world: Any, pg_server: PostgresEndpoint
+    world: World, pg_server: PostgresEndpoint
 ) -> None:
     await world.decide("CCAPEX90")
     async with world.pool.acquire() as conn:
@@ -448,7 +454,7 @@ class SlowClaimClock:
         return now
 
 
-async def test_concurrent_dispatchers_never_send_a_delivery_twice(world: Any) -> None:
+async def test_concurrent_dispatchers_never_send_a_delivery_twice(world: World) -> None:
     for n in range(40):
         await world.decide("CCAPEX90", ref=f"90-2026-{n:06d}")
     async with world.pool.acquire() as conn:
@@ -464,7 +470,7 @@ async def test_concurrent_dispatchers_never_send_a_delivery_twice(world: Any) ->
 
 
 async def test_receipts_and_logs_carry_no_address_no_number_and_no_body(
-    world: Any, contacts: Any, capsys: pytest.CaptureFixture[str]
+    world: World, contacts: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     await world.structure(
@@ -492,7 +498,7 @@ async def test_receipts_and_logs_carry_no_address_no_number_and_no_body(
         assert secret not in dumped
 
 
-async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_back(world: Any, contacts: Any) -> None:
+async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_back(world: World, contacts: Any) -> None:
     world.configure(send_concurrency=2)
     numbers = [f"+3361100{n:04d}" for n in range(10)]
     for n, number in enumerate(numbers):
@@ -519,7 +525,9 @@ async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_ba
     assert sorted(s.recipient for s in world.sms.received) == numbers
 
 
-async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_possible(world: Any, contacts: Any) -> None:
+async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_possible(
+    world: World, contacts: Any
+) -> None:
     # Sent on 2 April: the earliest expulsion date (1 April) has passed.
     world.clock.now = datetime(2026, 4, 2, 10, 0, tzinfo=PARIS).astimezone(UTC)
     await world.structure("CD90", contacts.email("CD90-MAIL", "prevention.expulsions@cd90.test"))
@@ -552,7 +560,7 @@ async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_poss
 
 
 async def test_why_you_comes_from_the_matched_rules_and_never_names_a_household_clause(
-    world: Any, contacts: Any
+    world: World, contacts: Any
 ) -> None:
     await world.structure("CCAS-BELFORT", contacts.email("CCAS-MAIL", "accueil@ccas-belfort.test"))
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +14,9 @@ from schemas import topics
 from schemas.assignment import AssignmentEscalation, AssignmentEscalationEvent, EscalationStep
 from schemas.envelope import new_envelope_fields
 from services.notifier.intake import record_escalations
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +37,7 @@ def _escalation(decided: Any, step: EscalationStep, **overrides: Any) -> Assignm
     return AssignmentEscalationEvent(**new_envelope_fields("orientation"), payload=payload)
 
 
-async def _record(world: Any, *events: AssignmentEscalationEvent) -> int:
+async def _record(world: World, *events: AssignmentEscalationEvent) -> int:
     async with world.pool.acquire() as conn, conn.transaction():
         return await record_escalations(conn, list(events), topics.ASSIGNMENT_ESCALATION)
 
@@ -45,7 +48,7 @@ def _text(mail: Any) -> str:
 
 
 @pytest.fixture
-async def alerted(world: Any, contacts: Any) -> Any:
+async def alerted(world: World, contacts: Any) -> Any:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", PARTNER))
     decided = await world.decide("FSL90", ref=REF)
     await world.run()
@@ -53,7 +56,7 @@ async def alerted(world: Any, contacts: Any) -> Any:
     return decided
 
 
-async def test_the_structure_is_reminded_once_then_the_secretariat_is_told_once(world: Any, alerted: Any) -> None:
+async def test_the_structure_is_reminded_once_then_the_secretariat_is_told_once(world: World, alerted: Any) -> None:
     reminder = _escalation(alerted, EscalationStep.STRUCTURE_REMINDER)
     assert await _record(world, reminder) == 1
     assert await _record(world, reminder.model_copy(update={"event_id": uuid.uuid4()})) == 0
@@ -78,7 +81,7 @@ async def test_the_structure_is_reminded_once_then_the_secretariat_is_told_once(
     assert "/d/" not in text
 
 
-async def test_an_escalation_of_an_assignment_never_alerted_tells_nobody(world: Any, alerted: Any) -> None:
+async def test_an_escalation_of_an_assignment_never_alerted_tells_nobody(world: World, alerted: Any) -> None:
     ignored = [
         _escalation(alerted, EscalationStep.STRUCTURE_REMINDER, assignment_id=uuid.uuid4()),
         _escalation(alerted, EscalationStep.SECRETARIAT_ALERT, structure_id="CCAS90"),

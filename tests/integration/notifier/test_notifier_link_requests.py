@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from schemas.envelope import new_envelope_fields
 from schemas.workspace import LinkRequested, LinkRequestedEvent
 from services.notifier.intake import record_link_requests
 from services.platform.links import LinkKeys, read_link, verify_link
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +46,7 @@ def _request(decided: Any, **overrides: Any) -> LinkRequestedEvent:
     )
 
 
-async def _record(world: Any, *events: LinkRequestedEvent) -> int:
+async def _record(world: World, *events: LinkRequestedEvent) -> int:
     async with world.pool.acquire() as conn, conn.transaction():
         return await record_link_requests(conn, list(events), topics.WORKSPACE_LINK_REQUESTED)
 
@@ -53,7 +56,7 @@ def _text(mail: Any) -> str:
     return str(mail.message["Subject"]) + "\n" + "\n".join(parts)
 
 
-async def _alerted(world: Any, structure_id: str, *contacts: Any) -> Any:
+async def _alerted(world: World, structure_id: str, *contacts: Any) -> Any:
     """The decision that alerted ``structure_id``, its messages cleared (SMS: see ``_new_sms``)."""
     await world.structure(structure_id, *contacts)
     decided = await world.decide(structure_id, ref=REF)
@@ -62,11 +65,11 @@ async def _alerted(world: Any, structure_id: str, *contacts: Any) -> Any:
     return decided
 
 
-def _new_sms(world: Any, before: int) -> list[Any]:
+def _new_sms(world: World, before: int) -> list[Any]:
     return list(world.sms.received[before:])
 
 
-async def test_the_structure_gets_one_fresh_link_by_email_per_request(world: Any, contacts: Any) -> None:
+async def test_the_structure_gets_one_fresh_link_by_email_per_request(world: World, contacts: Any) -> None:
     decided = await _alerted(
         world,
         "FSL90",
@@ -110,7 +113,7 @@ async def test_the_structure_gets_one_fresh_link_by_email_per_request(world: Any
     assert len(world.mails_to(PARTNER)) == 1
 
 
-async def test_an_sms_only_structure_gets_its_new_link_by_sms(world: Any, contacts: Any) -> None:
+async def test_an_sms_only_structure_gets_its_new_link_by_sms(world: World, contacts: Any) -> None:
     decided = await _alerted(world, "MED", contacts.sms("MED-PERM", MOBILE))
     texts_before = len(world.sms.received)
     assert await _record(world, _request(decided)) == 1
@@ -127,7 +130,7 @@ async def test_an_sms_only_structure_gets_its_new_link_by_sms(world: Any, contac
 
 
 async def test_a_request_for_an_assignment_never_alerted_to_that_structure_sends_nothing(
-    world: Any, contacts: Any
+    world: World, contacts: Any
 ) -> None:
     decided = await _alerted(world, "FSL90", contacts.email("FSL90-MAIL", PARTNER))
     ignored = [
@@ -140,7 +143,7 @@ async def test_a_request_for_an_assignment_never_alerted_to_that_structure_sends
     assert world.smtp.messages == []
 
 
-async def test_a_structure_without_contact_left_has_the_secretariat_told(world: Any, contacts: Any) -> None:
+async def test_a_structure_without_contact_left_has_the_secretariat_told(world: World, contacts: Any) -> None:
     decided = await _alerted(world, "FSL90", contacts.email("FSL90-MAIL", PARTNER))
     await world.structure("FSL90", version=2)  # its contacts were removed from the référentiel since
     assert await _record(world, _request(decided)) == 1

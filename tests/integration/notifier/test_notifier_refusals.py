@@ -5,7 +5,7 @@ French, linking to the case page; nothing for what is not a partner's refusal of
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,6 +13,9 @@ from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
 from schemas.envelope import new_envelope_fields
 from services.notifier.intake import record_refusals
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +37,7 @@ def _status(decided: Any, status: AssignmentStatus, reason: str | None, **overri
     return AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=payload)
 
 
-async def _record(world: Any, *events: AssignmentStatusEvent) -> int:
+async def _record(world: World, *events: AssignmentStatusEvent) -> int:
     async with world.pool.acquire() as conn, conn.transaction():
         return await record_refusals(conn, list(events), topics.ASSIGNMENT_STATUS)
 
@@ -45,7 +48,7 @@ def _text(mail: Any) -> str:
 
 
 @pytest.fixture
-async def alerted(world: Any, contacts: Any) -> Any:
+async def alerted(world: World, contacts: Any) -> Any:
     """FSL90 alerted of REF, its email sent; the SMTP sink emptied."""
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     decided = await world.decide("FSL90", ref=REF)
@@ -55,7 +58,7 @@ async def alerted(world: Any, contacts: Any) -> Any:
 
 
 async def test_a_refusal_emails_the_secretariat_once_with_reference_structure_and_reason(
-    world: Any, alerted: Any
+    world: World, alerted: Any
 ) -> None:
     refusal = _status(alerted, AssignmentStatus.REFUSEE, "HORS_TERRITOIRE")
     assert await _record(world, refusal) == 1
@@ -81,7 +84,7 @@ async def test_a_refusal_emails_the_secretariat_once_with_reference_structure_an
 
 
 async def test_a_reason_code_of_a_partner_system_is_shown_as_another_reason_with_its_code(
-    world: Any, alerted: Any
+    world: World, alerted: Any
 ) -> None:
     assert await _record(world, _status(alerted, AssignmentStatus.REFUSEE, "HORS_DELAI_CONVENTION")) == 1
     await world.run()
@@ -89,7 +92,7 @@ async def test_a_reason_code_of_a_partner_system_is_shown_as_another_reason_with
     assert "Motif : Autre motif (code HORS_DELAI_CONVENTION)" in _text(mail)
 
 
-async def test_what_is_not_a_partners_refusal_of_an_alerted_assignment_tells_nobody(world: Any, alerted: Any) -> None:
+async def test_what_is_not_a_partners_refusal_of_an_alerted_assignment_tells_nobody(world: World, alerted: Any) -> None:
     ignored = [
         _status(alerted, AssignmentStatus.ACCEPTEE, None),
         _status(alerted, AssignmentStatus.CLOTUREE, "DETTE_SOLDEE"),

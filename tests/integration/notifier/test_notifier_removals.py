@@ -5,7 +5,7 @@ removed assignment, through the usual delivery path (its contacts and channels, 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +19,9 @@ from schemas.assignment import (
 )
 from schemas.envelope import new_envelope_fields
 from services.notifier.intake import record_removals
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +44,7 @@ def _removal(decided: Any, **overrides: Any) -> AssignmentStatusEvent:
     return AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=payload)
 
 
-async def _record(world: Any, *events: AssignmentStatusEvent) -> int:
+async def _record(world: World, *events: AssignmentStatusEvent) -> int:
     async with world.pool.acquire() as conn, conn.transaction():
         return await record_removals(conn, list(events), topics.ASSIGNMENT_STATUS)
 
@@ -52,7 +55,7 @@ def _text(mail: Any) -> str:
 
 
 @pytest.fixture
-async def alerted(world: Any, contacts: Any) -> Any:
+async def alerted(world: World, contacts: Any) -> Any:
     """FSL90 (an email and an SMS contact) alerted of REF, its messages sent; the SMTP sink emptied."""
     await world.structure("FSL90", contacts.email("FSL90-MAIL", FSL), contacts.sms("FSL90-SMS", MOBILE))
     decided = await world.decide("FSL90", ref=REF)
@@ -61,11 +64,11 @@ async def alerted(world: Any, contacts: Any) -> Any:
     return decided
 
 
-def _removal_sms(world: Any) -> list[Any]:
+def _removal_sms(world: World) -> list[Any]:
     return [sms for sms in world.sms.received if "retiré de votre structure" in sms.text]
 
 
-async def test_the_removed_structure_is_told_once_by_its_channels(world: Any, alerted: Any) -> None:
+async def test_the_removed_structure_is_told_once_by_its_channels(world: World, alerted: Any) -> None:
     removal = _removal(alerted)
     assert await _record(world, removal) == 1
     await world.run()
@@ -93,7 +96,7 @@ async def test_the_removed_structure_is_told_once_by_its_channels(world: Any, al
     assert len(_removal_sms(world)) == 1
 
 
-async def test_the_sms_waits_for_the_end_of_the_quiet_hours(world: Any, alerted: Any) -> None:
+async def test_the_sms_waits_for_the_end_of_the_quiet_hours(world: World, alerted: Any) -> None:
     world.clock.now = world.clock.now.replace(hour=21)  # 22:00 in Paris: quiet hours for SMS
     assert await _record(world, _removal(alerted)) == 1
     await world.step()
@@ -103,7 +106,7 @@ async def test_the_sms_waits_for_the_end_of_the_quiet_hours(world: Any, alerted:
     assert len(_removal_sms(world)) == 1
 
 
-async def test_what_is_not_a_removal_of_an_alerted_assignment_tells_nobody(world: Any, alerted: Any) -> None:
+async def test_what_is_not_a_removal_of_an_alerted_assignment_tells_nobody(world: World, alerted: Any) -> None:
     ignored = [
         _removal(alerted, by=StatusActor.PARTNER, override=None, reason="DETTE_SOLDEE"),  # the partner closed it
         _removal(alerted, override=None),  # closed on the partner's behalf
@@ -118,7 +121,9 @@ async def test_what_is_not_a_removal_of_an_alerted_assignment_tells_nobody(world
     assert await _record(world, _removal(alerted)) == 1
 
 
-async def test_a_refused_removal_email_is_retried_then_falls_back_to_the_secretariat(world: Any, alerted: Any) -> None:
+async def test_a_refused_removal_email_is_retried_then_falls_back_to_the_secretariat(
+    world: World, alerted: Any
+) -> None:
     world.smtp_replies.script(FSL, "451 4.3.0 Try again later")
     assert await _record(world, _removal(alerted)) == 1
     await world.run()

@@ -13,7 +13,7 @@ import contextlib
 import uuid
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from devtools.sms_emulator import decided_event
 from schemas import topics
@@ -27,6 +27,9 @@ from services.notifier.intake import record_decisions
 from services.notifier.loops import forever
 from services.notifier.templates import load_templates
 from services.platform.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.integration.notifier.conftest import World
 
 STAGES = (Stage.COMMANDEMENT_PAYER, Stage.ASSIGNATION, Stage.AUDIENCE, Stage.DECISION)
 
@@ -56,7 +59,7 @@ class LeaseWatch:
         await self.inner.close()
 
 
-async def test_one_round_claims_while_it_sends_within_its_window_and_in_each_procedures_order(world: Any) -> None:
+async def test_one_round_claims_while_it_sends_within_its_window_and_in_each_procedures_order(world: World) -> None:
     world.configure(send_concurrency=2)  # a window of 8 leased deliveries
     procedures = {f"90-2026-{p:06d}": uuid.uuid4() for p in range(6)}
     for stage in STAGES:  # 6 procedures × 4 successive stages, recorded stage after stage
@@ -88,7 +91,7 @@ async def test_one_round_claims_while_it_sends_within_its_window_and_in_each_pro
     assert [d["state"] for d in await world.deliveries()] == ["sent"] * 24
 
 
-async def test_a_batch_of_decisions_claims_the_inbox_once_and_alerts_each_decision_once(world: Any) -> None:
+async def test_a_batch_of_decisions_claims_the_inbox_once_and_alerts_each_decision_once(world: World) -> None:
     first, second, third = (decided_event(f"90-2026-00010{n}", ["CCAPEX90"]) for n in range(3))
     await world.record(first)
     async with world.pool.acquire() as conn, conn.transaction():
@@ -103,7 +106,7 @@ async def test_a_batch_of_decisions_claims_the_inbox_once_and_alerts_each_decisi
     assert len(world.smtp.messages) == 3
 
 
-async def test_an_idle_sender_loop_wakes_when_deliveries_are_stored_not_at_its_next_poll(world: Any) -> None:
+async def test_an_idle_sender_loop_wakes_when_deliveries_are_stored_not_at_its_next_poll(world: World) -> None:
     steps: asyncio.Queue[None] = asyncio.Queue()
 
     async def step(_: Runtime) -> int:
