@@ -29,7 +29,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def running(serve_in_process: Callable[..., Any]) -> AsyncIterator[Any]:
     """The notifier's runtime started in-process (no SMTP server: nothing here is sent)."""
-    settings = {"smtp_port": free_port(), "link_secrets": "notifier-hostile-tests-link-secret"}
+    # Ports of its own: another notifier (a developer's, another test run's) may hold the default ones.
+    settings = {
+        "smtp_port": free_port(),
+        "http_port": free_port(),
+        "link_secrets": "notifier-hostile-tests-link-secret",
+    }
     async with serve_in_process(bootstrap.build, NotifierSettings, SCHEMA, **settings) as service:
         yield service
 
