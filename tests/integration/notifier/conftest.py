@@ -208,12 +208,14 @@ def sms_contact(contact_id: str, mobile: str, *, quiet: tuple[str, str] | None =
     )
 
 
+class ContactBuilders:
+    """``contacts.email(id, address)``, ``contacts.sms(id, mobile)``: the contacts a structure event carries."""
+
+    email = staticmethod(email_contact)
+    sms = staticmethod(sms_contact)
+
+
 @pytest.fixture
-def contacts() -> Any:
-    """The contact builders, for tests (conftest functions are not importable with importlib mode)."""
-
-    class Builders:
-        email = staticmethod(email_contact)
-        sms = staticmethod(sms_contact)
-
-    return Builders
+def contacts() -> type[ContactBuilders]:
+    """The contact builders, for tests."""
+    return ContactBuilders

@@ -19,7 +19,7 @@ from schemas.stages import Stage
 from services.notifier.intake import record_escalations
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def _with(event: Any, assignment: dict[str, Any] | None = None, **payload: Any) 
 
 
 async def test_the_partner_reads_its_offers_the_day_to_answer_by_and_the_next_legal_date(
-    world: World, contacts: Any
+    world: World, contacts: type[ContactBuilders]
 ) -> None:
     # The clock: Tuesday 3 March 2026. A hearing on 12 May, the commandement's period ended on 20 February.
     await world.structure("FSL90", contacts.email("FSL90-MAIL", PARTNER))
@@ -92,7 +92,9 @@ async def test_the_partner_reads_its_offers_the_day_to_answer_by_and_the_next_le
     assert "offre concernée" not in _text(mail)
 
 
-async def test_the_secretariat_reads_the_closest_offers_of_a_manual_orientation(world: World, contacts: Any) -> None:
+async def test_the_secretariat_reads_the_closest_offers_of_a_manual_orientation(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("CCAPEX90", contacts.email("CCAPEX-MAIL", SECRETARIAT), default_referent=True)
     closest = [
         ClosestOffer(

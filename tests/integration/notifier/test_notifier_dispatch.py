@@ -28,7 +28,7 @@ from schemas.stages import Stage
 from services.notifier import repository as repo
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,9 @@ def _text(mail: Any) -> str:
     return str(mail.message["Subject"]) + "\n" + "\n".join(parts)
 
 
-async def test_a_decision_alerts_every_enabled_contact_once_with_a_sent_receipt(world: World, contacts: Any) -> None:
+async def test_a_decision_alerts_every_enabled_contact_once_with_a_sent_receipt(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure(
         "FSL90",
         contacts.email("FSL90-REFERENT", "referent@fsl90.test", generic=False),
@@ -68,7 +70,9 @@ async def test_a_decision_alerts_every_enabled_contact_once_with_a_sent_receipt(
     assert [d["state"] for d in await world.deliveries()] == ["sent"] * 3
 
 
-async def test_a_redelivered_or_republished_decision_sends_nothing_twice(world: World, contacts: Any) -> None:
+async def test_a_redelivered_or_republished_decision_sends_nothing_twice(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     decided = await world.decide("FSL90")
     await world.run()
@@ -79,7 +83,9 @@ async def test_a_redelivered_or_republished_decision_sends_nothing_twice(world: 
     assert len(world.smtp.messages) == 1
 
 
-async def test_a_correction_re_running_the_same_structures_alerts_nobody(world: World, contacts: Any) -> None:
+async def test_a_correction_re_running_the_same_structures_alerts_nobody(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     # S-03, second step: the corrected notice is oriented to the same structures, which already hold it.
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     await world.decide("FSL90", kind=AssignmentKind.STAGE_UPDATE, is_correction=True, urgency=Urgency.CRITICAL)
@@ -88,7 +94,9 @@ async def test_a_correction_re_running_the_same_structures_alerts_nobody(world: 
     assert await world.pool.fetchval("SELECT count(*) FROM alert") == 0
 
 
-async def test_a_ccapex_override_alerts_only_the_structure_it_added(world: World, contacts: Any) -> None:
+async def test_a_ccapex_override_alerts_only_the_structure_it_added(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     await world.structure("CD90", contacts.email("CD90-PREVENTION", "prevention.expulsions@cd90.test"))
     decided = decided_event("90-2026-000042", ["FSL90", "CD90"], urgency=Urgency.HIGH)
@@ -105,7 +113,7 @@ async def test_a_ccapex_override_alerts_only_the_structure_it_added(world: World
 
 
 async def test_a_truce_end_reminder_alerts_holders_and_added_structures_at_once_exactly_once(
-    world: World, contacts: Any
+    world: World, contacts: type[ContactBuilders]
 ) -> None:
     # S-06: the procedure moved on to the commandement de quitter (a NORMAL stage update, for the digest);
     # on 1 March orientation repeats that decision for the end of the trêve and adds the SIAO.
@@ -148,7 +156,9 @@ async def test_a_truce_end_reminder_alerts_holders_and_added_structures_at_once_
         assert "l'expulsion est possible à partir du 01/04/2026" in _text(mail)
 
 
-async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(world: World, contacts: Any) -> None:
+async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "flaky@fsl90.test"))
     world.smtp_replies.script("flaky@fsl90.test", "451 4.3.0 Try again later", "451 4.3.0 Try again later")
     await world.decide("FSL90")
@@ -165,7 +175,9 @@ async def test_smtp_451_twice_then_accepted_sends_exactly_one_email(world: World
     assert await world.receipts(UNDELIVERABLE) == []
 
 
-async def test_smtp_550_falls_back_to_the_generic_contact_and_says_so(world: World, contacts: Any) -> None:
+async def test_smtp_550_falls_back_to_the_generic_contact_and_says_so(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure(
         "FSL90",
         contacts.email("FSL90-REFERENT", "bounce@fsl90.test", generic=False),
@@ -190,7 +202,9 @@ async def test_smtp_550_falls_back_to_the_generic_contact_and_says_so(world: Wor
     assert [(r["contact_id"], r["will_retry"]) for r in failed] == [("FSL90-REFERENT", False)]
 
 
-async def test_sms_provider_500_three_times_then_200_sends_exactly_one_sms(world: World, contacts: Any) -> None:
+async def test_sms_provider_500_three_times_then_200_sends_exactly_one_sms(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     world.sms.script(MOBILE, Reply.server_error(), Reply.server_error(), Reply.server_error())
     await world.decide("MED")
@@ -205,7 +219,9 @@ async def test_sms_provider_500_three_times_then_200_sends_exactly_one_sms(world
 
 
 @pytest.mark.parametrize("provider", ["ovh", "brevo"])
-async def test_an_invalid_number_falls_back_to_the_default_referent(world: World, contacts: Any, provider: str) -> None:
+async def test_an_invalid_number_falls_back_to_the_default_referent(
+    world: World, contacts: type[ContactBuilders], provider: str
+) -> None:
     world.configure(
         sms_provider=provider, brevo_endpoint=world.sms.brevo_endpoint, brevo_api_key=world.sms.brevo_api_key
     )
@@ -232,7 +248,9 @@ async def test_an_invalid_number_falls_back_to_the_default_referent(world: World
     assert (sent["structure_id"], sent["contact_id"]) == ("CCAPEX90", "CCAPEX90-SECRETARIAT")
 
 
-async def test_transient_errors_are_retried_within_the_budget_then_fall_back(world: World, contacts: Any) -> None:
+async def test_transient_errors_are_retried_within_the_budget_then_fall_back(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "down@fsl90.test"))
     world.smtp_replies.script("down@fsl90.test", *["421 4.3.2 Service shutting down"] * 20)
     start = world.clock.now
@@ -255,7 +273,7 @@ async def test_transient_errors_are_retried_within_the_budget_then_fall_back(wor
     assert len(world.mails_to("ccapex90@pref.test")) == 1
 
 
-async def test_a_provider_that_hangs_is_a_timeout_and_retried(world: World, contacts: Any) -> None:
+async def test_a_provider_that_hangs_is_a_timeout_and_retried(world: World, contacts: type[ContactBuilders]) -> None:
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     world.sms.script(MOBILE, Reply.hang(1.5))
     await world.decide("MED")
@@ -306,7 +324,9 @@ async def test_an_unknown_structure_is_waited_for_then_handed_to_the_default_ref
     assert undeliverable["cause"] == "NO_DELIVERABLE_CONTACT"
 
 
-async def test_sms_wait_for_the_end_of_quiet_hours_unless_critical(world: World, contacts: Any) -> None:
+async def test_sms_wait_for_the_end_of_quiet_hours_unless_critical(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     world.clock.now = datetime(2026, 3, 7, 21, 0, tzinfo=PARIS).astimezone(UTC)  # Saturday 21:00
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE, quiet=("19:00", "09:00")))
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
@@ -325,7 +345,9 @@ async def test_sms_wait_for_the_end_of_quiet_hours_unless_critical(world: World,
     assert world.clock.now == datetime(2026, 3, 9, 9, 0, tzinfo=PARIS)
 
 
-async def test_low_urgency_stage_updates_go_into_one_daily_digest_per_contact(world: World, contacts: Any) -> None:
+async def test_low_urgency_stage_updates_go_into_one_daily_digest_per_contact(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     await world.structure("CD90", contacts.email("CD90-PREVENTION", "prevention.expulsions@cd90.test"))
     world.clock.now = datetime(2026, 3, 3, 15, 0, tzinfo=PARIS).astimezone(UTC)
     update = AssignmentKind.STAGE_UPDATE
@@ -470,7 +492,7 @@ async def test_concurrent_dispatchers_never_send_a_delivery_twice(world: World) 
 
 
 async def test_receipts_and_logs_carry_no_address_no_number_and_no_body(
-    world: World, contacts: Any, capsys: pytest.CaptureFixture[str]
+    world: World, contacts: type[ContactBuilders], capsys: pytest.CaptureFixture[str]
 ) -> None:
     await world.structure("MED", contacts.sms("MED-PERM", MOBILE))
     await world.structure(
@@ -498,7 +520,9 @@ async def test_receipts_and_logs_carry_no_address_no_number_and_no_body(
         assert secret not in dumped
 
 
-async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_back(world: World, contacts: Any) -> None:
+async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_back(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     world.configure(send_concurrency=2)
     numbers = [f"+3361100{n:04d}" for n in range(10)]
     for n, number in enumerate(numbers):
@@ -526,7 +550,7 @@ async def test_a_clean_stop_finishes_the_sends_under_way_and_gives_the_others_ba
 
 
 async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_possible(
-    world: World, contacts: Any
+    world: World, contacts: type[ContactBuilders]
 ) -> None:
     # Sent on 2 April: the earliest expulsion date (1 April) has passed.
     world.clock.now = datetime(2026, 4, 2, 10, 0, tzinfo=PARIS).astimezone(UTC)
@@ -560,7 +584,7 @@ async def test_warnings_reach_only_the_assignments_told_and_past_dates_read_poss
 
 
 async def test_why_you_comes_from_the_matched_rules_and_never_names_a_household_clause(
-    world: World, contacts: Any
+    world: World, contacts: type[ContactBuilders]
 ) -> None:
     await world.structure("CCAS-BELFORT", contacts.email("CCAS-MAIL", "accueil@ccas-belfort.test"))
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))

@@ -16,7 +16,7 @@ from schemas.envelope import new_envelope_fields
 from services.notifier.intake import record_escalations
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def _text(mail: Any) -> str:
 
 
 @pytest.fixture
-async def alerted(world: World, contacts: Any) -> Any:
+async def alerted(world: World, contacts: type[ContactBuilders]) -> Any:
     await world.structure("FSL90", contacts.email("FSL90-MAIL", PARTNER))
     decided = await world.decide("FSL90", ref=REF)
     await world.run()

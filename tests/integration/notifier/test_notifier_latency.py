@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from devtools.sms_emulator import decided_event
 from schemas import topics
@@ -20,7 +20,7 @@ from services.notifier.intake import record_refusals
 from services.notifier.templates import load_templates
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 Observed = list[tuple[datetime, datetime]]
 
@@ -42,7 +42,9 @@ def _received(event: OrientationDecidedEvent, at: datetime | None) -> Orientatio
     return event.model_copy(update={"payload": event.payload.model_copy(update={"act_received_at": at})})
 
 
-async def test_an_alert_is_observed_once_at_its_first_accepted_delivery(world: World, contacts: Any) -> None:
+async def test_an_alert_is_observed_once_at_its_first_accepted_delivery(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     observed: Observed = []
     world.dispatcher = _observing(world, observed)
     # Two mailboxes: two deliveries of one alert, the first refused once and accepted a minute later.
@@ -92,7 +94,9 @@ async def test_an_alert_is_observed_once_at_its_first_accepted_delivery(world: W
     assert notice["first_accepted_at"] is not None
 
 
-async def test_an_alert_no_act_caused_is_stamped_and_not_observed(world: World, contacts: Any) -> None:
+async def test_an_alert_no_act_caused_is_stamped_and_not_observed(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     observed: Observed = []
     world.dispatcher = _observing(world, observed)
     await world.structure("CD90", contacts.email("CD90-A", "cd90@cd90.test"))

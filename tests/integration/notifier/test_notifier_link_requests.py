@@ -15,12 +15,13 @@ import pytest
 
 from schemas import topics
 from schemas.envelope import new_envelope_fields
+from schemas.referential import Contact
 from schemas.workspace import LinkRequested, LinkRequestedEvent
 from services.notifier.intake import record_link_requests
 from services.platform.links import LinkKeys, read_link, verify_link
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,7 @@ def _text(mail: Any) -> str:
     return str(mail.message["Subject"]) + "\n" + "\n".join(parts)
 
 
-async def _alerted(world: World, structure_id: str, *contacts: Any) -> Any:
+async def _alerted(world: World, structure_id: str, *contacts: Contact) -> Any:
     """The decision that alerted ``structure_id``, its messages cleared (SMS: see ``_new_sms``)."""
     await world.structure(structure_id, *contacts)
     decided = await world.decide(structure_id, ref=REF)
@@ -69,7 +70,9 @@ def _new_sms(world: World, before: int) -> list[Any]:
     return list(world.sms.received[before:])
 
 
-async def test_the_structure_gets_one_fresh_link_by_email_per_request(world: World, contacts: Any) -> None:
+async def test_the_structure_gets_one_fresh_link_by_email_per_request(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     decided = await _alerted(
         world,
         "FSL90",
@@ -113,7 +116,7 @@ async def test_the_structure_gets_one_fresh_link_by_email_per_request(world: Wor
     assert len(world.mails_to(PARTNER)) == 1
 
 
-async def test_an_sms_only_structure_gets_its_new_link_by_sms(world: World, contacts: Any) -> None:
+async def test_an_sms_only_structure_gets_its_new_link_by_sms(world: World, contacts: type[ContactBuilders]) -> None:
     decided = await _alerted(world, "MED", contacts.sms("MED-PERM", MOBILE))
     texts_before = len(world.sms.received)
     assert await _record(world, _request(decided)) == 1
@@ -130,7 +133,7 @@ async def test_an_sms_only_structure_gets_its_new_link_by_sms(world: World, cont
 
 
 async def test_a_request_for_an_assignment_never_alerted_to_that_structure_sends_nothing(
-    world: World, contacts: Any
+    world: World, contacts: type[ContactBuilders]
 ) -> None:
     decided = await _alerted(world, "FSL90", contacts.email("FSL90-MAIL", PARTNER))
     ignored = [
@@ -143,7 +146,9 @@ async def test_a_request_for_an_assignment_never_alerted_to_that_structure_sends
     assert world.smtp.messages == []
 
 
-async def test_a_structure_without_contact_left_has_the_secretariat_told(world: World, contacts: Any) -> None:
+async def test_a_structure_without_contact_left_has_the_secretariat_told(
+    world: World, contacts: type[ContactBuilders]
+) -> None:
     decided = await _alerted(world, "FSL90", contacts.email("FSL90-MAIL", PARTNER))
     await world.structure("FSL90", version=2)  # its contacts were removed from the référentiel since
     assert await _record(world, _request(decided)) == 1

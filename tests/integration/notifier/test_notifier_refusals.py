@@ -15,7 +15,7 @@ from schemas.envelope import new_envelope_fields
 from services.notifier.intake import record_refusals
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def _text(mail: Any) -> str:
 
 
 @pytest.fixture
-async def alerted(world: World, contacts: Any) -> Any:
+async def alerted(world: World, contacts: type[ContactBuilders]) -> Any:
     """FSL90 alerted of REF, its email sent; the SMTP sink emptied."""
     await world.structure("FSL90", contacts.email("FSL90-MAIL", "fsl@cd90.test"))
     decided = await world.decide("FSL90", ref=REF)

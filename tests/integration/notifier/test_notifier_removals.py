@@ -21,7 +21,7 @@ from schemas.envelope import new_envelope_fields
 from services.notifier.intake import record_removals
 
 if TYPE_CHECKING:
-    from tests.integration.notifier.conftest import World
+    from tests.integration.notifier.conftest import ContactBuilders, World
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def _text(mail: Any) -> str:
 
 
 @pytest.fixture
-async def alerted(world: World, contacts: Any) -> Any:
+async def alerted(world: World, contacts: type[ContactBuilders]) -> Any:
     """FSL90 (an email and an SMS contact) alerted of REF, its messages sent; the SMTP sink emptied."""
     await world.structure("FSL90", contacts.email("FSL90-MAIL", FSL), contacts.sms("FSL90-SMS", MOBILE))
     decided = await world.decide("FSL90", ref=REF)
