@@ -12,13 +12,16 @@ answer by a day, and show nothing of the household.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.async_api import Page
 
 from schemas.procedure import Urgency
 from services.notifier.domain.alerts import MANUAL_ORIENTATION_TAG, urgency_label
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import AxeCheck, FitCheck, Screenshot, StoredAlert
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +59,9 @@ async def _links(page: Page) -> dict[str, str]:
     return {_normal(label): href for label, href in pairs}
 
 
-async def _check_rendering(alert: Any, page: Page, phone_page: Page, axe: Any, fits_screen: Any) -> str:
+async def _check_rendering(
+    alert: StoredAlert, page: Page, phone_page: Page, axe: AxeCheck, fits_screen: FitCheck
+) -> str:
     """Render ``alert``'s HTML part on a desktop and a phone, check what every alert must satisfy, and
     return the text the page shows."""
     ref_match = re.search(r"Dossier (\S+)", alert.subject)
@@ -85,7 +90,13 @@ async def _check_rendering(alert: Any, page: Page, phone_page: Page, axe: Any, f
 
 
 async def test_each_alert_email_renders_accessibly_and_says_what_its_text_part_says(
-    *, alerts: list[Any], page: Page, phone_page: Page, axe: Any, fits_screen: Any, screenshot: Any
+    *,
+    alerts: list[StoredAlert],
+    page: Page,
+    phone_page: Page,
+    axe: AxeCheck,
+    fits_screen: FitCheck,
+    screenshot: Screenshot,
 ) -> None:
     urgencies = [urgency_label(urgency) for urgency in Urgency]
     for alert in alerts:

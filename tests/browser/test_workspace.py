@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -21,6 +21,9 @@ from playwright.async_api import Page, expect
 
 from services.platform.links import LinkKeys, assignment_prefix, mint_link, read_link
 from tests.browser.conftest import StoredAlert
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import AxeCheck, BrowserStack, FitCheck, Screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +34,7 @@ CDAD_NAME, CD90_NAME = "Point-justice / CDAD 90", "Département 90 – Préventi
 _TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
-def _case_link(alerts: list[Any], recipient: str, ref: str) -> str:
+def _case_link(alerts: list[StoredAlert], recipient: str, ref: str) -> str:
     """The address of the « Ouvrir le dossier » link of ``recipient``'s alert about ``ref``."""
     [alert] = [a for a in alerts if a.recipient == recipient and f"Dossier {ref}" in a.subject]
     [url] = [url for label, url in alert.text_links().items() if label.startswith("Ouvrir le dossier")]
@@ -68,7 +71,7 @@ async def _status_becomes(page: Page, expected: str, timeout_s: float = 60) -> N
 
 
 async def test_the_alert_link_opens_the_case_for_its_partner_who_accepts_it(
-    *, alerts: list[Any], page: Page, axe: Any, screenshot: Any
+    *, alerts: list[StoredAlert], page: Page, axe: AxeCheck, screenshot: Screenshot
 ) -> None:
     link = _case_link(alerts, CCAS, S01_REF)
     await _sign_in(page, link)
@@ -129,7 +132,7 @@ async def test_the_alert_link_opens_the_case_for_its_partner_who_accepts_it(
 
 
 async def test_the_pages_read_on_a_phone(
-    *, alerts: list[Any], phone_page: Page, axe: Any, fits_screen: Any, screenshot: Any
+    *, alerts: list[StoredAlert], phone_page: Page, axe: AxeCheck, fits_screen: FitCheck, screenshot: Screenshot
 ) -> None:
     # CD90's S-04 case is left as it came (À traiter): the page with every form a partner may use.
     await _sign_in(phone_page, _case_link(alerts, CD90, S04_REF))
@@ -148,7 +151,7 @@ async def test_the_pages_read_on_a_phone(
 
 
 async def test_a_partner_refuses_its_orientation_with_a_reason(
-    *, alerts: list[Any], page: Page, axe: Any, screenshot: Any
+    *, alerts: list[StoredAlert], page: Page, axe: AxeCheck, screenshot: Screenshot
 ) -> None:
     await _sign_in(page, _case_link(alerts, CDAD, S01_REF))
     form = page.locator("#form-refuser")
@@ -161,7 +164,7 @@ async def test_a_partner_refuses_its_orientation_with_a_reason(
 
 
 async def test_an_altered_guessed_or_expired_token_opens_nothing(
-    *, stack: Any, alerts: list[Any], page: Page, axe: Any, screenshot: Any
+    *, stack: BrowserStack, alerts: list[StoredAlert], page: Page, axe: AxeCheck, screenshot: Screenshot
 ) -> None:
     link = _case_link(alerts, CCAS, S01_REF)
     token = link.rsplit("/", 1)[1]
@@ -182,7 +185,7 @@ async def test_an_altered_guessed_or_expired_token_opens_nothing(
 
 
 async def test_an_expired_link_asks_for_a_new_one_and_the_new_one_works(
-    *, stack: Any, alerts: list[Any], page: Page, axe: Any, screenshot: Any
+    *, stack: BrowserStack, alerts: list[StoredAlert], page: Page, axe: AxeCheck, screenshot: Screenshot
 ) -> None:
     link = _case_link(alerts, CCAS, S01_REF)
     expired = await _expired(stack, link)
@@ -215,7 +218,7 @@ async def test_an_expired_link_asks_for_a_new_one_and_the_new_one_works(
     await axe(page, "the new link already sent page")
 
 
-async def _expired(stack: Any, link: str) -> str:
+async def _expired(stack: BrowserStack, link: str) -> str:
     """``link`` as a notifier would have minted it weeks ago for the same assignment: its last day past."""
     conn = await asyncpg.connect(stack.config.database_url)
     try:
@@ -233,7 +236,7 @@ async def _expired(stack: Any, link: str) -> str:
     return _with_token(link, expired)
 
 
-async def _new_link_email(stack: Any, recipient: str, ref: str, timeout_s: float = 60) -> StoredAlert:
+async def _new_link_email(stack: BrowserStack, recipient: str, ref: str, timeout_s: float = 60) -> StoredAlert:
     """The « Nouveau lien » email to ``recipient`` about ``ref``, once the SMTP sink stored it (a state to
     wait for: the request crosses the workspace's outbox, the broker and the notifier's sender)."""
     subject = f"Nouveau lien – Dossier {ref}"
@@ -247,7 +250,7 @@ async def _new_link_email(stack: Any, recipient: str, ref: str, timeout_s: float
 
 
 async def test_a_partner_cannot_open_or_act_on_a_case_of_another_structure(
-    *, stack: Any, alerts: list[Any], page: Page, axe: Any
+    *, stack: BrowserStack, alerts: list[StoredAlert], page: Page, axe: AxeCheck
 ) -> None:
     await _sign_in(page, _case_link(alerts, CCAS, S01_REF))
     workspace = stack.services.workspace_url

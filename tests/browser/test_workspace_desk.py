@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.async_api import Page
 
 from tests.browser.conftest import BrowserStack
 from tests.browser.test_workspace import CCAS, S01_REF, _case_link, _sign_in
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import AxeCheck, Screenshot, StoredAlert
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +54,7 @@ async def _alert_for(
 
 
 async def test_the_secretariat_adds_a_structure_to_the_f1_procedure_and_that_structure_is_alerted(
-    *, stack: BrowserStack, alerts: list[Any], page: Page, axe: Any, screenshot: Any
+    *, stack: BrowserStack, alerts: list[StoredAlert], page: Page, axe: AxeCheck, screenshot: Screenshot
 ) -> None:
     assert not [a for a in alerts if a.recipient == FSL_MAIL and S05_REF in a.subject]
     base = f"http://127.0.0.1:{stack.config.workspace_http_port}"
@@ -96,7 +99,7 @@ async def test_the_secretariat_adds_a_structure_to_the_f1_procedure_and_that_str
     assert "Ouvrir le dossier" not in plain.get_content()
 
 
-async def test_a_partner_session_cannot_open_the_desk(*, alerts: list[Any], page: Page) -> None:
+async def test_a_partner_session_cannot_open_the_desk(*, alerts: list[StoredAlert], page: Page) -> None:
     await _sign_in(page, _case_link(alerts, CCAS, S01_REF))
     base = page.url.split("/dossiers/")[0]
     response = await page.goto(f"{base}/secretariat")

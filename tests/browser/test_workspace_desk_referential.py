@@ -6,7 +6,7 @@ passes axe-core; the preview is kept as ``var/screenshots/workspace-desk-referen
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from playwright.async_api import Page, expect
@@ -14,13 +14,16 @@ from playwright.async_api import Page, expect
 from devtools.demo import wait_for_http
 from tests.browser.conftest import BrowserStack
 
+if TYPE_CHECKING:
+    from tests.browser.conftest import AxeCheck, Screenshot
+
 pytestmark = pytest.mark.e2e
 
 OFFER = "Aides facultatives et suivi social du CCAS de Belfort"
 
 
 async def test_an_administrator_edits_an_offer_sees_the_diff_and_saves(
-    *, stack: BrowserStack, page: Page, axe: Any, screenshot: Any
+    *, stack: BrowserStack, page: Page, axe: AxeCheck, screenshot: Screenshot
 ) -> None:
     base = f"http://127.0.0.1:{stack.config.workspace_http_port}"
     # Run alone, this test may come first: the services start with the stack.
