@@ -21,6 +21,11 @@ from schemathesis.specs.openapi.checks import (
 
 from services.ingest.cli import OPENAPI_PATH
 
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
+
+    from tests.e2e.ingest.conftest import IngestService
+
 pytestmark = pytest.mark.e2e
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -34,11 +39,6 @@ CJ_KEY = "prevex-dev-key-cj-0001"
 schema = schemathesis.openapi.from_path(
     OPENAPI_PATH, config=schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": False}}})
 )
-
-if TYPE_CHECKING:
-    from schemathesis.specs.openapi.schemas import OpenApiCase
-
-    from tests.e2e.ingest.conftest import IngestService
 
 
 @schema.parametrize()

@@ -22,6 +22,9 @@ from schemathesis.specs.openapi.checks import (
 
 from services.orientation.http import OPENAPI_PATH
 
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
+
 pytestmark = pytest.mark.e2e
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -32,9 +35,6 @@ ADMIN_TOKEN = "pvx_e2e-admin-token"  # the test token of conftest.py
 schema = schemathesis.openapi.from_path(
     OPENAPI_PATH, config=schemathesis.Config.from_dict({"phases": {"coverage": {"enabled": False}}})
 )
-
-if TYPE_CHECKING:
-    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 
 @schema.parametrize()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -18,6 +18,9 @@ from services.orientation.domain import Referential, decide
 from services.orientation.domain.closest import closest_offers, exclusion_reasons
 from services.orientation.domain.events import decided_payload
 from services.orientation.domain.matching import Rejected, removed_reason
+
+if TYPE_CHECKING:
+    from tests.unit.orientation.conftest import MakeFacts, MakeNotice
 
 # S-05 (docs/domain.md §9.5): an unpaid rent in Giromagny, no offer matches.
 S05: dict[str, Any] = {
@@ -38,7 +41,7 @@ def _payload(notice: ProcedureNotice, seed: Referential, facts: Any, **options: 
 
 
 def test_f1_lists_the_three_closest_offers_by_name_and_kind_of_failed_clause(
-    seed: Referential, make_facts: Any, make_notice: Any
+    seed: Referential, make_facts: MakeFacts, make_notice: MakeNotice
 ) -> None:
     payload = _payload(make_notice(Stage.IMPAYE_CONSTATE), seed, make_facts(**S05), referential=seed)
     assert payload.fallback_used
@@ -66,7 +69,7 @@ def test_f1_lists_the_three_closest_offers_by_name_and_kind_of_failed_clause(
 
 
 def test_a_matched_decision_lists_no_closest_offer_and_names_each_assignments_offers(
-    seed: Referential, make_facts: Any, make_notice: Any
+    seed: Referential, make_facts: MakeFacts, make_notice: MakeNotice
 ) -> None:
     payload = _payload(make_notice(), seed, make_facts(stage=Stage.COMMANDEMENT_PAYER), referential=seed)
     assert not payload.fallback_used
@@ -80,7 +83,7 @@ def test_a_matched_decision_lists_no_closest_offer_and_names_each_assignments_of
 
 
 def test_respond_by_goes_to_new_assignments_and_the_legal_dates_come_from_the_act(
-    seed: Referential, make_facts: Any, make_notice: Any
+    seed: Referential, make_facts: MakeFacts, make_notice: MakeNotice
 ) -> None:
     notice = make_notice()
     payload = _payload(notice, seed, make_facts(stage=Stage.COMMANDEMENT_PAYER), respond_by=date(2026, 3, 9))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from schemas.orientation import AssignmentKind, DecisionTrigger, OrientationDecided
 from schemas.stages import Stage
@@ -20,17 +20,20 @@ from services.orientation.domain.events import (
 )
 from services.orientation.domain.facts import facts_from_notice
 
+if TYPE_CHECKING:
+    from tests.unit.orientation.conftest import MakeNotice
+
 ADDED = uuid.UUID("00000000-0000-4000-8000-0000000000ad")
 
 
-def _decided(seed: Referential, make_notice: Any) -> OrientationDecided:
+def _decided(seed: Referential, make_notice: MakeNotice) -> OrientationDecided:
     notice = make_notice(Stage.COMMANDEMENT_PAYER)
     result = decide(facts_from_notice(notice), seed)
     ids = {a.structure_id: uuid.uuid4() for a in result.assignments}
     return decided_payload(notice, result, referentiel_version=1, assignment_ids=ids)
 
 
-def test_a_notice_s_header_is_what_an_alert_shows_and_nothing_of_the_household(make_notice: Any) -> None:
+def test_a_notice_s_header_is_what_an_alert_shows_and_nothing_of_the_household(make_notice: MakeNotice) -> None:
     header = alert_header(make_notice(Stage.ASSIGNATION))
     assert tuple(header) == ALERT_HEADER_FIELDS
     assert (header["stage"], header["commune_name"], header["commune_insee"]) == ("ASSIGNATION", "Belfort", "90010")
@@ -40,7 +43,7 @@ def test_a_notice_s_header_is_what_an_alert_shows_and_nothing_of_the_household(m
 
 
 def test_an_override_from_a_notice_s_header_or_a_decision_announces_each_added_structure(
-    seed: Referential, make_notice: Any
+    seed: Referential, make_notice: MakeNotice
 ) -> None:
     notice = make_notice(Stage.COMMANDEMENT_PAYER)
     from_notice = override_payload(alert_header(notice), added={"SIAO90": ADDED}, referentiel_version=4)
@@ -62,7 +65,7 @@ def test_an_override_from_a_notice_s_header_or_a_decision_announces_each_added_s
     assert from_decision.rules_version == decided.rules_version
 
 
-def test_a_first_decision_announces_the_added_structures_as_new(seed: Referential, make_notice: Any) -> None:
+def test_a_first_decision_announces_the_added_structures_as_new(seed: Referential, make_notice: MakeNotice) -> None:
     decided = _decided(seed, make_notice)
     assert with_overrides(decided, {}) == decided
     chosen = decided.assignments[0]
