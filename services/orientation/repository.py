@@ -211,6 +211,23 @@ async def weekly_assignment_counts(conn: Conn, offer_ids: Iterable[str], *, now:
     return {r["offer_id"]: r["n"] for r in rows}
 
 
+# The order of insert_assignments' parameters $1 to $12.
+_NEW_ASSIGNMENT_COLUMNS = (
+    "assignment_id",
+    "procedure_id",
+    "structure_id",
+    "mandatory",
+    "priority",
+    "over_capacity",
+    "explanation",
+    "referentiel_version",
+    "notification_id",
+    "correlation_id",
+    "origin",
+    "event_id",
+)
+
+
 async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment], *, now: datetime) -> None:
     """Insert new OUVERTE assignments, created at ``now`` (the service's clock: expiry and weekly capacity
     count from it), and the first line of their history, in one statement (one round trip for both)."""
@@ -218,35 +235,24 @@ async def insert_assignments(conn: Conn, rows: Sequence[NewAssignment], *, now: 
         return
     await conn.execute(
         # The history's foreign key is checked at the end of the statement, once the CTE's rows exist. Offer
-        # ids travel as JSON arrays: unnest would flatten a text[][] into one column of single offers.
+        # ids travel as JSON arrays ($13): unnest would flatten a text[][] into one column of single offers.
         "WITH opened AS (INSERT INTO assignment (assignment_id, procedure_id, structure_id, offer_ids, mandatory,"
         " priority, over_capacity, explanation, referentiel_version, notification_id, correlation_id, origin,"
         " created_at)"
         " SELECT a.id, a.procedure_id, a.structure_id, ARRAY(SELECT jsonb_array_elements_text(a.offer_ids::jsonb)),"
         " a.mandatory, a.priority, a.over_capacity, a.explanation, a.version, a.notification_id, a.correlation_id,"
-        " a.origin, $13"
-        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::int[], $7::bool[], $8::text[],"
-        " $9::int[], $10::uuid[], $11::uuid[], $12::text[]) AS a(id, procedure_id, structure_id, offer_ids,"
+        " a.origin, $14"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $13::text[], $4::bool[], $5::int[], $6::bool[], $7::text[],"
+        " $8::int[], $9::uuid[], $10::uuid[], $11::text[]) AS a(id, procedure_id, structure_id, offer_ids,"
         " mandatory, priority, over_capacity, explanation, version, notification_id, correlation_id, origin))"
         " INSERT INTO assignment_status_history (assignment_id, from_status, to_status, actor, override, event_id)"
         " SELECT h.id, NULL, 'OUVERTE', CASE WHEN h.origin = 'OVERRIDE' THEN 'CCAPEX' ELSE 'ORIENTATION' END,"
         " CASE WHEN h.origin = 'OVERRIDE' THEN 'ADD' END, h.event_id"
-        " FROM unnest($1::uuid[], $12::text[], $14::uuid[]) WITH ORDINALITY AS h(id, origin, event_id, position)"
+        " FROM unnest($1::uuid[], $11::text[], $12::uuid[]) WITH ORDINALITY AS h(id, origin, event_id, position)"
         " ORDER BY h.position",
-        [a.assignment_id for a in rows],
-        [a.procedure_id for a in rows],
-        [a.structure_id for a in rows],
+        *([getattr(a, name) for a in rows] for name in _NEW_ASSIGNMENT_COLUMNS),
         [json.dumps(a.offer_ids) for a in rows],
-        [a.mandatory for a in rows],
-        [a.priority for a in rows],
-        [a.over_capacity for a in rows],
-        [a.explanation for a in rows],
-        [a.referentiel_version for a in rows],
-        [a.notification_id for a in rows],
-        [a.correlation_id for a in rows],
-        [a.origin for a in rows],
         now,
-        [a.event_id for a in rows],
     )
 
 
