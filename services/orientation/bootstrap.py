@@ -52,7 +52,7 @@ def build(settings: OrientationSettings) -> Runtime:
         response_working_days=settings.escalation_reminder_working_days,
     )
     clock = settings.make_clock()
-    statuses = StatusHandler(holder, clock=clock)
+    statuses = StatusHandler(holder, clock=clock, response_working_days=settings.escalation_reminder_working_days)
     # Read before anything starts: a broken tokens file stops the service at once.
     tokens = load_tokens(settings.admin_tokens_path)
 

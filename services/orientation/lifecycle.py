@@ -39,6 +39,7 @@ from schemas.orientation import OrientationDecidedEvent
 from services.orientation import repository as repo
 from services.orientation.domain.events import OVERRIDE_EXPLANATION, override_payload
 from services.orientation.domain.lifecycle import Refusal, Verdict, check_change
+from services.orientation.orient import respond_by
 from services.orientation.referential_store import PRODUCER, SCHEMA, ReferentialHolder
 from services.platform.clock import SYSTEM_CLOCK, Clock
 from services.platform.db import Conn
@@ -53,11 +54,15 @@ log = get_logger(__name__)
 
 class StatusHandler:
     """Applies ``assignment.status`` events to orientation's assignments; ``clock`` dates the assignments
-    a CCAPEX ``ADD`` opens."""
+    a CCAPEX ``ADD`` opens, and ``response_working_days`` (as ``Orientation``'s) sets the day their structure
+    is asked to answer by."""
 
-    def __init__(self, holder: ReferentialHolder, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, holder: ReferentialHolder, *, clock: Clock = SYSTEM_CLOCK, response_working_days: int | None = None
+    ) -> None:
         self._holder = holder
         self._clock = clock
+        self._response_days = response_working_days
 
     async def handle_batch(self, conn: Conn, events: Sequence[AssignmentStatusEvent]) -> None:
         """Apply a batch in the caller's transaction, the procedures it touches locked."""
@@ -140,7 +145,10 @@ class StatusHandler:
         decided = None
         if header is not None:
             payload = override_payload(
-                header, added={change.structure_id: assignment_id}, referentiel_version=active.version
+                header,
+                added={change.structure_id: assignment_id},
+                referentiel_version=active.version,
+                respond_by=respond_by(self._clock.now(), self._response_days),
             )
             decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
         await repo.insert_assignments(

@@ -38,7 +38,7 @@ from services.platform.inbox import claim_events
 from services.platform.logging import get_logger, log_context
 from services.platform.outbox import OutboxMessage, enqueue
 
-__all__ = ["CapacityLedger", "Orientation"]
+__all__ = ["CapacityLedger", "Orientation", "respond_by"]
 
 log = get_logger(__name__)
 _level = logging.getLogger(__name__)  # the stdlib logger behind ``log``: its level decides what is emitted
@@ -98,6 +98,16 @@ class _Batch:
         await repo.store_notice_headers(conn, self.headers)
         await repo.insert_decisions(conn, self.decisions)
         await enqueue(conn, SCHEMA, self.messages)
+
+
+def respond_by(now: datetime, working_days: int | None) -> date | None:
+    """The day a NEW assignment opened at ``now`` is to be answered by: ``working_days`` working days later
+    (``None``: no such day). The escalation counts from the day the assignment opened, in its zone
+    (escalation.py, the same ``repo.ESCALATION_ZONE``): the deadline an alert states is the day the reminder
+    is due."""
+    if working_days is None:
+        return None
+    return add_working_days(now.astimezone(_ESCALATION_ZONE).date(), working_days)
 
 
 class Orientation:
@@ -171,13 +181,6 @@ class Orientation:
             **batch.counts,
         )
 
-    def _respond_by(self, now: datetime) -> date | None:
-        # The escalation counts from the day the assignment opened, in its zone (escalation.py, the same
-        # repo.ESCALATION_ZONE): the deadline an alert states is the day the reminder is due.
-        if self._response_days is None:
-            return None
-        return add_working_days(now.astimezone(_ESCALATION_ZONE).date(), self._response_days)
-
     def _orient(
         self,
         event: ProcedureNotificationEvent,
@@ -204,9 +207,9 @@ class Orientation:
             assignment_ids=ids,
             typologies=typologies,
             referential=active.referential,
-            respond_by=self._respond_by(batch.now),
+            respond_by=respond_by(batch.now, self._response_days),
         )
-        payload = with_overrides(payload, added)
+        payload = with_overrides(payload, added, respond_by=respond_by(batch.now, self._response_days))
         decided = OrientationDecidedEvent.caused_by(event, producer=PRODUCER, payload=payload)
         new = [a for a in result.assignments if a.kind is AssignmentKind.NEW]
         for assignment in new:

@@ -31,6 +31,7 @@ from services.orientation.domain.referential import Offer, Referential, Structur
 
 __all__ = [
     "ALERT_HEADER_FIELDS",
+    "LEGAL_DATE_FIELDS",
     "OVERRIDE_EXPLANATION",
     "alert_header",
     "also_eligible_offers",
@@ -54,6 +55,9 @@ ALERT_HEADER_FIELDS: Final = (
     "earliest_expulsion_date",
 )
 """The fields of ``orientation.decided`` an alert shows about the procedure (the rest is per assignment)."""
+
+LEGAL_DATE_FIELDS: Final = ("hearing_date", "commandement_deadline")
+"""The procedure's legal dates an alert states besides the earliest expulsion date, when known."""
 
 
 def decided_payload(
@@ -180,13 +184,19 @@ def alert_header(notice: ProcedureNotice) -> dict[str, Any]:
         "commune_insee": record.dwelling.address.commune_insee,
         "commune_name": record.dwelling.address.commune_name,
         "earliest_expulsion_date": record.derived.earliest_expulsion_date,
+        "hearing_date": record.act.hearing_date,
+        "commandement_deadline": record.derived.commandement_deadline,
     }
     jsonable: dict[str, Any] = to_jsonable_python(header)
     return jsonable
 
 
 def override_payload(
-    header: Mapping[str, Any], *, added: Mapping[str, uuid.UUID], referentiel_version: int
+    header: Mapping[str, Any],
+    *,
+    added: Mapping[str, uuid.UUID],
+    referentiel_version: int,
+    respond_by: date | None = None,
 ) -> OrientationDecided:
     """The ``orientation.decided`` payload announcing structures the CCAPEX added to a procedure.
 
@@ -194,14 +204,17 @@ def override_payload(
     its latest notice; its ``ALERT_HEADER_FIELDS`` (reference, stage, urgency, commune, earliest expulsion
     date) are repeated. ``added``: structure id → assignment id, each a NEW assignment without offer, so the
     notifier alerts the structure like any other; ``trigger`` tells consumers no matching rule chose them.
+    The legal dates an alert states (``LEGAL_DATE_FIELDS``) are repeated when the header has them, and each
+    added structure is asked to answer by ``respond_by``, as a structure matching chose would be.
     """
     return OrientationDecided.model_validate(
         {field: header[field] for field in ALERT_HEADER_FIELDS}
+        | {field: header[field] for field in LEGAL_DATE_FIELDS if header.get(field) is not None}
         | {
             "is_correction": False,
             "referentiel_version": referentiel_version,
             "rules_version": header.get("rules_version", MATCHING_RULES_VERSION),
-            "assignments": [_override_assignment(s, a) for s, a in added.items()],
+            "assignments": [_override_assignment(s, a, respond_by) for s, a in added.items()],
             "also_eligible": [],
             "fallback_used": False,
             "trigger": DecisionTrigger.CCAPEX_OVERRIDE,
@@ -210,21 +223,24 @@ def override_payload(
     )
 
 
-def with_overrides(decided: OrientationDecided, added: Mapping[str, uuid.UUID]) -> OrientationDecided:
+def with_overrides(
+    decided: OrientationDecided, added: Mapping[str, uuid.UUID], *, respond_by: date | None = None
+) -> OrientationDecided:
     """``decided`` also announcing the structures the CCAPEX added before orientation had anything to show
     (structure id → their open assignment's id): each is a NEW assignment — matching chose it as a stage update,
     since it holds the procedure, but it was never told of it — and one matching did not choose is appended."""
     if not added:
         return decided
     assignments = [
-        a.model_copy(update={"kind": AssignmentKind.NEW}) if a.structure_id in added else a for a in decided.assignments
+        a.model_copy(update={"kind": AssignmentKind.NEW, "respond_by": respond_by}) if a.structure_id in added else a
+        for a in decided.assignments
     ]
     shown = {a.structure_id for a in assignments}
-    assignments += [_override_assignment(s, a) for s, a in added.items() if s not in shown]
+    assignments += [_override_assignment(s, a, respond_by) for s, a in added.items() if s not in shown]
     return decided.model_copy(update={"assignments": assignments})
 
 
-def _override_assignment(structure_id: str, assignment_id: uuid.UUID) -> DecidedAssignment:
+def _override_assignment(structure_id: str, assignment_id: uuid.UUID, respond_by: date | None) -> DecidedAssignment:
     return DecidedAssignment(
         assignment_id=assignment_id,
         structure_id=structure_id,
@@ -235,6 +251,7 @@ def _override_assignment(structure_id: str, assignment_id: uuid.UUID) -> Decided
         over_capacity=False,
         matched_rules=[],
         explanation=OVERRIDE_EXPLANATION,
+        respond_by=respond_by,
     )
 
 

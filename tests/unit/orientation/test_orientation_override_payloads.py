@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date
 from typing import TYPE_CHECKING
 
 from schemas.orientation import AssignmentKind, DecisionTrigger, OrientationDecided
@@ -12,6 +13,7 @@ from schemas.stages import Stage
 from services.orientation.domain import Referential, decide
 from services.orientation.domain.events import (
     ALERT_HEADER_FIELDS,
+    LEGAL_DATE_FIELDS,
     OVERRIDE_EXPLANATION,
     alert_header,
     decided_payload,
@@ -35,7 +37,7 @@ def _decided(seed: Referential, make_notice: MakeNotice) -> OrientationDecided:
 
 def test_a_notice_s_header_is_what_an_alert_shows_and_nothing_of_the_household(make_notice: MakeNotice) -> None:
     header = alert_header(make_notice(Stage.ASSIGNATION))
-    assert tuple(header) == ALERT_HEADER_FIELDS
+    assert tuple(header) == ALERT_HEADER_FIELDS + LEGAL_DATE_FIELDS
     assert (header["stage"], header["commune_name"], header["commune_insee"]) == ("ASSIGNATION", "Belfort", "90010")
     text = json.dumps(header)  # stored as jsonb: JSON values only
     for personal in ("Durand", "Léa", "Mulhouse", "612345678", "lea.durand"):
@@ -63,6 +65,26 @@ def test_an_override_from_a_notice_s_header_or_a_decision_announces_each_added_s
         assert payload.assignments[0].explanation == OVERRIDE_EXPLANATION
     assert [a.structure_id for a in from_decision.assignments] == ["SIAO90", "BDF90"]
     assert from_decision.rules_version == decided.rules_version
+
+
+def test_an_added_structure_is_asked_to_answer_by_a_day_and_told_the_legal_dates(
+    seed: Referential, make_notice: MakeNotice
+) -> None:
+    notice = make_notice(Stage.COMMANDEMENT_PAYER)
+    deadline = notice.notification.derived.commandement_deadline
+    assert deadline is not None
+    answer_by = date(2026, 3, 20)
+    stored = json.loads(_decided(seed, make_notice).model_dump_json())
+
+    for header in (alert_header(notice), stored):
+        payload = override_payload(header, added={"SIAO90": ADDED}, referentiel_version=4, respond_by=answer_by)
+        assert payload.commandement_deadline == deadline
+        assert [a.respond_by for a in payload.assignments] == [answer_by]
+
+    without = override_payload(alert_header(notice), added={"SIAO90": ADDED}, referentiel_version=4)
+    assert without.assignments[0].respond_by is None
+    folded = with_overrides(_decided(seed, make_notice), {"SIAO90": ADDED}, respond_by=answer_by)
+    assert folded.assignments[-1].respond_by == answer_by
 
 
 def test_a_first_decision_announces_the_added_structures_as_new(seed: Referential, make_notice: MakeNotice) -> None:
