@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 __all__ = ["QuietRule", "RetryPolicy", "digest_cutoff", "in_quiet_window", "next_allowed"]
 
 _SUNDAY = 6
+_RESOLUTION = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -98,4 +99,22 @@ def digest_cutoff(now: datetime, at: time, zone: tzinfo) -> datetime | None:
 
 
 def _local(day: date, moment: time, zone: tzinfo) -> datetime:
-    return datetime.combine(day, moment, tzinfo=zone)
+    """The instant the local clock first reads ``moment`` or later on ``day``.
+
+    When ``moment`` falls in the gap of a spring-forward change (02:30 on the last Sunday of March in Paris),
+    no instant reads it: the answer is the change itself (03:00), the first instant past it. Taking the
+    gap's wall time at face value would land an hour late (03:30) and skip a sending slot.
+    """
+    naive = datetime.combine(day, moment.replace(fold=0))  # a settings time may carry fold=1: not ours to pick
+    after = naive.replace(tzinfo=zone).astimezone(UTC)  # fold=0 in a gap: the offset before the change
+    if after.astimezone(zone).replace(tzinfo=None) == naive:
+        return after.astimezone(zone)
+    before = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)  # the offset after the change: before the gap
+    # The local clock is monotonic between the two; the change is the first instant reading past ``naive``.
+    while after - before > _RESOLUTION:
+        middle = before + (after - before) / 2
+        if middle.astimezone(zone).replace(tzinfo=None) >= naive:
+            after = middle
+        else:
+            before = middle
+    return after.astimezone(zone)

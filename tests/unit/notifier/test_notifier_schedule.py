@@ -86,6 +86,16 @@ def test_a_contact_window_that_does_not_span_midnight_and_no_sunday_rule() -> No
     assert next_allowed(paris(2026, 3, 8, 3, 0), no_rule) == paris(2026, 3, 8, 3, 0).astimezone(UTC)
 
 
+def test_a_window_ending_in_the_spring_forward_gap_ends_at_the_change() -> None:
+    # 29 March 2026 in Paris: 02:00 becomes 03:00, no instant reads 02:30. The first one past it is 03:00,
+    # not 03:30 (the gap's wall time taken at face value) — and a settings time's fold changes nothing.
+    night = QuietRule((time(1, 0), time(2, 30)), sundays=False, zone=PARIS)
+    change = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert next_allowed(paris(2026, 3, 29, 1, 30), night) == change
+    folded = QuietRule((time(1, 0), time(2, 30, fold=1)), sundays=False, zone=PARIS)
+    assert next_allowed(paris(2026, 3, 29, 1, 30), folded) == change
+
+
 def test_a_naive_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         next_allowed(datetime(2026, 3, 3, 12, 0), DEFAULT)  # noqa: DTZ001
