@@ -569,7 +569,13 @@ def _collection_routes(app: APIRouter, collection: _Collection, services: AdminS
         "responses": {**errors, 409: {"model": ErrorOut}},
     }
 
-    @app.post(f"/{path}", operation_id=f"create_{name}", status_code=201, openapi_extra=body, **writes)
+    # A dry run creates nothing: it answers 200 with the diff, documented beside the creation's 201.
+    writes_or_preview = writes | {
+        "responses": writes["responses"]
+        | {200: {"model": collection.change_model, "description": "``dry_run=true``: the diff, nothing saved"}}
+    }
+
+    @app.post(f"/{path}", operation_id=f"create_{name}", status_code=201, openapi_extra=body, **writes_or_preview)
     async def create_item(
         request: Request, who: Admin, response: Response, *, dry_run: DryRun = False, x_on_behalf_of: OnBehalfOf = None
     ) -> Any:
