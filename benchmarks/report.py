@@ -103,7 +103,26 @@ def pipeline_markdown(result: dict[str, Any]) -> str:
         f"Idle {_fmt(idle['wall_s'])} s between the phases (no act coming), cores busy: {floor}; the stack without"
         f" PostgreSQL's server processes {_fmt(idle['cores_busy_stack_without_pg_server'])}.",
     ]
+    for title, phase in (("backlog drain", backlog), ("idle", idle), (paced, latency)):
+        lines += ["", *_statements_markdown(title, phase.get("statements"))]
     return "\n".join(lines)
+
+
+def _statements_markdown(phase: str, statements: dict[str, Any] | None) -> list[str]:
+    """A phase's most expensive statements (``benchmarks.statements``), or why there are none."""
+    if not statements or not statements["available"]:
+        return [f"PostgreSQL statements, {phase}: not measured (pg_stat_statements is not loaded by the server)."]
+    return [
+        f"PostgreSQL statements, {phase}: {_fmt(statements['total_ms'])} ms of execution in"
+        f" {_fmt(statements['calls'])} calls; the most expensive:",
+        "",
+        "| total ms | calls | µs per call | rows | statement |",
+        "|---|---|---|---|---|",
+        *(
+            _row(_fmt(s["total_ms"]), s["calls"], s["us_per_call"], s["rows"], f"`{s['statement']}`")
+            for s in statements["top"]
+        ),
+    ]
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:

@@ -59,6 +59,7 @@ from benchmarks.common import (
     write_emitters,
 )
 from benchmarks.report import pipeline_markdown
+from benchmarks.statements import StatementStats
 from devtools import create_database, create_topics, drop_database, kafka_broker, postgres_server
 from devtools.stack import ServiceProcesses, StackConfig
 from schemas import topics
@@ -120,6 +121,7 @@ class Stack:
     sink: LightSink
     watch: ProcessWatch
     recipients: dict[str, frozenset[str]]
+    statements: StatementStats
 
 
 def expected_pairs(stack: Stack, external_refs: Iterable[str]) -> set[tuple[str, str]]:
@@ -238,6 +240,7 @@ async def backlog_phase(
     relay_rate = await bare_relay(stack.bootstrap, count)
     await publish(stack.bootstrap, topics.RAW_CJ, records)
     load_start = os.getloadavg()
+    statements = await stack.statements.snapshot()
     before, harness_before = stack.watch.snapshot(), time.process_time()
     started = time.time()
     services.start(*SERVICES)
@@ -264,6 +267,7 @@ async def backlog_phase(
         "load_start": load_start,
         "load_end": os.getloadavg(),
         "delivery": found.counts,
+        "statements": StatementStats.between(statements, await stack.statements.snapshot()),
     }
 
 
@@ -272,6 +276,7 @@ async def idle_phase(stack: Stack, seconds: float) -> dict[str, Any]:
     polling floor under the paced phase's CPU per act — fetch requests, heartbeats, the notifier's dispatch
     poll. Tansu's share includes serving this benchmark's own readers (the tap)."""
     load_start = os.getloadavg()
+    statements = await stack.statements.snapshot()
     before, harness_before = stack.watch.snapshot(), time.process_time()
     started = time.monotonic()
     await asyncio.sleep(seconds)
@@ -285,6 +290,7 @@ async def idle_phase(stack: Stack, seconds: float) -> dict[str, Any]:
         "cores_busy_stack_without_pg_server": stack_s / wall_s,
         "load_start": load_start,
         "load_end": os.getloadavg(),
+        "statements": StatementStats.between(statements, await stack.statements.snapshot()),
     }
 
 
@@ -334,6 +340,7 @@ async def latency_phase(  # noqa: PLR0917
     external_refs = [f"BENCH-{run}-{i:07d}" for i in range(first, first + count)]
     emails_before = stack.sink.count()
     load_start = os.getloadavg()
+    statements = await stack.statements.snapshot()
     before, harness_before = stack.watch.snapshot(), time.process_time()
     started = time.time()
     joined = asyncio.Event()
@@ -369,6 +376,7 @@ async def latency_phase(  # noqa: PLR0917
         "load_start": load_start,
         "load_end": os.getloadavg(),
         "delivery": found.counts,
+        "statements": StatementStats.between(statements, await stack.statements.snapshot()),
     }
 
 
@@ -402,6 +410,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sink,
             ProcessWatch(SERVICES, broker.bootstrap_servers, name),
             recipients_by_structure(config.referential_path),
+            StatementStats(database_url),
         )
         tap = asyncio.create_task(stack.tap.run())
         try:

@@ -112,3 +112,24 @@ def test_the_results_table_renders_it(result: dict[str, Any]) -> None:
     assert "| emails duplicated | 0 | 0 |" in table
     assert "act → last email (end to end)" in table
     assert "Idle 2" in table
+
+
+def test_postgres_statements_of_each_phase_are_reported_when_the_server_counts_them(result: dict[str, Any]) -> None:
+    # pg_stat_statements is optional (the server must preload it): either each phase names the statements of
+    # this run's database that took the most, or the table says they were not measured.
+    table = results_markdown({"pipeline": result})
+    for phase in ("backlog", "idle", "latency"):
+        statements = result[phase]["statements"]
+        if not statements["available"]:
+            assert "not measured (pg_stat_statements is not loaded" in table
+            continue
+        top = statements["top"]
+        assert top, phase
+        assert [s["total_ms"] for s in top] == sorted((s["total_ms"] for s in top), reverse=True)
+        assert all(s["calls"] > 0 and s["statement"] for s in top)
+        assert statements["calls"] >= sum(s["calls"] for s in top)
+    # The backlog's statements are the services' own (this run's database only): storing, orienting and
+    # alerting its acts took more statements than there were acts.
+    if result["backlog"]["statements"]["available"]:
+        assert result["backlog"]["statements"]["calls"] > ACTS
+        assert "| total ms | calls | µs per call | rows | statement |" in table
