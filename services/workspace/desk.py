@@ -19,7 +19,6 @@ A partner's session gets 403 on every desk page. Every view and action is audite
 from __future__ import annotations
 
 import hmac
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from services.workspace.desk_referential import mount_referential_desk
 from services.workspace.domain.casefile import case_facts, deadlines, stage_lines
 from services.workspace.domain.desk import DESK_STRUCTURE, may_override
 from services.workspace.domain.sessions import new_session
+from services.workspace.double_submit import DoubleSubmit
 
 if TYPE_CHECKING:
     from services.workspace.http import WorkspaceServices
@@ -59,7 +59,6 @@ log = get_logger(__name__)
 
 PARIS = ZoneInfo("Europe/Paris")
 """The day an assignment was decided, and today, are French days (working days are)."""
-_LOGIN_COOKIE = "prevex_desk_login"
 _REF_MAX_LENGTH = 32
 _OPEN = (AssignmentStatus.OUVERTE, AssignmentStatus.ACCEPTEE)
 
@@ -123,19 +122,10 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
         await audit(conn, action, "CSRF_REJECTED", desk.session_id)
         return None
 
+    sign_in_nonce = DoubleSubmit("prevex_desk_login", path="/secretariat", secure=services.cookie_secure)
+
     def sign_in_page(status: int = 200, error: str | None = None) -> Response:
-        nonce = secrets.token_urlsafe(32)
-        response = kit.page("desk_signin.html", status, nonce=nonce, error=error)
-        response.set_cookie(
-            _LOGIN_COOKIE,
-            nonce,
-            max_age=900,
-            path="/secretariat",
-            secure=services.cookie_secure,
-            httponly=True,
-            samesite="strict",
-        )
-        return response
+        return sign_in_nonce.issue(lambda nonce: kit.page("desk_signin.html", status, nonce=nonce, error=error))
 
     @app.get("/secretariat/connexion", include_in_schema=False)
     async def sign_in_form() -> Response:
@@ -144,9 +134,9 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
     @app.post("/secretariat/connexion", include_in_schema=False)
     async def sign_in(request: Request) -> Response:
         form = await request.form()
-        nonce, cookie, token = form.get("nonce"), request.cookies.get(_LOGIN_COOKIE), form.get("jeton")
+        token = form.get("jeton")
         async with services.pool().acquire() as conn, conn.transaction():
-            if not (isinstance(nonce, str) and cookie and hmac.compare_digest(nonce, cookie)):
+            if not sign_in_nonce.matches(request, form):
                 await audit(conn, "DESK_SIGN_IN", "CSRF_REJECTED", None)
                 return sign_in_page(403, "Le formulaire a expiré : recommencez.")
             principal = services.desk_tokens.authenticate(token) if isinstance(token, str) and token else None
@@ -171,7 +161,7 @@ def mount_desk(app: FastAPI, kit: DeskKit) -> None:  # noqa: PLR0915 (one closur
         log.info("desk_session_started", principal=principal.name, role=role.value, session_id=str(session_id))
         response = RedirectResponse("/secretariat", status_code=303)
         kit.set_session_cookie(response, fresh.secret)
-        response.delete_cookie(_LOGIN_COOKIE, path="/secretariat", secure=services.cookie_secure, httponly=True)
+        sign_in_nonce.clear(response)
         return response
 
     @app.get("/secretariat", include_in_schema=False)

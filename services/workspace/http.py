@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hmac
 import re
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +77,7 @@ from services.workspace.domain.labels import label
 from services.workspace.domain.link_requests import HELD_STATUSES, LinkRequestVerdict
 from services.workspace.domain.referential import CommuneFinder, search_structures
 from services.workspace.domain.sessions import SessionPolicy, hash_secret, new_session
+from services.workspace.double_submit import DoubleSubmit
 from services.workspace.link_requests import AUDIT_ACTION as REQUEST_LINK
 from services.workspace.link_requests import request_new_link
 from services.workspace.referential_admin import ReferentialAdmin
@@ -301,26 +301,18 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
                 return page("expired.html", 410, token=token, nonce=None, error=None)
             return expired_page(token)
 
+    link_request_nonce = DoubleSubmit("prevex_link_request", path="/d", secure=services.cookie_secure)
+
     def expired_page(token: str, status: int = 410, error: str | None = None) -> Response:
         """The expired link's page and its « Recevoir un nouveau lien » form, with a fresh double-submit
-        nonce (cookie and hidden field) scoped to the links' path."""
-        nonce = secrets.token_urlsafe(32)
-        response = page("expired.html", status, token=token, nonce=nonce, error=error)
-        response.set_cookie(
-            _LINK_REQUEST_COOKIE,
-            nonce,
-            max_age=900,
-            path="/d",
-            secure=services.cookie_secure,
-            httponly=True,
-            samesite="strict",
+        nonce scoped to the links' path."""
+        return link_request_nonce.issue(
+            lambda nonce: page("expired.html", status, token=token, nonce=nonce, error=error)
         )
-        return response
 
     @app.post("/d/{token}/nouveau-lien", include_in_schema=False)
     async def ask_new_link(request: Request, token: str) -> Response:
         form = await request.form()
-        nonce, cookie = form.get("nonce"), request.cookies.get(_LINK_REQUEST_COOKIE)
         async with services.pool().acquire() as conn, conn.transaction():
             found = await genuine(conn, token)
             if found is None:
@@ -329,7 +321,7 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
             if not expired:
                 # Still valid (the day changed, or a stale form): the link itself opens the case.
                 return RedirectResponse(f"/d/{token}", status_code=303)
-            if not (isinstance(nonce, str) and cookie and hmac.compare_digest(nonce, cookie)):
+            if not link_request_nonce.matches(request, form):
                 await audit(
                     conn,
                     REQUEST_LINK,
@@ -348,7 +340,7 @@ def create_app(services: WorkspaceServices) -> FastAPI:  # noqa: PLR0915 (one cl
                 interval=services.link_request_interval,
             )
         response = refused(*_LINK_REQUEST_PAGES[result.verdict](services.link_request_interval))
-        response.delete_cookie(_LINK_REQUEST_COOKIE, path="/d", secure=services.cookie_secure, httponly=True)
+        link_request_nonce.clear(response)
         return response
 
     async def _start_session(conn: Conn, assignment: repo.AssignmentRow) -> Response:
@@ -596,8 +588,6 @@ _ACTION_ERRORS: Final[Mapping[str, str]] = {
     "COMMENT_TOO_LONG": f"Le commentaire dépasse {COMMENT_MAX_LENGTH} caractères.",
     "COMMENT_INVALID": "Le commentaire contient des caractères de contrôle : retirez-les.",
 }
-
-_LINK_REQUEST_COOKIE = "prevex_link_request"
 
 
 def _minutes(interval: timedelta) -> str:
