@@ -23,8 +23,9 @@ expiring is the backstop) and is then sent again; at most the deliveries leased 
 timeout after the provider took the message), which is retried. An email keeps its ``Message-ID``, derived
 from the delivery id. docs/notifier.md details both windows.
 
-**Order.** Deliveries of one procedure (one Kafka partition key) leave in creation order, one at a time;
-different procedures are sent concurrently. A retried delivery does not hold the others back.
+**Order.** What one structure receives about one procedure leaves in creation order, one at a time (its
+alert before a notice that refers to it); other structures, and other procedures, are sent concurrently: the
+three partners of one decision are alerted side by side. A retried delivery does not hold the others back.
 """
 
 from __future__ import annotations

@@ -82,9 +82,9 @@ class Sender:
         self._on_accepted = on_accepted
 
     async def send_due(self, pool: asyncpg.Pool) -> SendReport:
-        """Claim due deliveries, send them (procedures concurrently, each procedure's in order), record
-        each outcome as soon as possible, and claim more while sending until nothing is due; return what
-        happened.
+        """Claim due deliveries, send them (each structure's deliveries about one procedure in order, all
+        others concurrently), record each outcome as soon as possible, and claim more while sending until
+        nothing is due; return what happened.
 
         A continuous pipeline rather than claim → send all → record all → claim: once half the claim window
         (``claim_size`` leased and not yet recorded) is free, the next due deliveries are claimed while the
@@ -241,7 +241,7 @@ class _Round:
 
     def _start(self, jobs: Sequence[DeliveryJob]) -> None:
         self._leased += len(jobs)
-        for group in _by_procedure(jobs):
+        for group in _in_order_groups(jobs):
             task = asyncio.create_task(self._send_group(group))
             self._groups.add(task)
             task.add_done_callback(self._group_done)
@@ -320,9 +320,14 @@ def _trace_context(job: DeliveryJob) -> tracing.TraceContext:
     return (job.alert.traceparent, job.alert.tracestate) if isinstance(job, AlertJob) else (None, None)
 
 
-def _by_procedure(jobs: Iterable[DeliveryJob]) -> list[list[DeliveryJob]]:
-    """Jobs grouped per procedure in creation order; digests (no procedure) each on their own."""
+def _in_order_groups(jobs: Iterable[DeliveryJob]) -> list[list[DeliveryJob]]:
+    """Jobs grouped per (procedure, receiving structure) in creation order; digests (no procedure) each alone.
+
+    Order is what one structure sees of one procedure (its alert before a notice that refers to it); the
+    other structures of the same decision owe it nothing, so their alerts leave side by side.
+    """
     groups: dict[object, list[DeliveryJob]] = {}
     for job in sorted(jobs, key=lambda j: j.seq):
-        groups.setdefault(job.procedure_id or job.delivery_id, []).append(job)
+        key = (job.procedure_id, job.structure_id) if job.procedure_id is not None else job.delivery_id
+        groups.setdefault(key, []).append(job)
     return list(groups.values())

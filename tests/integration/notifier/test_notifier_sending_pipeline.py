@@ -1,7 +1,8 @@
 """The sender as a continuous pipeline, and the decision consumer's batches (issue 16).
 
 A round keeps claiming while it sends, never leasing more than its window (``claim_size``: what a crash may
-send twice), each procedure's deliveries still one at a time in order; a batch of decisions is claimed in the
+send twice), what one structure receives about a procedure still one at a time in order, the structures of
+one decision side by side; a batch of decisions is claimed in the
 inbox in one statement, a redelivered decision or the same one twice in a batch alerting nobody twice; an idle
 loop wakes on PostgreSQL's NOTIFY when work is stored.
 """
@@ -27,6 +28,7 @@ from services.notifier.intake import record_decisions
 from services.notifier.loops import forever
 from services.notifier.templates import load_templates
 from services.platform.runtime import Runtime
+from tests.integration.notifier.conftest import email_contact
 
 if TYPE_CHECKING:
     from tests.integration.notifier.conftest import World
@@ -89,6 +91,68 @@ async def test_one_round_claims_while_it_sends_within_its_window_and_in_each_pro
         subjects = [str(m.message["Subject"]) for m in world.smtp.messages if ref in str(m.message["Subject"])]
         assert [next(s for s in STAGES if f"– {stage_label(s)} –" in subject) for subject in subjects] == list(STAGES)
     assert [d["state"] for d in await world.deliveries()] == ["sent"] * 24
+
+
+@dataclass
+class Rendezvous:
+    """Wraps a channel: a send waits (up to ``patience_s``) until ``expected`` sends are under way at once."""
+
+    inner: Channel
+    expected: int
+    patience_s: float = 5.0
+    most: int = 0
+    _in_flight: int = 0
+    _all_there: asyncio.Event = field(default_factory=asyncio.Event)
+
+    provider: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.provider = self.inner.provider
+
+    async def send(self, message: OutgoingMessage) -> SendOutcome:
+        self._in_flight += 1
+        self.most = max(self.most, self._in_flight)
+        if self._in_flight >= self.expected:
+            self._all_there.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_there.wait(), self.patience_s)
+            return await self.inner.send(message)
+        finally:
+            self._in_flight -= 1
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_the_structures_of_one_decision_are_alerted_side_by_side_not_one_after_the_other(world: World) -> None:
+    # Order is owed to what one structure sees of a procedure; three structures of one decision owe each other
+    # nothing: their three emails are under way together (one after the other, the last would wait for two).
+    for structure_id in ("CCAS-BELFORT", "DEPT90-SS"):
+        await world.structure(structure_id, email_contact(f"{structure_id}-C", f"{structure_id.lower()}@x.test"))
+    await world.decide("CCAPEX90", "CCAS-BELFORT", "DEPT90-SS")
+    async with world.pool.acquire() as conn:
+        await world.dispatcher.expand_alerts(conn)
+    channels = build_channels(world.settings)
+    together = Rendezvous(channels[ChannelCode.EMAIL], expected=3)
+    dispatcher = Dispatcher(
+        channels={**channels, ChannelCode.EMAIL: together},
+        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
+        config=dispatch_config(world.settings),
+        clock=world.clock,
+    )
+    try:
+        report = await dispatcher.send_due(world.pool)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    assert (report.claimed, report.sent) == (3, 3)
+    assert together.most == 3
+    assert sorted(r for m in world.smtp.messages for r in m.rcpt_tos) == [
+        "ccapex90@pref.test",
+        "ccas-belfort@x.test",
+        "dept90-ss@x.test",
+    ]
 
 
 async def test_a_batch_of_decisions_claims_the_inbox_once_and_alerts_each_decision_once(world: World) -> None:
