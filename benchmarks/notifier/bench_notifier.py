@@ -7,12 +7,14 @@ For each concurrency setting, on a fresh broker and database (``devtools``, as t
 
 1. Publishes a référentiel of ``--structures`` structures (one email contact each) and N
    ``orientation.decided`` events: N / per-procedure procedures, each with ``--per-procedure`` successive
-   decisions (stages in order) assigning one new structure → N alerts. Keyed by procedure as orientation does.
+   decisions (stages in order), each assigning the procedure's structure anew → N alerts, every alert of a
+   procedure to the same structure (the notifier keeps order per procedure and structure). Keyed by procedure
+   as orientation does.
 2. Starts the real notifier process (``python -m services.notifier``) on that backlog, with
    ``NOTIFIER_SEND_CONCURRENCY`` (and the SMTP pool) set to the concurrency under test.
 3. Waits until the SMTP server (aiosmtpd, same machine) accepted all N messages; prints the rate from the
    first message to the last (steady state) and from the process start (including start-up, consumption
-   and expansion), and checks the per-procedure order: each procedure's alerts arrive in stage order.
+   and expansion), and checks the order: each procedure's alerts (all to one structure) arrive in stage order.
 
 ``--sink devenv`` uses the project's ``SmtpSink`` (parses every message: about one core at ~250 msgs/s on
 our 2-core machine, which then caps the measure); ``--sink light`` (default) an aiosmtpd server that
@@ -89,7 +91,7 @@ def decisions(count: int, per_procedure: int, structures: int) -> list[Orientati
         events += [
             decided_event(
                 f"90-2026-{p:06d}",
-                [f"BENCH-{(p * per_procedure + step) % structures:03d}"],
+                [f"BENCH-{p % structures:03d}"],
                 stage=STAGES[step],
                 procedure_id=procedure_id,
             )
