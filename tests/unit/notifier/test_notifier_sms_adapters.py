@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -25,10 +28,12 @@ from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel,
 MOBILE = "+33612345678"
 TEXT = "Expulsions 90: 90-2026-000001, Cdt de payer, Belfort. Urg. normale. https://prevex.example/d/x"
 OVH_URL = "https://ovh.test/1.0"
+OVH_SECRET = "as-secret"
 BREVO_URL = "https://brevo.test/v3"
 LOCAL_CLOCK = 1_700_000_000
 OVH_CLOCK = LOCAL_CLOCK + 42  # the API's clock is 42 s ahead of ours
 Reply = httpx.Response | type[httpx.TransportError]
+C = TypeVar("C", bound=Channel)
 
 
 @dataclass
@@ -56,24 +61,24 @@ class ProviderDouble:
         return [r for r in self.requests if not r.url.path.endswith("/auth/time")]
 
 
-def _ovh(double: ProviderDouble) -> OvhSmsChannel:
+def _ovh(double: ProviderDouble, *, sender: str = "Prevex90", application_secret: str = OVH_SECRET) -> OvhSmsChannel:
     return OvhSmsChannel(
         endpoint=OVH_URL,
         application_key="ak-1",
-        application_secret="as-secret",
+        application_secret=application_secret,
         consumer_key="ck-secret",
         service_name="sms-ab12345-1",
-        sender="Prevex90",
+        sender=sender,
         timeout_s=5,
         transport=httpx.MockTransport(double.handle),
         clock=lambda: LOCAL_CLOCK,
     )
 
 
-def _brevo(double: ProviderDouble) -> BrevoSmsChannel:
+def _brevo(double: ProviderDouble, *, api_key: str = "brevo-key") -> BrevoSmsChannel:
     return BrevoSmsChannel(
         endpoint=BREVO_URL,
-        api_key="brevo-key",
+        api_key=api_key,
         sender="Prevex90",
         timeout_s=5,
         transport=httpx.MockTransport(double.handle),
@@ -101,17 +106,37 @@ PROVIDERS = {
 }
 
 
+Served = tuple[OvhSmsChannel | BrevoSmsChannel, ProviderDouble]
+"""An HTTP adapter and the double behind it."""
+
+
+@asynccontextmanager
+async def _serving(
+    build: Callable[[ProviderDouble], C], accepted: Callable[[], httpx.Response]
+) -> AsyncIterator[tuple[C, ProviderDouble]]:
+    """An adapter ``build`` makes over a fresh double answering ``accepted``; closed on the way out."""
+    double = ProviderDouble(accepted)
+    channel = build(double)
+    try:
+        yield channel, double
+    finally:
+        await channel.close()
+
+
 @pytest.fixture(params=sorted(PROVIDERS))
 def provider(request: pytest.FixtureRequest) -> Provider:
     return PROVIDERS[request.param]
 
 
 @pytest.fixture
-async def http(provider: Provider) -> AsyncIterator[tuple[OvhSmsChannel | BrevoSmsChannel, ProviderDouble]]:
-    double = ProviderDouble(provider.accepted)
-    channel = provider.build(double)
-    yield channel, double
-    await channel.close()
+async def http(provider: Provider) -> AsyncIterator[Served]:
+    async with _serving(provider.build, provider.accepted) as served:
+        yield served
+
+
+def _only(name: str) -> pytest.MarkDecorator:
+    """Run a test on one provider's ``http`` fixture rather than on each."""
+    return pytest.mark.parametrize("provider", [PROVIDERS[name]], ids=[name])
 
 
 def _sms(attempt: int = 1) -> OutgoingMessage:
@@ -128,9 +153,8 @@ async def any_adapter(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
         yield LogSmsChannel(tmp_path), str(uuid.UUID(int=5))
         return
     provider = PROVIDERS[request.param]
-    channel = provider.build(ProviderDouble(provider.accepted))
-    yield channel, provider.message_id
-    await channel.close()
+    async with _serving(provider.build, provider.accepted) as (channel, _):
+        yield channel, provider.message_id
 
 
 async def test_an_accepted_sms_reports_the_provider_and_its_message_id(any_adapter: tuple[Channel, str]) -> None:
@@ -171,7 +195,7 @@ async def test_an_email_is_not_an_sms(any_adapter: tuple[Channel, str]) -> None:
     ],
 )
 async def test_answers_and_transport_errors_map_to_transient_or_permanent_failures(
-    http: tuple[OvhSmsChannel | BrevoSmsChannel, ProviderDouble],
+    http: Served,
     *,
     reply: Reply,
     code: str,
@@ -191,9 +215,7 @@ async def test_answers_and_transport_errors_map_to_transient_or_permanent_failur
     assert len(double.sends) == 1  # the adapter never retries by itself: the dispatcher schedules retries
 
 
-async def test_a_failure_then_a_success_sends_again_over_the_same_client(
-    http: tuple[OvhSmsChannel | BrevoSmsChannel, ProviderDouble], provider: Provider
-) -> None:
+async def test_a_failure_then_a_success_sends_again_over_the_same_client(http: Served, provider: Provider) -> None:
     channel, double = http
     double.replies.append(httpx.Response(502))
     assert not (await channel.send(_sms(1))).ok
@@ -203,9 +225,7 @@ async def test_a_failure_then_a_success_sends_again_over_the_same_client(
     assert json.loads(first.content) == json.loads(second.content)
 
 
-async def test_no_log_line_carries_the_number_or_the_text(
-    http: tuple[OvhSmsChannel | BrevoSmsChannel, ProviderDouble],
-) -> None:
+async def test_no_log_line_carries_the_number_or_the_text(http: Served) -> None:
     channel, double = http
     double.time_answers.append(httpx.ConnectError)  # OVH logs that it signs with its own clock
     double.replies += [httpx.Response(400, json={"message": f"invalid receiver {MOBILE}"}), httpx.ReadTimeout]
@@ -221,9 +241,9 @@ async def test_no_log_line_carries_the_number_or_the_text(
 # --- OVHcloud ------------------------------------------------------------------------------------------------
 
 
-async def test_ovh_posts_a_signed_job_with_the_api_clock() -> None:
-    double = ProviderDouble(PROVIDERS["ovh"].accepted)
-    channel = _ovh(double)
+@_only("ovh")
+async def test_ovh_posts_a_signed_job_with_the_api_clock(http: Served) -> None:
+    channel, double = http
     await channel.send(_sms())
     [send] = double.sends
     assert (send.method, str(send.url)) == ("POST", f"{OVH_URL}/sms/sms-ab12345-1/jobs")
@@ -240,7 +260,7 @@ async def test_ovh_posts_a_signed_job_with_the_api_clock() -> None:
     assert (headers["X-Ovh-Application"], headers["X-Ovh-Consumer"]) == ("ak-1", "ck-secret")
     assert headers["X-Ovh-Timestamp"] == str(OVH_CLOCK)
     expected = ovh_signature(
-        secret="as-secret",
+        secret=OVH_SECRET,
         consumer_key="ck-secret",
         method="POST",
         url=str(send.url),
@@ -249,14 +269,14 @@ async def test_ovh_posts_a_signed_job_with_the_api_clock() -> None:
     )
     assert headers["X-Ovh-Signature"] == expected
     # The application secret signs; it never travels.
-    assert "as-secret" not in json.dumps(dict(send.headers))
-    assert "as-secret" not in send.content.decode()
-    await channel.close()
+    assert OVH_SECRET not in json.dumps(dict(send.headers))
+    assert OVH_SECRET not in send.content.decode()
 
 
-async def test_ovh_asks_the_api_clock_once_and_again_only_after_it_failed() -> None:
-    double = ProviderDouble(PROVIDERS["ovh"].accepted, time_answers=[httpx.ConnectError])
-    channel = _ovh(double)
+@_only("ovh")
+async def test_ovh_asks_the_api_clock_once_and_again_only_after_it_failed(http: Served) -> None:
+    channel, double = http
+    double.time_answers.append(httpx.ConnectError)
     for _ in range(3):
         assert (await channel.send(_sms())).ok
     paths = [r.url.path.rsplit("/", 1)[-1] for r in double.requests]
@@ -264,60 +284,41 @@ async def test_ovh_asks_the_api_clock_once_and_again_only_after_it_failed() -> N
     assert paths == ["time", "jobs", "time", "jobs", "jobs"]
     stamps = [r.headers["X-Ovh-Timestamp"] for r in double.sends]
     assert stamps == [str(LOCAL_CLOCK), str(OVH_CLOCK), str(OVH_CLOCK)]
-    await channel.close()
 
 
 async def test_ovh_without_a_sender_asks_for_its_short_number() -> None:
-    double = ProviderDouble(PROVIDERS["ovh"].accepted)
-    channel = OvhSmsChannel(
-        endpoint=OVH_URL,
-        application_key="ak-1",
-        application_secret="as-secret",
-        consumer_key="ck-secret",
-        service_name="sms-ab12345-1",
-        sender="",
-        timeout_s=5,
-        transport=httpx.MockTransport(double.handle),
-        clock=lambda: LOCAL_CLOCK,
-    )
-    await channel.send(_sms())
+    async with _serving(partial(_ovh, sender=""), PROVIDERS["ovh"].accepted) as (channel, double):
+        await channel.send(_sms())
     body = json.loads(double.sends[0].content)
     assert body["senderForResponse"] is True
     assert "sender" not in body
-    await channel.close()
 
 
+@_only("ovh")
 @pytest.mark.parametrize(
     "report",
     [{"ids": [], "invalidReceivers": [MOBILE], "validReceivers": []}, {"ids": []}, {}],
 )
-async def test_ovh_refusing_the_number_inside_a_200_is_a_permanent_invalid_number(report: dict[str, object]) -> None:
-    double = ProviderDouble(lambda: httpx.Response(200, json=report))
-    channel = _ovh(double)
+async def test_ovh_refusing_the_number_inside_a_200_is_a_permanent_invalid_number(
+    http: Served, report: dict[str, object]
+) -> None:
+    channel, double = http
+    double.replies.append(httpx.Response(200, json=report))
     outcome = await channel.send(_sms())
     assert (outcome.ok, outcome.error_code, outcome.transient) == (False, "INVALID_NUMBER", False)
-    await channel.close()
 
 
 def test_ovh_needs_its_credentials() -> None:
     with pytest.raises(ValueError, match="OVH"):
-        OvhSmsChannel(
-            endpoint=OVH_URL,
-            application_key="ak-1",
-            application_secret="",
-            consumer_key="ck",
-            service_name="s",
-            sender="",
-            timeout_s=5,
-        )
+        _ovh(ProviderDouble(PROVIDERS["ovh"].accepted), application_secret="")
 
 
 # --- Brevo ---------------------------------------------------------------------------------------------------
 
 
-async def test_brevo_posts_a_transactional_sms_with_its_key_and_the_number_without_plus() -> None:
-    double = ProviderDouble(PROVIDERS["brevo"].accepted)
-    channel = _brevo(double)
+@_only("brevo")
+async def test_brevo_posts_a_transactional_sms_with_its_key_and_the_number_without_plus(http: Served) -> None:
+    channel, double = http
     await channel.send(_sms())
     [send] = double.sends
     assert (send.method, str(send.url)) == ("POST", f"{BREVO_URL}/transactionalSMS/send")
@@ -331,17 +332,16 @@ async def test_brevo_posts_a_transactional_sms_with_its_key_and_the_number_witho
         "unicodeEnabled": False,
         "tag": "prevex-alert",
     }
-    await channel.close()
 
 
-async def test_brevo_accepting_without_an_id_is_still_sent() -> None:
-    double = ProviderDouble(lambda: httpx.Response(201, text="not json"))
-    channel = _brevo(double)
+@_only("brevo")
+async def test_brevo_accepting_without_an_id_is_still_sent(http: Served) -> None:
+    channel, double = http
+    double.replies.append(httpx.Response(201, text="not json"))
     outcome = await channel.send(_sms())
     assert (outcome.ok, outcome.provider_message_id) == (True, None)
-    await channel.close()
 
 
 def test_brevo_needs_its_key() -> None:
     with pytest.raises(ValueError, match="Brevo"):
-        BrevoSmsChannel(endpoint=BREVO_URL, api_key="", sender="x", timeout_s=5)
+        _brevo(ProviderDouble(PROVIDERS["brevo"].accepted), api_key="")
