@@ -74,7 +74,6 @@ def service_environment(config: StackConfig) -> dict[str, str]:
         "NOTIFIER_SMTP_PORT": str(config.smtp_port),
         "NOTIFIER_SMTP_TLS": "none",
         "NOTIFIER_SMS_LOG_DIR": str(config.sms_dir),
-        "NOTIFIER_DISPATCH_INTERVAL_S": "0.2",
         # Local runs deliver SMS at once, whatever the hour or the day: the demo must not wait for morning.
         "NOTIFIER_SMS_QUIET_HOURS": "",
         "NOTIFIER_SMS_QUIET_SUNDAYS": "false",
