@@ -257,20 +257,26 @@ async def load_procedures(
     rows = await conn.fetch(
         # Two row shapes in one result: revisions (kind 'r') and procedures ('p'), the other's columns NULL.
         # FOR UPDATE is refused beside UNION: the locking read is a CTE, which PostgreSQL runs in full.
-        # The revisions join on unnest rather than "= ANY($1)": with a large array and young statistics the
-        # planner estimates ANY to match most rows and scans the table, which made each batch cost O(table).
-        "WITH latest AS (SELECT DISTINCT ON (e.idempotency_key) e.idempotency_key, e.procedure_id, e.revision,"
+        # Every key is looked up on its own, through an index, whatever the statistics: asyncpg prepares the
+        # statement and PostgreSQL may keep a generic plan, chosen without the arrays. Tried before and dropped:
+        # "= ANY($1)", which with a large array and young statistics was estimated to match most rows, and a
+        # plain join on unnest, planned as a hash join over the whole table; either made each batch cost
+        # O(table). A LATERAL subquery the planner cannot flatten into a join (a LIMIT, a UNION ALL) runs once
+        # per key, as the inner side of a nested loop. The three-array unnest pads the shorter arrays with NULL,
+        # which matches nothing. The locked set is read by primary key, where "= ANY" is safe: one row at most
+        # per element, whatever the estimates.
+        "WITH latest AS (SELECT e.* FROM unnest($1::text[]) AS k(key) CROSS JOIN LATERAL"
+        " (SELECT e.idempotency_key, e.procedure_id, e.revision,"
         " coalesce(e.content_sha256, e.payload_sha256) AS content_sha256, e.notification_id,"
-        " e.record -> 'warnings' AS warnings"
-        " FROM procedure_stage_event e JOIN unnest($1::text[]) AS k(key) ON e.idempotency_key = k.key"
-        " ORDER BY e.idempotency_key, e.revision DESC),"
+        " e.record -> 'warnings' AS warnings FROM procedure_stage_event e"
+        " WHERE e.idempotency_key = k.key ORDER BY e.revision DESC LIMIT 1) AS e),"
         " wanted AS (SELECT procedure_id FROM latest"
-        " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($2::text[]) AS k(v) ON p.procedure_ref = k.v"
-        " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($3::text[]) AS k(v) ON p.link_key = k.v"
-        " UNION SELECT p.procedure_id FROM procedure p JOIN unnest($4::text[]) AS k(v) ON p.address_key = k.v"
-        "  WHERE p.status = 'OPEN'),"
+        " UNION SELECT p.procedure_id FROM unnest($2::text[], $3::text[], $4::text[]) AS k(ref, link, address)"
+        " CROSS JOIN LATERAL (SELECT procedure_id FROM procedure WHERE procedure_ref = k.ref"
+        " UNION ALL SELECT procedure_id FROM procedure WHERE link_key = k.link"
+        " UNION ALL SELECT procedure_id FROM procedure WHERE address_key = k.address AND status = 'OPEN') AS p),"
         f" locked AS (SELECT {_PROCEDURE_COLUMNS} FROM procedure"
-        " WHERE procedure_id IN (SELECT procedure_id FROM wanted) ORDER BY procedure_id FOR UPDATE)"
+        " WHERE procedure_id = ANY(ARRAY(SELECT procedure_id FROM wanted)) ORDER BY procedure_id FOR UPDATE)"
         " SELECT 'r' AS kind, idempotency_key, procedure_id, revision, content_sha256, notification_id, warnings,"
         " NULL AS short_ref, NULL::uuid AS correlation_id, NULL AS departement, NULL AS procedure_ref,"
         " NULL AS link_key, NULL AS address_key, NULL AS current_stage, NULL::int AS current_rank, NULL AS status,"
