@@ -141,16 +141,23 @@ def consumer(bootstrap: str, *topic_names: str, commit: bool = False) -> AIOKafk
         # about half the session timeout, a low fetch wait keeps a hop near 50 ms.
         fetch_max_wait_ms=50,
         session_timeout_ms=1_000,
-        heartbeat_interval_ms=100,
+        heartbeat_interval_ms=300,
         max_partition_fetch_bytes=8_388_608,
     )
 
 
 async def bare_relay(
-    bootstrap: str, count: int, source: str = RELAY_IN, sink: str = RELAY_OUT, joined: asyncio.Event | None = None
+    bootstrap: str,
+    count: int,
+    source: str = RELAY_IN,
+    sink: str = RELAY_OUT,
+    *,
+    joined: asyncio.Event | None = None,
+    within_s: float = TIMEOUT_S,
 ) -> float:
     """Relay ``count`` records from ``source`` to ``sink`` (getmany → send all → gather → commit: the ceiling
     of any consume → produce service on this broker); records/s from the first record read to the last acked.
+    Gives up (``TimeoutError``) after ``within_s`` seconds: a paced phase's relay waits for its whole duration.
 
     Each relayed record carries its source record's timestamp in :data:`IN_TS_HEADER` (see
     :func:`relay_hops_ms`). ``joined`` is set once the relay's consumer has its partitions: publish after
@@ -161,7 +168,7 @@ async def bare_relay(
     await sender.start()
     relayed, started = 0, 0.0
     try:
-        async with asyncio.timeout(TIMEOUT_S):
+        async with asyncio.timeout(within_s):
             while joined is not None and not reader.assignment():  # noqa: ASYNC110 (aiokafka has no such event)
                 await asyncio.sleep(0.05)
             if joined is not None:

@@ -45,6 +45,7 @@ from benchmarks.common import (
     PG_SERVER,
     RELAY_IN,
     RELAY_OUT,
+    TIMEOUT_S,
     LightSink,
     ProcessWatch,
     Received,
@@ -344,7 +345,9 @@ async def latency_phase(  # noqa: PLR0917
     before, harness_before = stack.watch.snapshot(), time.process_time()
     started = time.time()
     joined = asyncio.Event()
-    relay = asyncio.create_task(bare_relay(stack.bootstrap, count, PACED_IN, PACED_OUT, joined))
+    relay = asyncio.create_task(
+        bare_relay(stack.bootstrap, count, PACED_IN, PACED_OUT, joined=joined, within_s=duration_s + TIMEOUT_S)
+    )
     await joined.wait()
     sent = await paced_publish(stack.bootstrap, records, external_refs, rate)
     await until_delivered(stack, external_refs, emails_before, stall_s)
