@@ -38,8 +38,24 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(_conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """The pool's reset: nothing sent to the server.
+
+    asyncpg's default sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` at every
+    release, one more round trip per transaction, for session state our code does not leave behind: whoever
+    takes some gives it back before releasing (apply_migrations unlocks its advisory lock, the outbox relay
+    and the notifier's listeners UNLISTEN), settings are only ``SET LOCAL``, cursors live in transactions.
+    The pool still rolls back a transaction left open and drops client-side listeners before calling this.
+    """
+
+
 async def connect_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections use ``schema`` first in their ``search_path`` and decode jsonb."""
+    """A pool whose connections use ``schema`` first in their ``search_path`` and decode jsonb.
+
+    A released connection is not reset on the server: a holder that takes session state (a session
+    advisory lock, ``LISTEN``, a ``SET`` without ``LOCAL``, a ``WITH HOLD`` cursor) gives it back before
+    releasing, or closes the connection.
+    """
     _check_schema(schema)
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
@@ -47,6 +63,7 @@ async def connect_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: in
         max_size=max_size,
         server_settings={"search_path": f"{schema},public", "application_name": f"prevex-{schema}"},
         init=_init_connection,
+        reset=_keep_session,
     )
     return pool
 

@@ -126,7 +126,7 @@ class OutboxRelay:
 
     While it runs it holds one connection of the pool, which both listens for the NOTIFY of ``enqueue``
     and carries the relay's transactions: a batch costs three round trips (``BEGIN``, one ``DELETE …
-    RETURNING``, ``COMMIT``) and no pool checkout, whose reset query would be a fourth.
+    RETURNING``, ``COMMIT``) and no pool checkout.
     """
 
     def __init__(
@@ -162,9 +162,13 @@ class OutboxRelay:
         # the broker acknowledged them: a failure rolls the delete back, so they stay pending. Their locks
         # (the subquery's FOR UPDATE) make a second relay on the same schema wait for this one and then
         # skip what it deleted, so nothing is published twice and order by id is kept.
+        # The ids are read first, into an array (ARRAY(…) runs once, before the delete), so that the delete
+        # reaches its rows through the primary key whatever PostgreSQL believes of the table: with
+        # `id IN (subquery)`, the plan it caches may join against a scan of the whole heap, dead tuples
+        # included, when its statistics are stale or absent (a queue's always are).
         async with conn.transaction():
             rows = await conn.fetch(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE)"
+                "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE))"
                 " RETURNING id, topic, key, value, headers, traceparent, tracestate",
                 self._batch_size,
             )
@@ -200,8 +204,12 @@ class OutboxRelay:
                     try:
                         await self._relay(conn)
                     finally:
-                        with contextlib.suppress(Exception):  # a broken connection has no listener left
+                        try:
                             await conn.remove_listener(channel, self._on_notify)
+                        except Exception:
+                            # Perhaps still listening: the pool does not UNLISTEN (services.platform.db), so
+                            # the connection must not go back to it.
+                            conn.terminate()
             except Exception as error:  # aiokafka's errors share no base with asyncpg's nor OSError
                 log.warning("outbox_publish_failed", schema=self._schema, error=type(error).__name__)
                 await asyncio.sleep(self._retry_delay_s)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from importlib.resources import files
+from typing import cast
 
 import asyncpg
 import pytest
@@ -14,9 +16,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from devtools import BrokerEndpoint, create_topics
 from schemas.envelope import new_envelope_fields
 from schemas.ingest import IngestDuplicate, IngestDuplicateEvent
-from services.platform.db import apply_migrations, connect_pool, migration_files
+from services.platform.db import Conn, apply_migrations, connect_pool, migration_files
 from services.platform.inbox import AdvisoryLocks, claim_event, claim_events
 from services.platform.outbox import InMemoryPublisher, KafkaOutboxPublisher, OutboxMessage, OutboxRelay, enqueue
+from tests.integration.query_plans import full_scans, generic_plan, recorded_statements
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +216,136 @@ async def test_inbox_claims_after_taking_the_advisory_locks_in_the_same_statemen
     assert {(row["classid"], row["objid"]) for row in held} == {
         (locks.lock_class, key & 0xFFFF_FFFF) for key in locks.keys
     }
+
+
+class _Lender:
+    """A pool that lends one connection, so that a test records what the relay sends on it."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Conn]:
+        yield self._conn
+
+
+@pytest.mark.parametrize("dead", [False, True], ids=["live", "deleted-not-vacuumed"])
+@pytest.mark.parametrize("analysed", [False, True], ids=["young", "analysed"])
+async def test_relay_reaches_its_batch_through_the_primary_key(
+    schema_pool: tuple[str, asyncpg.Pool], dead: bool, analysed: bool
+) -> None:
+    schema, pool = schema_pool
+    async with pool.acquire() as conn:
+        # The dead tuples must still be there when the plan is read.
+        await conn.execute("ALTER TABLE outbox SET (autovacuum_enabled = false)")
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, value, headers)"
+            " SELECT 'prevex.ingest.stage', ('procedure-' || n)::bytea, convert_to(repeat('x', 600) || n, 'UTF8'),"
+            " jsonb_build_object('event_id', gen_random_uuid()::text)"
+            " FROM generate_series(1, 20000) AS n"
+        )
+        if analysed:  # before the delete: statistics of a backlog long gone, as a queue's are
+            await conn.execute("ANALYZE outbox")
+        if dead:
+            await conn.execute("DELETE FROM outbox")
+            await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(n)) for n in range(1, 31)])
+        oldest = [row["value"] for row in await conn.fetch("SELECT value FROM outbox ORDER BY id LIMIT 20")]
+        publisher = InMemoryPublisher()
+        relay = OutboxRelay(cast(asyncpg.Pool, _Lender(conn)), schema, publisher, batch_size=20)
+        with recorded_statements(conn) as statements:
+            published = await relay.publish_pending()
+        deletes = [sql for sql in statements if sql.startswith("DELETE")]
+        plans = [await generic_plan(conn, sql) for sql in deletes]
+        left = await conn.fetchval("SELECT count(*) FROM outbox WHERE value = ANY($1::bytea[])", oldest)
+    assert published == 20
+    assert len(deletes) == 1
+    assert [full_scans(plan, {"outbox"}) for plan in plans] == [set()], plans
+    assert "outbox_pkey" in plans[0]
+    assert [m.value for m in publisher.published] == oldest
+    assert left == 0
+
+
+async def test_outbox_vacuum_settings_apply_to_a_schema_already_migrated(database_url: str) -> None:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    cut = next(i for i, (version, _) in enumerate(PLATFORM_MIGRATIONS) if version.endswith("/005_outbox_autovacuum"))
+    pool = await connect_pool(database_url, schema=schema)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema, PLATFORM_MIGRATIONS[:cut])  # as deployed before
+            async with conn.transaction():
+                await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(1))])
+            applied = await apply_migrations(conn, schema, PLATFORM_MIGRATIONS)
+            options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'outbox'::regclass")
+        publisher = InMemoryPublisher()
+        assert await OutboxRelay(pool, schema, publisher).drain() == 1
+    finally:
+        await pool.close()
+    assert applied == [version for version, _ in PLATFORM_MIGRATIONS[cut:]]
+    assert {"autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_cost_delay=0"} <= set(options)
+
+
+async def _session_state(pool: asyncpg.Pool) -> tuple[int, list[str], list[str], list[str]]:
+    """On the pool's next connection: its backend, then what a session can carry from one holder to the next —
+    advisory locks, channels it listens on, settings that RESET would change."""
+    async with pool.acquire() as conn:
+        return (
+            await conn.fetchval("SELECT pg_backend_pid()"),
+            [
+                str(r[0])
+                for r in await conn.fetch(
+                    "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                )
+            ],
+            [r[0] for r in await conn.fetch("SELECT pg_listening_channels()")],
+            [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT name FROM pg_settings WHERE source = 'session' AND setting <> reset_val"
+                )
+            ],
+        )
+
+
+async def test_a_released_connection_carries_no_session_state_into_the_next_acquire(database_url: str) -> None:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    pool = await connect_pool(database_url, schema=schema, max_size=1)  # every acquire gets the same backend
+    try:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            await apply_migrations(conn, schema, PLATFORM_MIGRATIONS)  # a session advisory lock, SET LOCAL
+        assert await _session_state(pool) == (backend, [], [], [])
+
+        async with pool.acquire() as conn, conn.transaction():
+            await claim_events(conn, [uuid.uuid4()], "topic", after_locking=AdvisoryLocks(0x7465_7374, [1, 2]))
+            await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(n)) for n in range(1, 3)])
+        assert await _session_state(pool) == (backend, [], [], [])
+
+        publisher = InMemoryPublisher()
+        publisher.fail_next = ConnectionError("broker away")
+        task = asyncio.create_task(OutboxRelay(pool, schema, publisher, poll_interval_s=300, retry_delay_s=300).run())
+        try:
+            async with asyncio.timeout(30):
+                while publisher.fail_next is not None:  # noqa: ASYNC110 (the relay signals nothing)
+                    await asyncio.sleep(0.02)
+            # The relay listened, failed, and gave its connection back: the next acquire waits for it.
+            assert await _session_state(pool) == (backend, [], [], [])
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        task = asyncio.create_task(OutboxRelay(pool, schema, publisher, poll_interval_s=300).run())
+        try:
+            async with asyncio.timeout(30):
+                while len(publisher.published) < 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+        finally:
+            task.cancel()  # while it listens, idle
+            await asyncio.gather(task, return_exceptions=True)
+        assert await _session_state(pool) == (backend, [], [], [])
+
+        # Not reset by the pool: state a holder forgets to give back reaches the next one (hence the above).
+        async with pool.acquire() as conn:
+            await conn.execute("LISTEN forgotten")
+        assert await _session_state(pool) == (backend, [], ["forgotten"], [])
+    finally:
+        await pool.close()
