@@ -1,9 +1,9 @@
 """Composition root of the notifier: contacts and decisions in, deliveries out.
 
-Five subscriptions (référentiel, decisions, the partners' refusals on ``assignment.status``, orientation's
-escalations of unanswered assignments, the workspace's requests for a new link) write alerts; two background
-loops move them on: the planner expands alerts into deliveries and plans the daily digests, the sender sends
-what is due.
+One consumer reads five topics (référentiel, decisions, the partners' refusals and the CCAPEX's removals on
+``assignment.status``, orientation's escalations of unanswered assignments, the workspace's requests for a
+new link) and writes alerts; two background loops move them on: the planner expands alerts into deliveries
+and plans the daily digests, the sender sends what is due.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from importlib.resources import files
+from typing import TypeVar
 
 from aiokafka import ConsumerRecord
 
 from schemas import topics
 from schemas.assignment import AssignmentEscalationEvent, AssignmentStatusEvent
+from schemas.envelope import Envelope
 from schemas.notification import Channel as ChannelCode
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import ReferentialChangedEvent
@@ -42,14 +44,25 @@ from services.notifier.smtp import SmtpChannel
 from services.notifier.templates import load_templates
 from services.platform.clock import announce_clock
 from services.platform.consume import decode_or_park, parking
+from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
 from services.platform.links import LinkKeys
 from services.platform.logging import get_logger
 from services.platform.runtime import Runtime
 
-__all__ = ["build", "build_channels", "dispatch_config"]
+__all__ = ["GROUP_ID", "TOPICS", "build", "build_channels", "dispatch_config"]
 
 GROUP_ID = "prevex-notifier"
+TOPICS = (
+    topics.REFERENTIAL_CHANGED,
+    topics.ORIENTATION_DECIDED,
+    topics.ASSIGNMENT_STATUS,
+    topics.ASSIGNMENT_ESCALATION,
+    topics.WORKSPACE_LINK_REQUESTED,
+)
+"""What the notifier consumes, in the order a batch is handled."""
+
+EventT = TypeVar("EventT", bound=Envelope)
 
 log = get_logger(__name__)
 
@@ -98,7 +111,7 @@ def dispatch_config(settings: NotifierSettings) -> DispatchConfig:
 
 
 def build(settings: NotifierSettings) -> Runtime:
-    """Wire the notifier: four subscriptions and the planner and sender loops.
+    """Wire the notifier: one consumer of :data:`TOPICS` and the planner and sender loops.
 
     The templates are loaded and every stage × urgency rendered once here: a template or an SMS budget
     problem stops the service at start instead of failing partners' alerts one by one.
@@ -117,72 +130,30 @@ def build(settings: NotifierSettings) -> Runtime:
         on_accepted=runtime.metrics.observe_end_to_end,
     )
 
-    async def on_referential(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def on_records(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        # One transaction for the batch, in this order: a refusal, removal, escalation or link request finds
+        # the alert of a decision consumed in the same batch, and the default referent a référentiel record
+        # of it names; the decision's alert takes the earlier place in its procedure's sending order. A
+        # failure rolls the batch back whole, as its offsets are committed whole: isolation then handles its
+        # halves, where what committed before comes again as a no-op (inbox, référentiel versions).
         async with runtime.pool.acquire() as conn, conn.transaction():
-            for event in await decode_or_park(conn, records, ReferentialChangedEvent):
-                await record_structure(conn, event)
+            await _intake(conn, records, topics.REFERENTIAL_CHANGED, ReferentialChangedEvent, _record_structures)
+            await _intake(conn, records, topics.ORIENTATION_DECIDED, OrientationDecidedEvent, record_decisions)
+            await _intake(
+                conn, records, topics.ASSIGNMENT_STATUS, AssignmentStatusEvent, record_refusals, record_removals
+            )
+            await _intake(conn, records, topics.ASSIGNMENT_ESCALATION, AssignmentEscalationEvent, record_escalations)
+            await _intake(conn, records, topics.WORKSPACE_LINK_REQUESTED, LinkRequestedEvent, record_link_requests)
 
-    async def on_decided(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            events = await decode_or_park(conn, records, OrientationDecidedEvent)
-            await record_decisions(conn, events, topics.ORIENTATION_DECIDED)
-
-    async def on_status(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            events = await decode_or_park(conn, records, AssignmentStatusEvent)
-            await record_refusals(conn, events, topics.ASSIGNMENT_STATUS)
-            await record_removals(conn, events, topics.ASSIGNMENT_STATUS)
-
-    async def on_escalation(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            events = await decode_or_park(conn, records, AssignmentEscalationEvent)
-            await record_escalations(conn, events, topics.ASSIGNMENT_ESCALATION)
-
-    async def on_link_requested(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            events = await decode_or_park(conn, records, LinkRequestedEvent)
-            await record_link_requests(conn, events, topics.WORKSPACE_LINK_REQUESTED)
-
-    park = parking(lambda: runtime.pool)
+    # One consumer for the five topics: each consumer fetches every KAFKA_FETCH_MAX_WAIT_MS and heartbeats,
+    # idle or not, a cost in this process and in the broker that five consumers paid five times.
     subscribe_batch(
         runtime.broker,
-        topics.REFERENTIAL_CHANGED,
+        *TOPICS,
         group_id=GROUP_ID,
         settings=settings,
-        handler=on_referential,
-        on_poison=park,
-    )
-    subscribe_batch(
-        runtime.broker,
-        topics.ORIENTATION_DECIDED,
-        group_id=GROUP_ID,
-        settings=settings,
-        handler=on_decided,
-        on_poison=park,
-    )
-    subscribe_batch(
-        runtime.broker,
-        topics.ASSIGNMENT_STATUS,
-        group_id=GROUP_ID,
-        settings=settings,
-        handler=on_status,
-        on_poison=park,
-    )
-    subscribe_batch(
-        runtime.broker,
-        topics.ASSIGNMENT_ESCALATION,
-        group_id=GROUP_ID,
-        settings=settings,
-        handler=on_escalation,
-        on_poison=park,
-    )
-    subscribe_batch(
-        runtime.broker,
-        topics.WORKSPACE_LINK_REQUESTED,
-        group_id=GROUP_ID,
-        settings=settings,
-        handler=on_link_requested,
-        on_poison=park,
+        handler=on_records,
+        on_poison=parking(lambda: runtime.pool),
     )
 
     async def plan(rt: Runtime) -> int:
@@ -198,6 +169,30 @@ def build(settings: NotifierSettings) -> Runtime:
     runtime.add_loop(forever("planner", plan, idle_s, wake_on=repo.ALERTS_CHANNEL))
     runtime.add_loop(forever("sender", send, idle_s, wake_on=repo.DELIVERIES_CHANNEL, on_stop=_closer(channels)))
     return runtime
+
+
+async def _intake(
+    conn: Conn,
+    records: Sequence[ConsumerRecord[bytes, bytes]],
+    topic: str,
+    event_type: type[EventT],
+    *recorders: Callable[[Conn, list[EventT], str], Awaitable[object]],
+) -> None:
+    """Decode the batch's records of ``topic`` (parking what is not an ``event_type``), then give the events
+    to each of ``recorders`` in turn; a topic absent from the batch costs no statement."""
+    of_topic = [record for record in records if record.topic == topic]
+    if not of_topic:
+        return
+    events = await decode_or_park(conn, of_topic, event_type)
+    if not events:
+        return
+    for record in recorders:
+        await record(conn, events, topic)
+
+
+async def _record_structures(conn: Conn, events: list[ReferentialChangedEvent], _: str) -> None:
+    for event in events:
+        await record_structure(conn, event)
 
 
 def _closer(channels: Mapping[ChannelCode, Channel]) -> Callable[[], Awaitable[None]]:
