@@ -21,6 +21,8 @@ from devtools.sms_emulator import decided_event
 from schemas import topics
 from services.notifier import repository as repo
 from services.notifier.intake import record_decisions
+from services.notifier.jobs import AlertJob
+from services.notifier.latency import first_acceptances
 from services.platform.db import Conn
 from tests.integration.notifier.conftest import TUESDAY_NOON, World, email_contact
 from tests.integration.query_plans import full_scans, generic_plan, recorded_statements
@@ -168,6 +170,8 @@ async def test_a_decision_batch_and_a_send_round_read_no_table_whole(world: Worl
                     jobs = await repo.claim_deliveries(conn, limit=32, lease_s=120, now=NOW)
                 sent, retried, failed, released = jobs[0], jobs[1], jobs[2], jobs[3]
                 await repo.mark_sent(conn, [repo.SentRow(sent.delivery_id, sent.lease_token, "smtp", None)], NOW)
+                assert isinstance(sent, AlertJob)
+                await first_acceptances(conn, [(sent.alert.alert_id, NOW)])
                 await repo.mark_retrying(
                     conn, retried, provider="smtp", error="451", next_attempt_at=NOW + timedelta(minutes=1)
                 )
