@@ -105,9 +105,13 @@ class _Listener:
         try:
             if not conn.is_closed():
                 await conn.remove_listener(self._channel, self._on_notify)
-            await pool.release(conn)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("unlisten_failed", channel=self._channel, error=type(error).__name__)
+            # Maybe still listening on the server, and the pool no longer resets a session it gets back
+            # (services.platform.db): closed, the connection returns to the pool as a free slot, not as a
+            # listener handed to the next user.
+            conn.terminate()
+        await pool.release(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._notified.set()
