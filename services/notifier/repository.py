@@ -228,11 +228,12 @@ _ORPHANED = (
     " AND (a.backend_start = d.owner_started OR a.backend_start IS NULL)"
     " WHERE d.state = 'sending' AND (d.lease_until < $2 OR d.owner_started IS NOT NULL AND a.pid IS NULL)"
 )
-# Due, and no other delivery of the same procedure being sent under a live lease.
+# Due, and nothing else for the same structure about the same procedure being sent under a live lease: order is
+# what one structure sees of a procedure; the other structures of a decision are sent meanwhile.
 _DUE = (
     "SELECT d.delivery_id FROM delivery d WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2"
     " AND NOT EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
-    " AND s.state = 'sending' AND s.lease_until >= $2)"
+    " AND s.structure_id = d.structure_id AND s.state = 'sending' AND s.lease_until >= $2)"
 )
 
 

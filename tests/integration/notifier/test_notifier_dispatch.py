@@ -377,18 +377,19 @@ async def test_low_urgency_stage_updates_go_into_one_daily_digest_per_contact(
     assert len({r["delivery_id"] for r in digest_receipts}) == 1
 
 
-async def test_one_procedure_is_sent_in_order_never_two_at_once(world: World) -> None:
-    # Two deliveries of one procedure, one of another: a first claim takes one of P's (the oldest) and Q's;
-    # P's second is not claimable while the first is being sent.
+async def test_one_structure_receives_a_procedure_in_order_never_two_at_once(world: World) -> None:
+    # Two deliveries of one procedure to one structure, one of another procedure, one of the same procedure to
+    # another structure: P's second delivery to CCAPEX90 is not claimable while its first is being sent; the
+    # other procedure and the other structure are.
     procedure_p, procedure_q = uuid.uuid4(), uuid.uuid4()
     now = world.clock.now
     alert = await world.decide("CCAPEX90", procedure_id=procedure_p)
     alert_id = await world.pool.fetchval("SELECT alert_id FROM alert")
     rows = [
-        repo.NewDelivery(
-            f"k{i}", "CCAPEX90", "C", Channel.EMAIL, f"r{i}@x.test", now, alert_id=alert_id, procedure_id=p
+        repo.NewDelivery(f"k{i}", structure, "C", Channel.EMAIL, f"r{i}@x.test", now, alert_id=alert_id, procedure_id=p)
+        for i, (structure, p) in enumerate(
+            (("CCAPEX90", procedure_p), ("CCAPEX90", procedure_p), ("CCAPEX90", procedure_q), ("DEPT90", procedure_p))
         )
-        for i, p in enumerate((procedure_p, procedure_p, procedure_q))
     ]
     async with world.pool.acquire() as conn:
         await world.pool.execute("UPDATE alert SET state = 'EXPANDED'")
@@ -400,7 +401,8 @@ async def test_one_procedure_is_sent_in_order_never_two_at_once(world: World) ->
         async with conn.transaction():
             third = await repo.claim_deliveries(conn, limit=10, lease_s=30, now=now)
     assert [j.recipient for j in first] == ["r0@x.test"]
-    assert [j.recipient for j in second] == ["r2@x.test"]  # P is busy: its second delivery waits
+    # P is busy at CCAPEX90: its second delivery there waits; DEPT90's about P goes meanwhile.
+    assert sorted(j.recipient for j in second) == ["r2@x.test", "r3@x.test"]
     assert third == []
     assert alert.payload.procedure_id == procedure_p
 
