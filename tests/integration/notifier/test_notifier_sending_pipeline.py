@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from devtools.sms_emulator import decided_event
 from schemas import topics
@@ -26,12 +27,15 @@ from services.notifier.channels import Channel, OutgoingMessage, SendOutcome
 from services.notifier.dispatch import Dispatcher
 from services.notifier.intake import record_decisions
 from services.notifier.loops import forever
+from services.notifier.sending import SendReport
 from services.notifier.templates import load_templates
 from services.platform.runtime import Runtime
 from tests.integration.notifier.conftest import email_contact
 
 if TYPE_CHECKING:
     from tests.integration.notifier.conftest import World
+
+Wrapped = TypeVar("Wrapped", bound=Channel)
 
 STAGES = (Stage.COMMANDEMENT_PAYER, Stage.ASSIGNATION, Stage.AUDIENCE, Stage.DECISION)
 
@@ -75,27 +79,33 @@ class LeaseWatch:
         await self.inner.close()
 
 
+async def one_round(world: World, wrap_email: Callable[[Channel], Wrapped]) -> tuple[SendReport, Wrapped]:
+    """Expand the recorded alerts, then one ``send_due`` round with the email channel wrapped by ``wrap_email``;
+    the round's report and the wrapper."""
+    async with world.pool.acquire() as conn:
+        await world.dispatcher.expand_alerts(conn)
+    channels = build_channels(world.settings)
+    wrapped = wrap_email(channels[ChannelCode.EMAIL])
+    dispatcher = Dispatcher(
+        channels={**channels, ChannelCode.EMAIL: wrapped},
+        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
+        config=dispatch_config(world.settings),
+        clock=world.clock,
+    )
+    try:
+        return await dispatcher.send_due(world.pool), wrapped
+    finally:
+        for channel in channels.values():
+            await channel.close()
+
+
 async def test_one_round_claims_while_it_sends_within_its_window_and_in_each_procedures_order(world: World) -> None:
     world.configure(send_concurrency=2)  # a window of 8 leased deliveries
     procedures = {f"90-2026-{p:06d}": uuid.uuid4() for p in range(6)}
     for stage in STAGES:  # 6 procedures × 4 successive stages, recorded stage after stage
         for ref, procedure_id in procedures.items():
             await world.decide("CCAPEX90", ref=ref, stage=stage, procedure_id=procedure_id)
-    async with world.pool.acquire() as conn:
-        await world.dispatcher.expand_alerts(conn)
-    channels = build_channels(world.settings)
-    watch = LeaseWatch(channels[ChannelCode.EMAIL], world.pool)
-    dispatcher = Dispatcher(
-        channels={**channels, ChannelCode.EMAIL: watch},
-        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
-        config=dispatch_config(world.settings),
-        clock=world.clock,
-    )
-    try:
-        report = await dispatcher.send_due(world.pool)
-    finally:
-        for channel in channels.values():
-            await channel.close()
+    report, watch = await one_round(world, lambda email: LeaseWatch(email, world.pool))
 
     # One round took all 24: it claimed again while a send was under way, never holding more than 8.
     assert (report.claimed, report.sent) == (24, 24)
@@ -146,21 +156,7 @@ async def test_the_structures_of_one_decision_are_alerted_side_by_side_not_one_a
     for structure_id in ("CCAS-BELFORT", "DEPT90-SS"):
         await world.structure(structure_id, email_contact(f"{structure_id}-C", f"{structure_id.lower()}@x.test"))
     await world.decide("CCAPEX90", "CCAS-BELFORT", "DEPT90-SS")
-    async with world.pool.acquire() as conn:
-        await world.dispatcher.expand_alerts(conn)
-    channels = build_channels(world.settings)
-    together = Rendezvous(channels[ChannelCode.EMAIL], expected=3)
-    dispatcher = Dispatcher(
-        channels={**channels, ChannelCode.EMAIL: together},
-        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
-        config=dispatch_config(world.settings),
-        clock=world.clock,
-    )
-    try:
-        report = await dispatcher.send_due(world.pool)
-    finally:
-        for channel in channels.values():
-            await channel.close()
+    report, together = await one_round(world, lambda email: Rendezvous(email, expected=3))
     assert (report.claimed, report.sent) == (3, 3)
     assert together.most == 3
     assert sorted(r for m in world.smtp.messages for r in m.rcpt_tos) == [
