@@ -58,6 +58,19 @@ _ASSIGNMENT_COLUMNS = (
 )
 
 
+def _of_procedures(parameter: int, table: str) -> str:
+    """``table`` (``"name alias"``) joined on its ``procedure_id`` to the distinct procedure ids of array
+    parameter ``$parameter``, for a FROM clause.
+
+    Rather than ``procedure_id = ANY($n)``: with a large array or young statistics the planner estimates ANY to
+    match much of the table and reads it whole, and the plan PostgreSQL keeps for a prepared statement is chosen
+    without the array (ingest's load_procedures had each batch cost O(table) that way). An unnest's rows are
+    joined through the table's index on procedure_id. The ids must be distinct: the join would repeat rows.
+    """
+    alias = table.rsplit(maxsplit=1)[-1]
+    return f"unnest(${parameter}::uuid[]) AS w(id) JOIN {table} ON {alias}.procedure_id = w.id"
+
+
 @dataclass(frozen=True)
 class ProcedureState:
     """What matching must know of a procedure: its open assignments and the structures the CCAPEX removed.
@@ -164,12 +177,12 @@ async def procedure_states(
     wanted = list(set(procedure_ids))
     # FOR UPDATE is refused beside UNION: the locking read is a CTE, which PostgreSQL runs in full.
     rows = await conn.fetch(
-        "WITH open AS (SELECT procedure_id, structure_id, assignment_id FROM assignment"
-        " WHERE procedure_id = ANY($1::uuid[]) AND status IN ('OUVERTE', 'ACCEPTEE')"
-        + (" FOR UPDATE" if lock else "")
+        f"WITH open AS (SELECT a.procedure_id, a.structure_id, a.assignment_id FROM {_of_procedures(1, 'assignment a')}"
+        " WHERE a.status IN ('OUVERTE', 'ACCEPTEE')"
+        + (" FOR UPDATE OF a" if lock else "")
         + ") SELECT procedure_id, structure_id, assignment_id FROM open"
-        " UNION ALL SELECT procedure_id, structure_id, NULL FROM structure_override"
-        " WHERE procedure_id = ANY($1::uuid[]) AND override = 'REMOVE'",
+        f" UNION ALL SELECT o.procedure_id, o.structure_id, NULL FROM {_of_procedures(1, 'structure_override o')}"
+        " WHERE o.override = 'REMOVE'",
         wanted,
     )
     open_assignments: dict[uuid.UUID, dict[str, uuid.UUID]] = {procedure_id: {} for procedure_id in wanted}
@@ -374,8 +387,8 @@ async def unannounced_overrides(
     """Procedure → {structure → assignment} of the OUVERTE assignments a CCAPEX ``ADD`` opened that no decision
     announced yet (none lists them as NEW): added before orientation had anything to show of the procedure."""
     rows = await conn.fetch(
-        "SELECT a.procedure_id, a.structure_id, a.assignment_id FROM assignment a"
-        " WHERE a.procedure_id = ANY($1::uuid[]) AND a.origin = 'OVERRIDE' AND a.status = 'OUVERTE'"
+        f"SELECT a.procedure_id, a.structure_id, a.assignment_id FROM {_of_procedures(1, 'assignment a')}"
+        " WHERE a.origin = 'OVERRIDE' AND a.status = 'OUVERTE'"
         " AND NOT EXISTS (SELECT 1 FROM decision d WHERE d.procedure_id = a.procedure_id AND d.result -> 'assignments'"
         "  @> jsonb_build_array(jsonb_build_object('assignment_id', a.assignment_id::text, 'kind', 'NEW')))"
         " ORDER BY a.created_at, a.structure_id",
@@ -453,20 +466,25 @@ async def truce_end_due(
 ) -> list[TruceEndDue]:
     """Up to ``limit`` procedures (``among`` these, if given) whose latest decision has ``truce_end`` as
     its earliest expulsion date and that have no reminder for it yet, by procedure id."""
+    # Two statements rather than "$3 IS NULL OR …": the plan kept for a prepared statement must serve both, and
+    # read every decision. The sweep reaches the decisions with that date through decision_earliest_expulsion
+    # (migration 006), the recheck under locks the procedures' own through decision_by_procedure.
+    decisions = "decision d" if among is None else _of_procedures(3, "decision d")
     rows = await conn.fetch(
-        "SELECT latest.procedure_id, latest.result,"
-        " (SELECT a.correlation_id FROM assignment a WHERE a.procedure_id = latest.procedure_id"
+        "SELECT d.procedure_id, d.result,"
+        " (SELECT a.correlation_id FROM assignment a WHERE a.procedure_id = d.procedure_id"
         "  ORDER BY a.created_at DESC LIMIT 1) AS correlation_id"
-        " FROM (SELECT DISTINCT ON (procedure_id) procedure_id, result FROM decision"
-        "  WHERE $3::uuid[] IS NULL OR procedure_id = ANY($3::uuid[])"
-        "  ORDER BY procedure_id, created_at DESC) AS latest"
-        " WHERE latest.result ->> 'earliest_expulsion_date' = $1::date::text"
+        f" FROM {decisions} WHERE d.result ->> 'earliest_expulsion_date' = $1::date::text"
+        # The procedure's latest: no decision after it (a batch deciding a procedure twice gives both one
+        # created_at, the decision id breaks the tie so that one procedure is one row).
+        " AND NOT EXISTS (SELECT 1 FROM decision later WHERE later.procedure_id = d.procedure_id"
+        "  AND (later.created_at, later.decision_id) > (d.created_at, d.decision_id))"
         " AND NOT EXISTS (SELECT 1 FROM truce_reminder r"
-        "  WHERE r.procedure_id = latest.procedure_id AND r.truce_end = $1)"
-        " ORDER BY latest.procedure_id LIMIT $2",
+        "  WHERE r.procedure_id = d.procedure_id AND r.truce_end = $1)"
+        " ORDER BY d.procedure_id LIMIT $2",
         truce_end,
         limit,
-        None if among is None else list(among),
+        *(() if among is None else (list(set(among)),)),
     )
     return [TruceEndDue(row["procedure_id"], row["result"], row["correlation_id"]) for row in rows]
 
@@ -514,10 +532,12 @@ async def escalation_due(
         " ELSE (SELECT e.sent_on FROM assignment_escalation e WHERE e.assignment_id = a.assignment_id"
         " AND e.step = $4::text) END"
     )
+    # As truce_end_due: one statement per form, each with a plan of its own (the sweep's through assignment_open,
+    # the recheck's through the procedures' assignments).
+    assignments = "assignment a" if among is None else _of_procedures(5, "assignment a")
     rows = await conn.fetch(
-        "SELECT a.assignment_id, a.procedure_id, a.structure_id, a.correlation_id FROM assignment a"
+        f"SELECT a.assignment_id, a.procedure_id, a.structure_id, a.correlation_id FROM {assignments}"
         f" WHERE a.status = 'OUVERTE' AND {start} <= $2"
-        " AND ($5::uuid[] IS NULL OR a.procedure_id = ANY($5::uuid[]))"
         " AND NOT EXISTS (SELECT 1 FROM assignment_escalation e WHERE e.assignment_id = a.assignment_id"
         "  AND e.step = $1)"
         " ORDER BY a.created_at LIMIT $3",
@@ -525,7 +545,7 @@ async def escalation_due(
         cutoff,
         limit,
         after,
-        None if among is None else list(among),
+        *(() if among is None else (list(set(among)),)),
     )
     return [EscalationDue(**dict(row)) for row in rows]
 
