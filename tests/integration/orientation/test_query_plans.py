@@ -251,3 +251,25 @@ async def test_the_sweeps_read_due_rows_through_indexes(
     # Procedures whose latest decision (the second one, every third procedure) has 1 April, every twentieth.
     assert [d.procedure_id for d in due] == sorted(procedure(n) for n in range(60, PROCEDURES + 1, 60))[:5]
     assert [d.procedure_id for d in among] == [procedure(60)]
+
+
+async def test_a_procedure_decided_twice_in_one_transaction_is_due_once(
+    pool: asyncpg.Pool, seeded: ReferentialHolder
+) -> None:
+    # Both decisions get the transaction's now() as created_at: "the latest" must still be one of them, or the
+    # sweep would write the procedure's truce_reminder row twice.
+    procedure_id, truce_end = uuid.uuid4(), date(2026, 4, 1)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            for _ in range(2):
+                await conn.execute(
+                    "INSERT INTO decision (decision_id, procedure_id, notification_id, stage, referentiel_version,"
+                    " rules_version, fallback_used, result) VALUES (gen_random_uuid(), $1, gen_random_uuid(),"
+                    " 'COMMANDEMENT_QUITTER', 1, 'orientation-1', false, jsonb_build_object('earliest_expulsion_date',"
+                    " $2::date::text))",
+                    procedure_id,
+                    truce_end,
+                )
+        due = await repo.truce_end_due(conn, truce_end, limit=5)
+        among = await repo.truce_end_due(conn, truce_end, limit=5, among=[procedure_id])
+    assert [d.procedure_id for d in due] == [d.procedure_id for d in among] == [procedure_id]
