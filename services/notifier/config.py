@@ -32,6 +32,9 @@ class DispatchConfig:
     zone: tzinfo
     digest_time: time
     expand_batch: int = 500
+    # How often a sender looks for the deliveries of a dead notifier (owner session gone, lease expired): each
+    # look reads every 'sending' row since the last vacuum, so not at every claim (50 a second at 50 acts/s).
+    orphan_check_s: float = 1.0
 
     @property
     def claim_size(self) -> int:

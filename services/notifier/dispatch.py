@@ -17,7 +17,7 @@ DigestJob``), ``config`` (``DispatchConfig``, quiet hours).
    by the lease token, outcomes committed together when several arrive at once (group commit).
 
 A partner gets a message twice only if the process dies between a provider's acceptance and the commit of
-step 3 — the row stays ``sending`` until a claim sees its session gone (at once after a restart; its lease
+step 3 — the row stays ``sending`` until a claim sees its session gone (within a second; its lease
 expiring is the backstop) and is then sent again; at most the deliveries leased at the time,
 ``claim_size`` — or if a provider's answer is lost (connection cut after the data, a
 timeout after the provider took the message), which is retried. An email keeps its ``Message-ID``, derived

@@ -508,17 +508,20 @@ def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
     )
 
 
-async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float, now: datetime) -> list[DeliveryJob]:
+async def claim_deliveries(
+    conn: Conn, *, limit: int, lease_s: float, now: datetime, take_back_orphans: bool = True
+) -> list[DeliveryJob]:
     """Move up to ``limit`` due deliveries to ``sending`` under a fresh lease, owned by ``conn``'s database
     session, and return them.
 
     Due: ``pending``/``retrying`` with ``next_attempt_at`` reached, oldest first (then creation order),
     and ``sending`` rows orphaned by a process that died mid-send — their owner session is gone from
-    ``pg_stat_activity`` (taken back at once), or their lease expired (the backstop: a session that
+    ``pg_stat_activity`` (taken back at the next look), or their lease expired (the backstop: a session that
     outlived its process, rows claimed before owners were recorded). That is the documented in-flight
-    window: the provider may have accepted the message already. A delivery is not claimed while another
-    delivery of the same procedure is being sent under a live lease: one procedure's messages leave in
-    order (the Kafka partition's order), different procedures' in parallel.
+    window: the provider may have accepted the message already. Looking for orphans reads every ``sending``
+    row since the table's last vacuum: ``take_back_orphans=False`` skips it (the caller looks now and then).
+    A delivery is not claimed while another delivery to the same structure about the same procedure is being
+    sent under a live lease: what one structure receives of a procedure leaves in order, the rest in parallel.
 
     The caller keeps ``conn`` open until the claimed deliveries are recorded: while it lives they are
     owned. Must run inside a transaction.
@@ -527,7 +530,7 @@ async def claim_deliveries(conn: Conn, *, limit: int, lease_s: float, now: datet
     token = uuid.uuid4()
     lease_until = now + timedelta(seconds=lease_s)
     rows: list[asyncpg.Record] = []
-    for due in (_ORPHANED, _DUE):
+    for due in (_ORPHANED, _DUE) if take_back_orphans else (_DUE,):
         rows += await conn.fetch(
             f"WITH due AS ({due} ORDER BY d.next_attempt_at, d.seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED),"
             # The claiming session itself, read once per claim (not per row), without the other backends.

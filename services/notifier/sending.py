@@ -9,6 +9,7 @@ pipeline: it claims the next deliveries while the earlier ones are being sent, w
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -72,12 +73,15 @@ class Sender:
         config: DispatchConfig,
         clock: Callable[[], datetime],
         on_accepted: Callable[[datetime, datetime], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._channels = channels
         self._composer = composer
         self._failures = failures
         self._config = config
         self._clock = clock
+        self._monotonic = monotonic
+        self._next_orphan_check = float("-inf")  # the first claim looks: a restart takes its deliveries back
         # Told (act received at, accepted at) once per alert: the end-to-end latency (services.notifier.latency).
         self._on_accepted = on_accepted
 
@@ -116,7 +120,22 @@ class Sender:
     async def _claim(self, session: Conn, limit: int) -> list[DeliveryJob]:
         # Its own committed transaction, before any send: the lease is visible to every other dispatcher.
         async with session.transaction():
-            return await repo.claim_deliveries(session, limit=limit, lease_s=self._config.lease_s, now=self._clock())
+            return await repo.claim_deliveries(
+                session,
+                limit=limit,
+                lease_s=self._config.lease_s,
+                now=self._clock(),
+                take_back_orphans=self._orphans_due(),
+            )
+
+    def _orphans_due(self) -> bool:
+        """Whether this claim also looks for a dead notifier's deliveries: at most every ``orphan_check_s``
+        (real time, not the business clock, which may stand still)."""
+        now = self._monotonic()
+        if now < self._next_orphan_check:
+            return False
+        self._next_orphan_check = now + self._config.orphan_check_s
+        return True
 
     async def _attempt(self, job: DeliveryJob) -> _Result:
         with log_context(delivery_id=str(job.delivery_id), **correlation(job)):
