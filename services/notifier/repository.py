@@ -229,11 +229,13 @@ _ORPHANED = (
     " WHERE d.state = 'sending' AND (d.lease_until < $2 OR d.owner_started IS NOT NULL AND a.pid IS NULL)"
 )
 # Due, and nothing else for the same structure about the same procedure being sent under a live lease: order is
-# what one structure sees of a procedure; the other structures of a decision are sent meanwhile.
+# what one structure sees of a procedure; the other structures of a decision are sent meanwhile. The check is
+# one index lookup per candidate: OFFSET 0 keeps PostgreSQL from turning it into an anti-join, which read every
+# 'sending' row since the last vacuum at each claim (3.6 ms a claim at 50 acts/s after a 10,000-act backlog).
 _DUE = (
     "SELECT d.delivery_id FROM delivery d WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2"
     " AND NOT EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
-    " AND s.structure_id = d.structure_id AND s.state = 'sending' AND s.lease_until >= $2)"
+    " AND s.structure_id = d.structure_id AND s.state = 'sending' AND s.lease_until >= $2 OFFSET 0)"
 )
 
 
