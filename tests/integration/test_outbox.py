@@ -349,3 +349,38 @@ async def test_a_released_connection_carries_no_session_state_into_the_next_acqu
         assert await _session_state(pool) == (backend, [], ["forgotten"], [])
     finally:
         await pool.close()
+
+
+async def test_a_running_relay_plans_its_delete_from_the_table_as_it_is_at_each_batch(database_url: str) -> None:
+    # The plan PostgreSQL would keep is made on an empty outbox soon after start: a sequential scan, kept while
+    # the heap fills with dead tuples. The running relay's connection plans every batch afresh instead.
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    pool = await connect_pool(database_url, schema=schema, max_size=1)  # the relay's backend is the next one's
+    writer = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, schema, PLATFORM_MIGRATIONS)
+        publisher = InMemoryPublisher()
+        task = asyncio.create_task(OutboxRelay(pool, schema, publisher, batch_size=2, poll_interval_s=300).run())
+        try:
+            for n in range(1, 8):  # one commit at a time, each relayed on its NOTIFY: a DELETE each
+                await enqueue(writer, schema, [OutboxMessage.of("t", "k", _event(n))])
+                async with asyncio.timeout(30):
+                    while len(publisher.published) < n:  # noqa: ASYNC110 (the relay signals nothing)
+                        await asyncio.sleep(0.02)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with pool.acquire() as conn:
+            plans = await conn.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE 'DELETE FROM outbox%'"
+            )
+            setting = await conn.fetchval("SHOW plan_cache_mode")
+    finally:
+        await writer.close()
+        await pool.close()
+    [(generic, custom)] = [(row["generic_plans"], row["custom_plans"]) for row in plans]
+    assert generic == 0  # PostgreSQL's own choice keeps one plan from the sixth execution on
+    assert custom >= 7
+    assert setting == "auto"  # given back with the connection
