@@ -528,7 +528,13 @@ async def claim_deliveries(
     The caller keeps ``conn`` open until the claimed deliveries are recorded: while it lives they are
     owned. Must run inside a transaction.
     """
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK_ID)
+    # The claim's statements are planned for this claim (its LIMIT, its instant) and the table as it is now:
+    # set_config(…, true) is SET LOCAL, sent with the lock. The plan PostgreSQL would otherwise keep is made
+    # soon after start, on an empty delivery table, and once a backlog filled it, sorted every due row
+    # (checking each for a busy structure) before its LIMIT: 17–24 ms a claim during a 10,000-act backlog.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1), set_config('plan_cache_mode', 'force_custom_plan', true)", _CLAIM_LOCK_ID
+    )
     token = uuid.uuid4()
     lease_until = now + timedelta(seconds=lease_s)
     rows: list[asyncpg.Record] = []
@@ -641,7 +647,10 @@ async def mark_sent(conn: Conn, rows: Sequence[SentRow], now: datetime) -> set[u
         "UPDATE delivery d SET state = 'sent', provider = u.provider, provider_message_id = u.message_id,"
         " last_error = NULL, lease_until = NULL, lease_token = NULL, sent_at = $5"
         " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(delivery_id, token, provider, message_id)"
-        " WHERE d.delivery_id = u.delivery_id AND d.state = 'sending' AND d.lease_token = u.token"
+        # By primary key. The lease token alone says the row is still ours and 'sending' (every move out of
+        # 'sending' clears it, a new claim replaces it): a `state = 'sending'` test let PostgreSQL read every
+        # 'sending' row since the last vacuum through the partial index instead (2.1 ms a call at 50 acts/s).
+        " WHERE d.delivery_id = ANY($1::uuid[]) AND d.delivery_id = u.delivery_id AND d.lease_token = u.token"
         " RETURNING d.delivery_id",
         [r.delivery_id for r in rows],
         [r.lease_token for r in rows],

@@ -622,3 +622,20 @@ async def test_why_you_comes_from_the_matched_rules_and_never_names_a_household_
         ("CCAS-BELFORT", ["MANDATORY", "STAGE", "ZONE"], ["FSL90"]),
         ("FSL90", [], ["CCAS-BELFORT"]),
     ]
+
+
+async def test_every_claim_is_planned_for_its_own_values_not_from_a_plan_made_on_an_empty_table(world: World) -> None:
+    # PostgreSQL keeps one plan of a prepared statement from its sixth execution, made on the table as it was:
+    # empty soon after start, it sorted every due row of a later backlog before the LIMIT. Claims plan afresh.
+    async with world.pool.acquire() as conn:
+        for _ in range(8):
+            async with conn.transaction():
+                assert await repo.claim_deliveries(conn, limit=4, lease_s=30, now=world.clock.now) == []
+        plans = await conn.fetch(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH due AS%'"
+        )
+        setting = await conn.fetchval("SHOW plan_cache_mode")
+    assert len(plans) == 2  # the orphaned rows' statement and the due rows'
+    # custom_plans counts this connection's earlier claims too (the pool is the session's).
+    assert all(row["generic_plans"] == 0 and row["custom_plans"] >= 8 for row in plans), plans
+    assert setting == "auto"  # only for the claim's own transaction
