@@ -35,6 +35,9 @@ class StackConfig:
     sms_dir: Path
     referential_path: Path = _REPO_ROOT / "deploy" / "referential" / "seed-90.yaml"
     emitters_path: Path = _REPO_ROOT / "deploy" / "emitters" / "emitters.yaml"
+    # Each consumer's fetch wait: on Tansu a hop costs about half of it, and each service handles about one
+    # batch per wait whatever the traffic (the benchmark measures other values: --fetch-wait-ms).
+    kafka_fetch_max_wait_ms: int = 50
     # Free ports by default, so that several stacks (tests, a developer's `make run`) never collide.
     ingest_http_port: int = field(default_factory=free_port)
     orientation_http_port: int = field(default_factory=free_port)
@@ -59,7 +62,7 @@ def service_environment(config: StackConfig) -> dict[str, str]:
         env |= {
             f"{prefix}KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
             f"{prefix}DATABASE_URL": config.database_url,
-            f"{prefix}KAFKA_FETCH_MAX_WAIT_MS": "50",
+            f"{prefix}KAFKA_FETCH_MAX_WAIT_MS": str(config.kafka_fetch_max_wait_ms),
             f"{prefix}KAFKA_SESSION_TIMEOUT_MS": "1000",
             f"{prefix}KAFKA_HEARTBEAT_INTERVAL_MS": "300",
             f"{prefix}OUTBOX_POLL_INTERVAL_S": "0.5",

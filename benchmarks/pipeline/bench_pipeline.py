@@ -405,6 +405,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sink.port,
             work / "sms",
             emitters_path=work / "emitters.yaml",
+            kafka_fetch_max_wait_ms=args.fetch_wait_ms,
         )
         services = ServiceProcesses(config, work / "logs")
         stack = Stack(
@@ -430,6 +431,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "broker": broker.kind,
         "postgres": server.kind,
         "cpus": os.cpu_count(),
+        "fetch_wait_ms": args.fetch_wait_ms,
         "backlog": backlog,
         "idle": idle,
         "latency": latency,
@@ -444,6 +446,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: smaller defaults (explicit values stand)")
     parser.add_argument("--idle-s", type=float, default=10.0, help="seconds idle between the phases (CPU floor)")
     parser.add_argument("--stall-s", type=float, default=60.0, help="give up after this long without progress")
+    parser.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=50,
+        help="the services' KAFKA_FETCH_MAX_WAIT_MS (the local stack's 50 by default; the bare relay keeps 50)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results there")
     args = parser.parse_args()
     args.acts = args.acts or (1_000 if args.quick else 10_000)
