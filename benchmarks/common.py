@@ -26,6 +26,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiosmtpd.controller import Controller
 
 from devtools import free_port
+from devtools.stack import FETCH_MAX_WAIT_MS
 from schemas.sources.samples import example_document, variant
 
 __all__ = [
@@ -128,9 +129,11 @@ async def publish(bootstrap: str, topic: str, records: list[tuple[str, bytes]]) 
         await sender.stop()
 
 
-def consumer(bootstrap: str, *topic_names: str, commit: bool = False) -> AIOKafkaConsumer:
-    """A consumer of its own group from the topics' start, fetching like the services do on a local broker;
-    ``commit``: the caller commits (the relay), else offsets are auto-committed (readers)."""
+def consumer(
+    bootstrap: str, *topic_names: str, commit: bool = False, fetch_wait_ms: int = FETCH_MAX_WAIT_MS
+) -> AIOKafkaConsumer:
+    """A consumer of its own group from the topics' start, fetching like the services do on a local broker
+    (``fetch_wait_ms``: theirs); ``commit``: the caller commits (the relay), else offsets are auto-committed."""
     return AIOKafkaConsumer(
         *topic_names,
         bootstrap_servers=bootstrap,
@@ -138,8 +141,8 @@ def consumer(bootstrap: str, *topic_names: str, commit: bool = False) -> AIOKafk
         auto_offset_reset="earliest",
         enable_auto_commit=not commit,
         # As the services are configured on a local broker (devtools.stack): Tansu joins a group in
-        # about half the session timeout, a low fetch wait keeps a hop near 50 ms.
-        fetch_max_wait_ms=50,
+        # about half the session timeout, a hop costs about half the fetch wait.
+        fetch_max_wait_ms=fetch_wait_ms,
         session_timeout_ms=1_000,
         heartbeat_interval_ms=300,
         max_partition_fetch_bytes=8_388_608,
@@ -154,6 +157,7 @@ async def bare_relay(
     *,
     joined: asyncio.Event | None = None,
     within_s: float = TIMEOUT_S,
+    fetch_wait_ms: int = FETCH_MAX_WAIT_MS,
 ) -> float:
     """Relay ``count`` records from ``source`` to ``sink`` (getmany → send all → gather → commit: the ceiling
     of any consume → produce service on this broker); records/s from the first record read to the last acked.
@@ -162,7 +166,7 @@ async def bare_relay(
     Each relayed record carries its source record's timestamp in :data:`IN_TS_HEADER` (see
     :func:`relay_hops_ms`). ``joined`` is set once the relay's consumer has its partitions: publish after
     it, or the hops measured include the group's join."""
-    reader = consumer(bootstrap, source, commit=True)
+    reader = consumer(bootstrap, source, commit=True, fetch_wait_ms=fetch_wait_ms)
     sender = producer(bootstrap, linger_ms=0)
     await reader.start()
     await sender.start()

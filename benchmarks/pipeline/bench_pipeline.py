@@ -62,7 +62,7 @@ from benchmarks.common import (
 from benchmarks.report import pipeline_markdown
 from benchmarks.statements import StatementStats
 from devtools import create_database, create_topics, drop_database, kafka_broker, postgres_server
-from devtools.stack import ServiceProcesses, StackConfig
+from devtools.stack import FETCH_MAX_WAIT_MS, ServiceProcesses, StackConfig
 from schemas import topics
 from services.orientation.domain.referential_yaml import load_referential
 
@@ -123,6 +123,8 @@ class Stack:
     watch: ProcessWatch
     recipients: dict[str, frozenset[str]]
     statements: StatementStats
+    fetch_wait_ms: int
+    """the services' and the bare relay's: the relay is measured with the services' own settings"""
 
 
 def expected_pairs(stack: Stack, external_refs: Iterable[str]) -> set[tuple[str, str]]:
@@ -238,7 +240,7 @@ async def backlog_phase(
     records = act_payloads(count, run, sirets)
     external_refs = [f"BENCH-{run}-{i:07d}" for i in range(count)]
     await publish(stack.bootstrap, RELAY_IN, records)
-    relay_rate = await bare_relay(stack.bootstrap, count)
+    relay_rate = await bare_relay(stack.bootstrap, count, fetch_wait_ms=stack.fetch_wait_ms)
     await publish(stack.bootstrap, topics.RAW_CJ, records)
     load_start = os.getloadavg()
     statements = await stack.statements.snapshot()
@@ -346,7 +348,15 @@ async def latency_phase(  # noqa: PLR0917
     started = time.time()
     joined = asyncio.Event()
     relay = asyncio.create_task(
-        bare_relay(stack.bootstrap, count, PACED_IN, PACED_OUT, joined=joined, within_s=duration_s + TIMEOUT_S)
+        bare_relay(
+            stack.bootstrap,
+            count,
+            PACED_IN,
+            PACED_OUT,
+            joined=joined,
+            within_s=duration_s + TIMEOUT_S,
+            fetch_wait_ms=stack.fetch_wait_ms,
+        )
     )
     await joined.wait()
     sent = await paced_publish(stack.bootstrap, records, external_refs, rate)
@@ -415,6 +425,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ProcessWatch(SERVICES, broker.bootstrap_servers, name),
             recipients_by_structure(config.referential_path),
             StatementStats(database_url),
+            args.fetch_wait_ms,
         )
         tap = asyncio.create_task(stack.tap.run())
         try:
@@ -449,8 +460,8 @@ def main() -> None:
     parser.add_argument(
         "--fetch-wait-ms",
         type=int,
-        default=50,
-        help="the services' KAFKA_FETCH_MAX_WAIT_MS (the local stack's 50 by default; the bare relay keeps 50)",
+        default=FETCH_MAX_WAIT_MS,
+        help=f"the services' and the bare relay's Kafka fetch wait (default: the local stack's, {FETCH_MAX_WAIT_MS})",
     )
     parser.add_argument("--json", type=Path, help="also write the results there")
     args = parser.parse_args()
