@@ -16,9 +16,13 @@ pytestmark = pytest.mark.integration
 
 CHILD = textwrap.dedent(
     """
-    import asyncio, time
+    import asyncio, signal, time
     import asyncpg
     from devtools import kafka_broker, postgres_server
+
+    # Ctrl-C as in a terminal: a command a non-interactive shell started in the background inherits SIGINT
+    # ignored (POSIX), and so would this child of a test run launched that way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     async def data_directory(url: str) -> str:
         conn = await asyncpg.connect(url)
