@@ -12,17 +12,19 @@ and analysed first.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import asyncpg
 
 from services.platform.db import Conn
 
-__all__ = ["full_scans", "generic_plan", "recorded_statements"]
+__all__ = ["full_scans", "full_scans_of", "generic_plan", "recorded_statements"]
 
 _PARAMETER = re.compile(r"\$(\d+)")
 _SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+"""What asyncpg sends around a ``conn.transaction()``: nothing PostgreSQL plans."""
 
 
 @contextmanager
@@ -61,3 +63,16 @@ async def generic_plan(conn: Conn, sql: str) -> str:
 def full_scans(plan: str, tables: set[str]) -> set[str]:
     """Which of ``tables`` ``plan`` reads whole (a sequential scan)."""
     return {table for table in _SEQ_SCAN.findall(plan) if table in tables}
+
+
+async def full_scans_of(conn: Conn, statements: Iterable[str], tables: set[str]) -> dict[str, str]:
+    """Each distinct statement of ``statements`` whose generic plan reads one of ``tables`` whole, with that plan
+    (``{}`` when every one reaches its rows through an index). Transaction control is left out."""
+    found = {}
+    for sql in dict.fromkeys(statements):
+        if sql.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+            continue
+        plan = await generic_plan(conn, sql)
+        if full_scans(plan, tables):
+            found[sql] = plan
+    return found

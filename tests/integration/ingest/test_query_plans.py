@@ -18,7 +18,7 @@ import pytest
 from services.ingest import repository as repo
 from services.ingest.intake import Intake, Outcome, RawInput
 from services.platform.db import Conn
-from tests.integration.query_plans import full_scans, generic_plan, recorded_statements
+from tests.integration.query_plans import full_scans_of, recorded_statements
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +69,6 @@ async def grown(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> AsyncIter
         yield conn
 
 
-async def _scans(conn: Conn, statements: list[str]) -> dict[str, set[str]]:
-    """Each statement whose cached plan reads one of the large tables whole, with those tables."""
-    plans = {sql: await generic_plan(conn, sql) for sql in statements}
-    return {sql: scans for sql, plan in plans.items() if (scans := full_scans(plan, LARGE_TABLES))}
-
-
 async def test_load_procedures_finds_every_keyed_procedure_through_indexes(grown: Conn) -> None:
     async with grown.transaction():
         with recorded_statements(grown) as statements:
@@ -90,7 +84,7 @@ async def test_load_procedures_finds_every_keyed_procedure_through_indexes(grown
     # Acts 10 and 50, reference 20, household 30 (closed: any status), the open ones at address 10 (40, 41,
     # 43; 42 is closed); oldest first.
     assert [p.short_ref for p in procedures] == ["P-50", "P-43", "P-41", "P-40", "P-30", "P-20", "P-10"]
-    assert await _scans(grown, statements) == {}
+    assert await full_scans_of(grown, statements, LARGE_TABLES) == {}
 
 
 async def test_a_batch_reads_the_grown_tables_through_indexes(
@@ -115,4 +109,4 @@ async def test_a_batch_reads_the_grown_tables_through_indexes(
 
     assert outcomes == [Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED, Outcome.DUPLICATE_IGNORED]
     assert any(sql.startswith("UPDATE procedure") for sql in statements), "no procedure was updated"
-    assert await _scans(grown, statements) == {}
+    assert await full_scans_of(grown, statements, LARGE_TABLES) == {}

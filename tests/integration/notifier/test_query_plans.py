@@ -12,7 +12,6 @@ or once analysed. Everything runs in one transaction, rolled back at the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import timedelta
 
 import pytest
@@ -25,7 +24,7 @@ from services.notifier.jobs import AlertJob
 from services.notifier.latency import first_acceptances
 from services.platform.db import Conn
 from tests.integration.notifier.conftest import TUESDAY_NOON, World, email_contact
-from tests.integration.query_plans import full_scans, generic_plan, recorded_statements
+from tests.integration.query_plans import full_scans_of, recorded_statements
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +35,6 @@ STRUCTURES = ("S-A", "S-B", "S-C")
 GONE_PID = 2_000_000_000
 """An owner pid no server hands out (above ``PID_MAX_LIMIT``): its session is gone."""
 
-_NOT_PLANNED = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT pg_advisory_xact_lock")
 """Transaction control and the claim's lock: nothing to plan."""
 
 
@@ -135,17 +133,6 @@ async def fill(conn: Conn, *, stale_statistics: bool = False) -> None:
     )
 
 
-def planned(statements: Iterable[str]) -> list[str]:
-    """The statements PostgreSQL plans, each once, transaction control and the claim's lock left out."""
-    return list(dict.fromkeys(s for s in statements if not s.startswith(_NOT_PLANNED)))
-
-
-async def full_scans_of(conn: Conn, statements: Iterable[str]) -> dict[str, set[str]]:
-    """Each statement whose generic plan reads one of the big tables whole, with those tables."""
-    scans = {sql: full_scans(await generic_plan(conn, sql), BIG_TABLES) for sql in planned(statements)}
-    return {sql: tables for sql, tables in scans.items() if tables}
-
-
 @pytest.mark.parametrize("statistics", ["none", "stale", "fresh"])
 async def test_a_decision_batch_and_a_send_round_read_no_table_whole(world: World, statistics: str) -> None:
     async with world.pool.acquire() as conn:
@@ -181,6 +168,6 @@ async def test_a_decision_batch_and_a_send_round_read_no_table_whole(world: Worl
             assert len(orphaned) == 20
             assert {job.delivery_id for job in jobs[:20]} == {row["delivery_id"] for row in orphaned}
             assert len(jobs) == 32
-            assert await full_scans_of(conn, statements) == {}
+            assert await full_scans_of(conn, statements, BIG_TABLES) == {}
         finally:
             await transaction.rollback()

@@ -17,6 +17,8 @@ import asyncpg
 import pytest
 
 from devtools.orientation_inputs import example_record, notice, notice_event
+from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
+from schemas.envelope import new_envelope_fields
 from schemas.procedure import ProcedureNotice, ProcedureNotificationEvent
 from services.orientation.domain import Referential, load_referential
 from services.orientation.lifecycle import StatusHandler
@@ -97,3 +99,14 @@ def orient(pool: asyncpg.Pool, orientation: Orientation) -> Callable[..., Any]:
             await orientation.handle_batch(conn, events, now=datetime.combine(act_day, time(12), UTC))
 
     return run
+
+
+def status_event(
+    procedure_id: uuid.UUID, structure_id: str, status: AssignmentStatus, by: StatusActor, **fields: Any
+) -> AssignmentStatusEvent:
+    """A change of ``procedure_id``'s assignment of ``structure_id``, as the workspace publishes it (``fields``:
+    the change's other fields, e.g. ``assignment_id``, ``override``)."""
+    payload = AssignmentStatusChange(
+        procedure_id=procedure_id, structure_id=structure_id, status=status, by=by, **fields
+    )
+    return AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=payload)

@@ -13,30 +13,20 @@ from schemas import topics
 from schemas.assignment import (
     AssignmentOverride,
     AssignmentStatus,
-    AssignmentStatusChange,
     AssignmentStatusEvent,
     StatusActor,
 )
-from schemas.envelope import new_envelope_fields
 from schemas.orientation import AssignmentKind, DecisionTrigger, OrientationDecidedEvent
 from schemas.procedure import ProcedureNotificationEvent
 from services.orientation import repository as repo
 from services.orientation.lifecycle import StatusHandler, expire_assignments
+from tests.integration.orientation.conftest import status_event
 
 pytestmark = pytest.mark.integration
 
 MakeEvent = Callable[..., ProcedureNotificationEvent]
 Orient = Callable[..., Any]
 S = AssignmentStatus
-
-
-def _status(
-    procedure_id: uuid.UUID, structure_id: str, status: S, by: StatusActor, **fields: Any
-) -> AssignmentStatusEvent:
-    payload = AssignmentStatusChange(
-        procedure_id=procedure_id, structure_id=structure_id, status=status, by=by, **fields
-    )
-    return AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=payload)
 
 
 @pytest.fixture
@@ -75,11 +65,13 @@ async def test_a_partner_accepts_then_closes_each_change_in_the_history(
     pool: asyncpg.Pool, apply: Callable[..., Any], s01: dict[str, uuid.UUID]
 ) -> None:
     ccas, procedure = s01["CCAS-BELFORT"], s01["procedure"]
-    accepted = _status(procedure, "CCAS-BELFORT", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=ccas)
+    accepted = status_event(procedure, "CCAS-BELFORT", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=ccas)
     await apply(accepted)
     await apply(accepted)  # redelivered: no second history line
     await apply(
-        _status(procedure, "CCAS-BELFORT", S.CLOTUREE, StatusActor.PARTNER, assignment_id=ccas, reason="SUIVI_TERMINE")
+        status_event(
+            procedure, "CCAS-BELFORT", S.CLOTUREE, StatusActor.PARTNER, assignment_id=ccas, reason="SUIVI_TERMINE"
+        )
     )
 
     assert await _status_of(pool, ccas) == ("CLOTUREE", "SUIVI_TERMINE", "PARTNER")
@@ -97,14 +89,18 @@ async def test_changes_that_are_not_allowed_are_recorded_not_applied(
 ) -> None:
     cd90, procedure = s01["CD90"], s01["procedure"]
     await apply(
-        _status(procedure, "CD90", S.REFUSEE, StatusActor.PARTNER, assignment_id=cd90, reason="HORS_COMPETENCE")
+        status_event(procedure, "CD90", S.REFUSEE, StatusActor.PARTNER, assignment_id=cd90, reason="HORS_COMPETENCE")
     )
     await apply(
-        _status(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=cd90),  # final status
-        _status(procedure, "CDAD90", S.EXPIREE, StatusActor.PARTNER, assignment_id=s01["CDAD90"]),  # only the timer
-        _status(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=uuid.uuid4()),  # unknown id
-        _status(uuid.uuid4(), "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=s01["CCAS-BELFORT"]),  # mismatch
-        _status(procedure, "CD90", S.REFUSEE, StatusActor.PARTNER, assignment_id=cd90, reason="HORS_COMPETENCE"),
+        status_event(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=cd90),  # final status
+        status_event(
+            procedure, "CDAD90", S.EXPIREE, StatusActor.PARTNER, assignment_id=s01["CDAD90"]
+        ),  # only the timer
+        status_event(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=uuid.uuid4()),  # unknown id
+        status_event(
+            uuid.uuid4(), "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=s01["CCAS-BELFORT"]
+        ),  # mismatch
+        status_event(procedure, "CD90", S.REFUSEE, StatusActor.PARTNER, assignment_id=cd90, reason="HORS_COMPETENCE"),
     )
 
     assert await _status_of(pool, cd90) == ("REFUSEE", "HORS_COMPETENCE", "PARTNER")
@@ -122,7 +118,7 @@ async def test_a_removed_structure_is_never_reassigned_until_the_ccapex_adds_it_
 ) -> None:
     procedure = s01["procedure"]
     await apply(
-        _status(
+        status_event(
             procedure,
             "CDAD90",
             S.CLOTUREE,
@@ -142,7 +138,7 @@ async def test_a_removed_structure_is_never_reassigned_until_the_ccapex_adds_it_
         ("CAF90", AssignmentKind.NEW),
     ]
 
-    await apply(_status(procedure, "CDAD90", S.OUVERTE, StatusActor.CCAPEX, override=AssignmentOverride.ADD))
+    await apply(status_event(procedure, "CDAD90", S.OUVERTE, StatusActor.CCAPEX, override=AssignmentOverride.ADD))
     added = (await _decided(pool))[-1]
     assert added.payload.trigger is DecisionTrigger.CCAPEX_OVERRIDE
     [assignment] = added.payload.assignments
@@ -166,7 +162,9 @@ async def test_a_removed_structure_is_never_reassigned_until_the_ccapex_adds_it_
 async def test_adding_an_unknown_structure_is_refused(
     pool: asyncpg.Pool, apply: Callable[..., Any], s01: dict[str, uuid.UUID]
 ) -> None:
-    await apply(_status(s01["procedure"], "NOWHERE", S.OUVERTE, StatusActor.CCAPEX, override=AssignmentOverride.ADD))
+    await apply(
+        status_event(s01["procedure"], "NOWHERE", S.OUVERTE, StatusActor.CCAPEX, override=AssignmentOverride.ADD)
+    )
 
     assert await _refusals(pool) == [("UNKNOWN_STRUCTURE", None)]
 
@@ -175,7 +173,7 @@ async def test_silent_assignments_expire_and_the_expiry_is_published_once(
     pool: asyncpg.Pool, apply: Callable[..., Any], s01: dict[str, uuid.UUID]
 ) -> None:
     procedure, ccas = s01["procedure"], s01["CCAS-BELFORT"]
-    await apply(_status(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=s01["CD90"]))
+    await apply(status_event(procedure, "CD90", S.ACCEPTEE, StatusActor.PARTNER, assignment_id=s01["CD90"]))
     # The sweep runs when CDAD90's assignment was opened; the others were opened 31 days before.
     now = await pool.fetchval("SELECT created_at FROM assignment WHERE structure_id = 'CDAD90'")
     older = "UPDATE assignment SET created_at = $1::timestamptz - interval '31 days' WHERE structure_id <> 'CDAD90'"

@@ -20,11 +20,8 @@ import pytest
 from schemas.assignment import (
     AssignmentOverride,
     AssignmentStatus,
-    AssignmentStatusChange,
-    AssignmentStatusEvent,
     StatusActor,
 )
-from schemas.envelope import new_envelope_fields
 from services.orientation import repository as repo
 from services.orientation.domain import Referential
 from services.orientation.escalation import escalate_assignments
@@ -32,8 +29,8 @@ from services.orientation.lifecycle import StatusHandler, expire_assignments
 from services.orientation.orient import Orientation
 from services.orientation.referential_store import ReferentialHolder
 from services.platform.db import Conn
-from tests.integration.orientation.conftest import MakeEvent
-from tests.integration.query_plans import full_scans, generic_plan, recorded_statements
+from tests.integration.orientation.conftest import MakeEvent, status_event
+from tests.integration.query_plans import full_scans_of, recorded_statements
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +42,6 @@ BIG_TABLES = {"assignment", "assignment_status_history", "assignment_escalation"
 ``truce_reminder`` (a row per procedure reminded, once a year) stay small: the planner reads them whole only while
 that costs less than the ten index lookups it assumes for an array parameter, and turns to their primary key as
 they grow."""
-
-_NOT_PLANNED = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-"""Transaction control asyncpg sends around a ``conn.transaction()``: nothing to plan."""
 
 
 def procedure(n: int) -> uuid.UUID:
@@ -134,39 +128,6 @@ async def _fill(conn: Conn, structures: Sequence[str], *, analysed: bool) -> Non
         await conn.execute("ANALYZE")
 
 
-async def _scans(conn: Conn, statements: Sequence[str]) -> str:
-    """The statements whose generic plan reads one of the big tables whole, each with its plan ("" if none)."""
-    found = []
-    for sql in dict.fromkeys(statements):
-        if sql.lstrip().split(maxsplit=1)[0].rstrip(";").upper() in _NOT_PLANNED:
-            continue
-        plan = await generic_plan(conn, sql)
-        if full_scans(plan, BIG_TABLES):
-            found.append(f"{sql}\n{plan}")
-    return "\n\n".join(found)
-
-
-def _status(
-    procedure_id: uuid.UUID,
-    structure: str,
-    status: AssignmentStatus,
-    by: StatusActor,
-    *,
-    assignment_id: uuid.UUID | None = None,
-    override: AssignmentOverride | None = None,
-) -> AssignmentStatusEvent:
-    """A change of ``procedure_id``'s assignment of ``structure``, as the workspace publishes it."""
-    payload = AssignmentStatusChange(
-        assignment_id=assignment_id,
-        procedure_id=procedure_id,
-        structure_id=structure,
-        status=status,
-        by=by,
-        override=override,
-    )
-    return AssignmentStatusEvent(**new_envelope_fields("workspace"), payload=payload)
-
-
 @pytest.fixture(params=[False, True], ids=["young", "analysed"])
 async def filled(
     request: pytest.FixtureRequest, pool: asyncpg.Pool, seeded: ReferentialHolder, seed: Referential
@@ -187,7 +148,7 @@ async def test_a_notice_batch_reads_its_procedures_through_indexes(
         with recorded_statements(conn) as statements:
             async with conn.transaction():
                 await orientation.handle_batch(conn, [*known, *new], now=NOW)
-        scans = await _scans(conn, statements)
+        scans = await full_scans_of(conn, statements, BIG_TABLES)
         decided = await conn.fetchval(
             "SELECT count(DISTINCT procedure_id) FROM decision WHERE procedure_id = ANY($1::uuid[])",
             [e.payload.procedure_id for e in [*known, *new]],
@@ -199,7 +160,7 @@ async def test_a_notice_batch_reads_its_procedures_through_indexes(
 async def test_a_status_batch_reads_its_assignments_through_indexes(
     pool: asyncpg.Pool, filled: list[str], seeded: ReferentialHolder
 ) -> None:
-    accepted = _status(
+    accepted = status_event(
         procedure(19_990),
         filled[0],
         AssignmentStatus.ACCEPTEE,
@@ -210,14 +171,14 @@ async def test_a_status_batch_reads_its_assignments_through_indexes(
     events = [
         accepted,
         # Procedure 19,991 holds an open assignment of this structure already; orientation has not seen the other.
-        _status(procedure(19_991), filled[1], AssignmentStatus.OUVERTE, StatusActor.CCAPEX, override=add),
-        _status(unseen, filled[1], AssignmentStatus.OUVERTE, StatusActor.CCAPEX, override=add),
+        status_event(procedure(19_991), filled[1], AssignmentStatus.OUVERTE, StatusActor.CCAPEX, override=add),
+        status_event(unseen, filled[1], AssignmentStatus.OUVERTE, StatusActor.CCAPEX, override=add),
     ]
     async with pool.acquire() as conn:
         with recorded_statements(conn) as statements:
             async with conn.transaction():
                 await StatusHandler(seeded).handle_batch(conn, events)
-        scans = await _scans(conn, statements)
+        scans = await full_scans_of(conn, statements, BIG_TABLES)
         status = await conn.fetchval(
             "SELECT status FROM assignment WHERE assignment_id = $1", accepted.payload.assignment_id
         )
@@ -244,7 +205,7 @@ async def test_the_sweeps_read_due_rows_through_indexes(
                 truce_end = date(2026, 4, 1)
                 due = await repo.truce_end_due(conn, truce_end, limit=5)
                 among = await repo.truce_end_due(conn, truce_end, limit=5, among=[procedure(60), procedure(61)])
-        scans = await _scans(conn, statements)
+        scans = await full_scans_of(conn, statements, BIG_TABLES)
     assert not scans, scans
     assert expired > 0
     assert escalated > 0
