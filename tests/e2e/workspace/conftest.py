@@ -4,7 +4,8 @@ the way their commissaire de justice sends them, and a way to reach the workspac
 Reusable (the browser tests may build on it): ``workspace_stack`` (module scope, on the module's own broker
 and database) yields a
 ``WorkspaceStack``: ``url`` of the workspace, ``alert_link(recipient, ref)`` the link of the alert the SMTP sink
-received, ``database_url`` to look at what orientation applied, ``services`` to read logs.
+received, ``database_url`` to look at what orientation applied, ``assignment(ref, structure_id)`` once the workspace
+knows it, ``services`` to read logs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+import asyncpg
 import httpx
 import pytest
 
@@ -46,6 +48,27 @@ class WorkspaceStack:
                 assert found is not None, f"no workspace link in {recipient}'s alert about {ref}"
                 return found.group(0)
         raise AssertionError(f"{recipient} received no alert about {ref}")
+
+    async def assignment(self, ref: str, structure_id: str, timeout_s: float = 60) -> asyncpg.Record:
+        """``structure_id``'s assignment on ``ref`` (``assignment_id``, ``procedure_id``) once the workspace's
+        read model holds it: the alerts the stack waited for come from the notifier, and the workspace reads
+        the same decision on a consumer of its own, maybe a moment later."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    row = await conn.fetchrow(
+                        "SELECT a.assignment_id, a.procedure_id FROM workspace.assignment a"
+                        " JOIN workspace.procedure p USING (procedure_id)"
+                        " WHERE p.short_ref = $1 AND a.structure_id = $2",
+                        ref,
+                        structure_id,
+                    )
+                    if row is not None:
+                        return row
+                    await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
 
     async def open(self, client: httpx.AsyncClient, link: str, timeout_s: float = 60) -> httpx.Response:
         """Open ``link`` until the workspace knows its assignment (its consumer may still be reading the

@@ -114,20 +114,11 @@ async def test_an_expired_link_brings_a_new_one_through_kafka_to_the_smtp_sink(
     the broker and the notifier bring it to FSL90's mailbox, once, and it opens the case."""
     stack = workspace_stack
     link = stack.alert_link(FSL, S04_REF)
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT a.assignment_id, a.structure_id FROM workspace.assignment a"
-            " JOIN workspace.procedure p USING (procedure_id) WHERE p.short_ref = $1 AND a.structure_id = 'FSL90'",
-            S04_REF,
-        )
-    finally:
-        await conn.close()
-    assert row is not None
+    row = await stack.assignment(S04_REF, "FSL90")
     expired = mint_link(
         LinkKeys.parse(stack.services.config.link_secret),
         assignment_id=row["assignment_id"],
-        structure_id=row["structure_id"],
+        structure_id="FSL90",
         expires_on=datetime.now(UTC).date() - timedelta(days=1),
     )
     expired_link = link.rsplit("/", 1)[0] + "/" + expired

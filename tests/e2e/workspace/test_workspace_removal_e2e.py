@@ -34,20 +34,10 @@ REMOVED = "Dossier retiré de votre structure"
 PERSONAL_DATA = ("Durand", "Léa", "Mulhouse", "612345678")  # S-01's household, as ingest received it
 
 
-async def _remove(broker: BrokerEndpoint, database_url: str, structure_id: str) -> AssignmentStatusEvent:
+async def _remove(broker: BrokerEndpoint, stack: WorkspaceStack, structure_id: str) -> AssignmentStatusEvent:
     """Publish the desk's REMOVE of ``structure_id``'s S-01 assignment (its id read from the workspace's
     read model, as the desk does); return the event."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT a.assignment_id, a.procedure_id FROM workspace.assignment a"
-            " JOIN workspace.procedure p USING (procedure_id) WHERE p.short_ref = $1 AND a.structure_id = $2",
-            S01_REF,
-            structure_id,
-        )
-    finally:
-        await conn.close()
-    assert row is not None
+    row = await stack.assignment(S01_REF, structure_id)
     change = AssignmentStatusChange(
         assignment_id=row["assignment_id"],
         procedure_id=row["procedure_id"],
@@ -92,7 +82,7 @@ async def test_a_removed_structure_receives_one_removal_email(
     workspace_stack: WorkspaceStack, own_broker: BrokerEndpoint
 ) -> None:
     stack = workspace_stack
-    removal = await _remove(own_broker, stack.database_url, "CDAD90")
+    removal = await _remove(own_broker, stack, "CDAD90")
 
     message = await _wait_removal(stack.smtp, "point-justice@cdad90.test")
     assert str(message["Subject"]) == f"[Prévention expulsions 90] {REMOVED} – {S01_REF}"
@@ -121,6 +111,6 @@ async def test_a_removed_structure_receives_one_removal_email(
     # The event again, then another removal on the same partition: once the second structure is told, the
     # duplicate before it has been consumed — and told nobody.
     await _publish(own_broker, removal)
-    await _remove(own_broker, stack.database_url, "CCAS-BELFORT")
+    await _remove(own_broker, stack, "CCAS-BELFORT")
     await _wait_removal(stack.smtp, "accueil@ccas-belfort.test")
     assert len(_removals(stack.smtp, "point-justice@cdad90.test")) == 1
