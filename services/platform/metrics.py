@@ -5,11 +5,12 @@ Every service gets its own ``CollectorRegistry`` (``ServiceMetrics.registry``), 
 
 - **Message counters**: FastStream's ``KafkaPrometheusMiddleware`` on the service's broker, named
   ``prevex_<service>_received_messages_total`` etc. (one observation per consumed batch).
-- **Business counters**: counted from the events the outbox relay has just published (:meth:`observe_published`),
-  that is after their transaction committed, once per event — a rolled-back batch counts nothing. Counters
+- **Business counters**: counted from the events the outbox relay has just relayed (:meth:`observe_published`),
+  once the broker acknowledged them and the relay's DELETE of their rows committed: a scrape never sees an
+  event both counted and pending in the outbox gauge, and a rolled-back batch counts nothing. Counters
   are per process and start at zero: sum them over replicas and read them with ``rate()``/``increase()``,
-  which handle restarts. A relay that publishes a batch and fails to delete its rows publishes (and counts)
-  it again: rare, and the same at-least-once as the events themselves.
+  which handle restarts. A relay that publishes a batch and fails to delete its rows publishes it again
+  (the same at-least-once as the events themselves) and counts it once, when the delete commits.
 - **The end-to-end latency** (the notifier's ``prevex_notifier_end_to_end_latency_seconds``,
   :meth:`ServiceMetrics.observe_end_to_end`): from ingest's reception of an act to the SMTP server or SMS
   provider accepting the first delivery of an alert it caused, observed by the notifier once per alert.
@@ -319,7 +320,7 @@ class ServiceMetrics:
             self._end_to_end.observe(max((accepted_at - act_received_at).total_seconds(), 0.0))
 
     def observe_published(self, messages: Sequence[OutboxMessage]) -> None:
-        """Count the business events among ``messages``, which the broker has just acknowledged. Never raises:
+        """Count the business events among ``messages``, which the outbox relay has just relayed. Never raises:
         an event that cannot be read is logged (its topic and error type) and left uncounted."""
         for message in messages:
             counters = self._events.get(message.topic)

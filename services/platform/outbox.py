@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -139,10 +139,12 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         retry_delay_s: float = 1.0,
+        on_relayed: Callable[[Sequence[OutboxMessage]], None] | None = None,
     ) -> None:
         self._pool = pool
         self._schema = schema
         self._publisher = publisher
+        self._on_relayed = on_relayed
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retry_delay_s = retry_delay_s
@@ -175,12 +177,16 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            await self._publisher.publish(
-                [
-                    OutboxMessage(r["topic"], r["key"], r["value"], r["headers"], r["traceparent"], r["tracestate"])
-                    for r in sorted(rows, key=lambda row: row["id"])  # RETURNING keeps no order
-                ]
-            )
+            messages = [
+                OutboxMessage(r["topic"], r["key"], r["value"], r["headers"], r["traceparent"], r["tracestate"])
+                for r in sorted(rows, key=lambda row: row["id"])  # RETURNING keeps no order
+            ]
+            await self._publisher.publish(messages)
+        # Told once the DELETE committed, not on the broker's ack: whoever counts the relayed events (the
+        # services' metrics) and reads the outbox in the same moment must never see an event both pending
+        # and relayed. A commit that fails after the ack leaves the rows to be published again: told then.
+        if self._on_relayed is not None:
+            self._on_relayed(messages)
         return len(rows)
 
     async def _drain(self, conn: Conn) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from importlib.resources.abc import Traversable
 from typing import Any
 
@@ -36,7 +36,7 @@ from services.platform.health import ConsumerProgress, Readiness, health_app, he
 from services.platform.kafka import make_broker
 from services.platform.logging import configure_logging, get_logger
 from services.platform.metrics import ServiceMetrics
-from services.platform.outbox import KafkaOutboxPublisher, OutboxMessage, OutboxPublisher, OutboxRelay
+from services.platform.outbox import KafkaOutboxPublisher, OutboxRelay
 from services.platform.settings import ServiceSettings
 
 __all__ = ["BackgroundLoop", "Runtime", "serve"]
@@ -146,9 +146,10 @@ class Runtime:
         relay = OutboxRelay(
             self._pool,
             self.schema,
-            _Counting(KafkaOutboxPublisher(self._producer), self.metrics),
+            KafkaOutboxPublisher(self._producer),
             batch_size=self.settings.outbox_batch_size,
             poll_interval_s=self.settings.outbox_poll_interval_s,
+            on_relayed=self.metrics.observe_published,
         )
         self._tasks = [asyncio.create_task(relay.run(), name=f"{self.name}-outbox")]
         self._tasks += [asyncio.create_task(loop(self), name=f"{self.name}-loop") for loop in self._loops]
@@ -169,18 +170,6 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
         log.info("service_stopped", service=self.name)
-
-
-class _Counting:
-    """An outbox publisher that counts the business events once the broker acknowledged them."""
-
-    def __init__(self, publisher: OutboxPublisher, metrics: ServiceMetrics) -> None:
-        self._publisher = publisher
-        self._metrics = metrics
-
-    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
-        await self._publisher.publish(messages)
-        self._metrics.observe_published(messages)
 
 
 def _http_config(app: Any) -> uvicorn.Config:

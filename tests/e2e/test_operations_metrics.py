@@ -142,8 +142,8 @@ async def test_every_service_is_ready_and_counts_what_the_inputs_predict(
     assert _total(ingest, "prevex_ingest_acts_rejected_total") == 1
     # FastStream's counter: every record of the raw topic, once each (no batch came again).
     assert _total(ingest, "prevex_ingest_received_messages_total", handler=topics.RAW_CJ) == 3
-    # The relay counts an event once the broker acked it, before its DELETE commits: a scrape in between still
-    # sees the row pending. Drained, the outbox reads empty.
+    # A scrape reads the outbox gauge from the database, then serialises the counters: a relay's commit in
+    # between shows an event counted and still pending in that one scrape. Drained, the outbox reads empty.
     async with asyncio.timeout(WAIT_S):
         while _total(ingest, "prevex_ingest_outbox_pending_events") != 0:
             await asyncio.sleep(0.2)

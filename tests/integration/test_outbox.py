@@ -384,3 +384,45 @@ async def test_a_running_relay_plans_its_delete_from_the_table_as_it_is_at_each_
     assert generic == 0  # PostgreSQL's own choice keeps one plan from the sixth execution on
     assert custom >= 7
     assert setting == "auto"  # given back with the connection
+
+
+async def test_relayed_events_are_told_once_their_delete_committed(schema_pool: tuple[str, asyncpg.Pool]) -> None:
+    """The services' metrics count what ``on_relayed`` is told. A batch the broker acknowledged whose delete
+    then fails to commit is still pending: told nothing; relayed again, it is told once."""
+    schema, pool = schema_pool
+    async with pool.acquire() as conn:
+        # The first commit of a delete from the outbox fails, after the broker's ack (a sequence, because
+        # whatever the failing transaction wrote is rolled back with it).
+        await conn.execute(
+            """
+            CREATE SEQUENCE outbox_deletes;
+            CREATE FUNCTION refuse_first_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('outbox_deletes') = 1 THEN RAISE EXCEPTION 'commit refused'; END IF;
+                RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER refuse_first_delete AFTER DELETE ON outbox
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_first_delete();
+            """
+        )
+        async with conn.transaction():
+            await enqueue(conn, schema, [OutboxMessage.of("t", "k", _event(n)) for n in range(1, 4)])
+    told: list[list[int]] = []
+    publisher = InMemoryPublisher()
+    relay = OutboxRelay(
+        pool, schema, publisher, on_relayed=lambda messages: told.append([_duplicate_count(m) for m in messages])
+    )
+
+    with pytest.raises(asyncpg.RaiseError, match="commit refused"):
+        await relay.drain()
+    assert [_duplicate_count(m) for m in publisher.published] == [1, 2, 3]  # acknowledged by the broker
+    assert told == []
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+
+    assert await relay.drain() == 3
+    assert told == [[1, 2, 3]]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+def _duplicate_count(message: OutboxMessage) -> int:
+    return IngestDuplicateEvent.model_validate_json(message.value).payload.duplicate_count
