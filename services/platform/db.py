@@ -20,7 +20,15 @@ from asyncpg.pool import PoolConnectionProxy
 
 from services.platform.logging import get_logger
 
-__all__ = ["Conn", "apply_migrations", "connect_pool", "migration_files", "open_schema", "schema_migrations"]
+__all__ = [
+    "Conn",
+    "apply_migrations",
+    "connect_pool",
+    "migration_files",
+    "open_schema",
+    "schema_migrations",
+    "warn_without_autovacuum",
+]
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 """A plain connection or one borrowed from a pool: every repository function accepts both."""
@@ -106,10 +114,23 @@ async def open_schema(
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, schema, schema_migrations(migrations))
+            await warn_without_autovacuum(conn, schema)
     except BaseException:
         await pool.close()
         raise
     return pool
+
+
+async def warn_without_autovacuum(conn: Conn, schema: str) -> None:
+    """Log ``autovacuum_off`` (a warning naming ``schema``) when the server runs without autovacuum.
+
+    Every service keeps queues in its tables (its outbox; the notifier's alerts and deliveries) whose rows
+    are deleted or updated as fast as they come: without vacuum their dead rows only accumulate, and every
+    relay batch and claim reads past more of them — the service slows down for as long as it runs, with no
+    error to say why. The migrations tune autovacuum for those tables; with it off, nothing runs them.
+    """
+    if not await conn.fetchval("SELECT current_setting('autovacuum')::boolean"):
+        log.warning("autovacuum_off", schema=schema, hint="set autovacuum = on, or VACUUM the queue tables")
 
 
 async def apply_migrations(conn: Conn, schema: str, files: Sequence[tuple[str, str]]) -> list[str]:

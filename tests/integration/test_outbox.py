@@ -7,16 +7,18 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import cast
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from structlog.testing import capture_logs
 
 from devtools import BrokerEndpoint, create_topics
 from schemas.envelope import new_envelope_fields
 from schemas.ingest import IngestDuplicate, IngestDuplicateEvent
-from services.platform.db import Conn, apply_migrations, connect_pool, migration_files
+from services.platform.db import Conn, apply_migrations, connect_pool, migration_files, open_schema
 from services.platform.inbox import AdvisoryLocks, claim_event, claim_events
 from services.platform.outbox import InMemoryPublisher, KafkaOutboxPublisher, OutboxMessage, OutboxRelay, enqueue
 from tests.integration.query_plans import full_scans, generic_plan, recorded_statements
@@ -426,3 +428,20 @@ async def test_relayed_events_are_told_once_their_delete_committed(schema_pool: 
 
 def _duplicate_count(message: OutboxMessage) -> int:
     return IngestDuplicateEvent.model_validate_json(message.value).payload.duplicate_count
+
+
+async def test_a_service_starting_on_a_server_without_autovacuum_says_so(database_url: str, tmp_path: Path) -> None:
+    """Its queue tables would bloat unnoticed: the start warns, once, naming the schema (this machine's
+    server decides which way the test goes: whatever it runs with, the warning must match it)."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with capture_logs() as logs:
+        pool = await open_schema(database_url, schema=schema, migrations=tmp_path)  # the platform's tables only
+    try:
+        autovacuum = await pool.fetchval("SELECT setting FROM pg_settings WHERE name = 'autovacuum'")
+    finally:
+        await pool.close()
+    warnings = [entry for entry in logs if entry["event"] == "autovacuum_off"]
+    if autovacuum == "off":
+        assert [(w["log_level"], w["schema"]) for w in warnings] == [("warning", schema)]
+    else:
+        assert warnings == []
