@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import cpu_reference_ms
 from benchmarks.report import results_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,7 @@ def main() -> None:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHMARKS)}")
     machine: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     machine["load_start"] = os.getloadavg()
+    machine["cpu_reference_ms"] = cpu_reference_ms()
     results: dict[str, dict[str, Any]] = {}
     for name in chosen:
         module, default, quick = BENCHMARKS[name]

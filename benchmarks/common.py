@@ -42,6 +42,7 @@ __all__ = [
     "act_payloads",
     "bare_relay",
     "consumer",
+    "cpu_reference_ms",
     "emitter_ids",
     "percentiles",
     "producer",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 RELAY_IN, RELAY_OUT = "bench.relay.in.v1", "bench.relay.out.v1"
+CPU_REFERENCE_LOOP = 2_000_000
 PARTITIONS = 4  # of every topic the benchmarks create
 TIMEOUT_S = 600.0
 IN_TS_HEADER = "bench_in_ts"
@@ -415,3 +417,17 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
         return {"p50": only, "p95": only, "p99": only, "max": only}
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
+
+
+def cpu_reference_ms() -> float:
+    """The machine's speed as one figure: the best of five timings, in ms, of a fixed pure-Python loop (integer
+    additions). Two runs' CPU per act compare only on machines that give about the same figure: the same VM
+    size gave results 1.3–3× apart from one host to another (docs/benchmarks.md)."""
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for n in range(CPU_REFERENCE_LOOP):
+            total += n
+        timings.append((time.perf_counter() - started) * 1000)
+    return min(timings)

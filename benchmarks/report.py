@@ -29,7 +29,8 @@ def pipeline_markdown(result: dict[str, Any]) -> str:
     phases = (backlog, latency)
     paced = f"{_fmt(latency['rate'])} acts/s × {_fmt(latency['duration_s'])} s"
     lines = [
-        f"Broker {result['broker']}, PostgreSQL {result['postgres']}, {result['cpus']} CPUs; the services'"
+        f"Broker {result['broker']}, PostgreSQL {result['postgres']}, {result['cpus']} CPUs"
+        f" (CPU reference {result['cpu_reference_ms']:.0f} ms: lower is faster); the services'"
         f" fetch wait {result['fetch_wait_ms']} ms.",
         "",
         f"| | backlog drain | {paced} |",

@@ -52,6 +52,7 @@ from benchmarks.common import (
     act_payloads,
     bare_relay,
     consumer,
+    cpu_reference_ms,
     emitter_ids,
     percentiles,
     producer,
@@ -396,6 +397,7 @@ async def latency_phase(  # noqa: PLR0917
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Both phases on one fresh broker, database and set of services; the results as a JSON-able dict."""
     tag = uuid.uuid4().hex[:6]
+    reference_ms = cpu_reference_ms()  # before anything of ours runs: the machine as the run found it
     with (
         tempfile.TemporaryDirectory(prefix="prevex-bench-") as tmp,
         kafka_broker() as broker,
@@ -442,6 +444,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "broker": broker.kind,
         "postgres": server.kind,
         "cpus": os.cpu_count(),
+        "cpu_reference_ms": reference_ms,
         "fetch_wait_ms": args.fetch_wait_ms,
         "backlog": backlog,
         "idle": idle,

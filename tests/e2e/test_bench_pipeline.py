@@ -108,6 +108,9 @@ def test_the_idle_floor_is_measured_per_process(result: dict[str, Any]) -> None:
 
 def test_the_results_table_renders_it(result: dict[str, Any]) -> None:
     table = results_markdown({"pipeline": result})
+    # The machine's speed beside its figures: the same tree's CPU per act differs from one host to another.
+    assert result["cpu_reference_ms"] > 0
+    assert f"(CPU reference {result['cpu_reference_ms']:.0f} ms: lower is faster)" in table
     assert "| emails lost | 0 | 0 |" in table
     assert "| emails duplicated | 0 | 0 |" in table
     assert "act → last email (end to end)" in table
