@@ -156,9 +156,9 @@ def build(settings: NotifierSettings) -> Runtime:
         on_poison=parking(lambda: runtime.pool),
     )
 
-    async def plan(rt: Runtime) -> int:
+    async def plan(rt: Runtime) -> bool:
         async with rt.pool.acquire() as conn:
-            return await dispatcher.expand_alerts(conn) + await dispatcher.plan_digests(conn)
+            return await dispatcher.plan(conn)
 
     async def send(rt: Runtime) -> int:
         return (await dispatcher.send_due(rt.pool)).claimed

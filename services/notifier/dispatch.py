@@ -74,6 +74,10 @@ class Dispatcher:
             on_accepted=on_accepted,
         )
 
+    async def plan(self, conn: Conn) -> bool:
+        """See ``Planner.step``."""
+        return await self._planner.step(conn)
+
     async def expand_alerts(self, conn: Conn) -> int:
         """See ``Planner.expand_alerts``."""
         return await self._planner.expand_alerts(conn)

@@ -39,6 +39,18 @@ class Planner:
         self._config = config
         self._clock = clock
 
+    async def step(self, conn: Conn) -> bool:
+        """One round of the planner loop: expand a batch of alerts, then plan the digests due. ``True`` when
+        alerts may be left to expand at once: a full batch that expanded some.
+
+        A shorter batch read every alert ready when it ran (alerts recorded later announce themselves with a
+        NOTIFY); what it left is waiting — for its structure (``contact_wait_s``) or for the default
+        referent — and is looked at again by the loop's idle poll, not in a loop of empty rounds.
+        """
+        _, more = await self._expand(conn)
+        await self.plan_digests(conn)
+        return more
+
     async def expand_alerts(self, conn: Conn) -> int:
         """Turn alerts whose contacts are known into deliveries (or digest items); return how many.
 
@@ -47,15 +59,18 @@ class Planner:
         default referent (F3) and a ``notification.undeliverable`` receipt says so; while the default
         referent itself is unknown, the alert waits.
         """
+        expanded, _ = await self._expand(conn)
+        return expanded
+
+    async def _expand(self, conn: Conn) -> tuple[int, bool]:
+        """``expand_alerts``, and whether the batch was full and expanded some (alerts may be left)."""
         now = self._clock()
+        limit = self._config.expand_batch
         async with conn.transaction():
-            batch = await repo.awaiting_alerts(
-                conn, self._config.expand_batch, contact_wait_s=self._config.contact_wait_s
-            )
+            batch = await repo.awaiting_alerts(conn, limit, contact_wait_s=self._config.contact_wait_s)
             if not batch:
-                return 0
-            known = await repo.structures(conn, {alert.structure_id for alert in batch})
-            referent = await repo.default_referent(conn)
+                return 0, False
+            known, referent = await repo.routing_directory(conn, {alert.structure_id for alert in batch})
             deliveries: list[repo.NewDelivery] = []
             items: list[repo.DigestItemRow] = []
             receipts: list[OutboxMessage] = []
@@ -84,11 +99,11 @@ class Planner:
                     else:
                         deliveries.append(self._alert_delivery(alert, recipient, choice, now))
                 expanded.append(alert.alert_id)
-            await repo.insert_deliveries(conn, deliveries)
-            await repo.insert_digest_items(conn, items)
-            await repo.mark_alerts_expanded(conn, expanded)
-            await enqueue(conn, SCHEMA, receipts)
-        return len(expanded)
+            if expanded:
+                await repo.record_expansion(conn, deliveries=deliveries, items=items, expanded=expanded)
+                await enqueue(conn, SCHEMA, receipts)
+        # A full batch of alerts that all wait for the default referent would be read again unchanged.
+        return len(expanded), len(batch) >= limit and bool(expanded)
 
     async def plan_digests(self, conn: Conn) -> int:
         """Once today's digest time has passed, bundle each recipient's earlier stage updates into one
@@ -97,6 +112,8 @@ class Planner:
         cutoff = digest_cutoff(now, self._config.digest_time, self._config.zone)
         if cutoff is None:
             return 0
+        if not await repo.digest_due(conn, cutoff):
+            return 0  # the day's digests are planned: no locking transaction for each round of the day
         day = cutoff.astimezone(self._config.zone).date()
         planned: list[repo.NewDelivery] = []
         async with conn.transaction():
@@ -125,7 +142,7 @@ class Planner:
         return len(planned)
 
     def _alert_delivery(
-        self, alert: repo.AlertRow, recipient: Recipient, choice: FallbackChoice | None, now: datetime
+        self, alert: repo.AlertToPlan, recipient: Recipient, choice: FallbackChoice | None, now: datetime
     ) -> repo.NewDelivery:
         marker = "|fallback" if choice is not None else ""
         urgent = alert.urgency is Urgency.CRITICAL
@@ -143,7 +160,7 @@ class Planner:
         )
 
 
-def _recipient_structure(alert: repo.AlertRow, choice: FallbackChoice | None) -> str:
+def _recipient_structure(alert: repo.AlertToPlan, choice: FallbackChoice | None) -> str:
     """The structure a recipient belongs to: the alert's own, or the fallback's."""
     if choice is not None and choice.structure_id is not None:
         return choice.structure_id
@@ -151,7 +168,7 @@ def _recipient_structure(alert: repo.AlertRow, choice: FallbackChoice | None) ->
 
 
 def _digest_item(
-    alert: repo.AlertRow, recipient: Recipient, choice: FallbackChoice | None, now: datetime
+    alert: repo.AlertToPlan, recipient: Recipient, choice: FallbackChoice | None, now: datetime
 ) -> repo.DigestItemRow:
     return repo.DigestItemRow(
         alert_id=alert.alert_id,

@@ -21,7 +21,7 @@ from schemas.notification import (
 from services.notifier.channels import SendOutcome
 from services.notifier.domain.routing import FallbackChoice
 from services.notifier.jobs import DeliveryJob
-from services.notifier.repository import AlertRow
+from services.notifier.repository import AlertRow, AlertToPlan
 from services.platform.outbox import OutboxMessage
 
 __all__ = ["PRODUCER", "Receipt", "delivery_receipts", "no_contact_receipt"]
@@ -53,7 +53,7 @@ def delivery_receipts(
     return [_receipt(event_type, alert, {**fields, **extra}) for alert in job.alerts]
 
 
-def no_contact_receipt(alert: AlertRow, choice: FallbackChoice) -> OutboxMessage:
+def no_contact_receipt(alert: AlertToPlan, choice: FallbackChoice) -> OutboxMessage:
     """``notification.undeliverable`` for an alert whose structure had no deliverable contact: no delivery."""
     fields = {
         "cause": UndeliverableCause.NO_DELIVERABLE_CONTACT,
@@ -69,7 +69,7 @@ def no_contact_receipt(alert: AlertRow, choice: FallbackChoice) -> OutboxMessage
     return _receipt(NotificationUndeliverableEvent, alert, fields)
 
 
-def _receipt(event_type: type[Receipt], alert: AlertRow, fields: Mapping[str, Any]) -> OutboxMessage:
+def _receipt(event_type: type[Receipt], alert: AlertRow | AlertToPlan, fields: Mapping[str, Any]) -> OutboxMessage:
     """A receipt about ``alert``: same correlation as its decision, keyed by procedure (partition order)."""
     payload = {
         "assignment_id": alert.assignment_id,

@@ -28,6 +28,7 @@ __all__ = [
     "ALERTS_CHANNEL",
     "DELIVERIES_CHANNEL",
     "AlertRow",
+    "AlertToPlan",
     "ContactRow",
     "DigestGroup",
     "DigestItemRow",
@@ -37,17 +38,18 @@ __all__ = [
     "awaiting_alerts",
     "claim_deliveries",
     "default_referent",
+    "digest_due",
     "digest_groups",
     "insert_alerts",
     "insert_deliveries",
     "insert_digest",
-    "insert_digest_items",
-    "mark_alerts_expanded",
     "mark_failed",
     "mark_retrying",
     "mark_sent",
+    "record_expansion",
     "release",
     "replace_structure",
+    "routing_directory",
     "structure_name",
     "structures",
 ]
@@ -115,6 +117,26 @@ class AlertRow:
     traceparent: str | None = None
     tracestate: str | None = None
     act_received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertToPlan:
+    """What the planner reads of an alert: enough to route it and to write a no-contact receipt about it.
+
+    Not the whole ``AlertRow``: the planner reads every alert once, and decoding the message's columns (the
+    jsonb offers, reasons, closest offers…) is the sender's job, when it renders the message.
+    """
+
+    alert_id: uuid.UUID
+    alert_key: str
+    correlation_id: uuid.UUID
+    procedure_id: uuid.UUID
+    procedure_short_ref: str
+    assignment_id: uuid.UUID | None
+    structure_id: str
+    urgency: Urgency
+    mode: AlertMode
+    link_request_id: uuid.UUID | None
 
 
 @dataclass(frozen=True)
@@ -208,6 +230,40 @@ _ALERT_TYPES = {
 _ALERT_COLUMNS = ", ".join(_ALERT_FIELDS)
 _CONTACT_FIELDS = tuple(f.name for f in fields(ContactRow))
 _CONTACT_COLUMNS = ", ".join(_CONTACT_FIELDS)
+_PLAN_COLUMNS = ", ".join(f.name for f in fields(AlertToPlan))
+# The columns an ``unnest`` insert fills, with the SQL type its arrays are cast to; in ``_*_values`` order.
+_DELIVERY_TYPES = {
+    "delivery_id": "uuid",
+    "idempotency_key": "text",
+    "alert_id": "uuid",
+    "digest_id": "uuid",
+    "procedure_id": "uuid",
+    "structure_id": "text",
+    "contact_id": "text",
+    "channel": "text",
+    "recipient": "text",
+    "next_attempt_at": "timestamptz",
+    "fallback_kind": "text",
+    "fallback_of": "uuid",
+    "quiet_start": "time",
+    "quiet_end": "time",
+}
+_DELIVERY_COLUMNS = ", ".join(_DELIVERY_TYPES)
+_ITEM_TYPES = {
+    "alert_id": "uuid",
+    "structure_id": "text",
+    "contact_id": "text",
+    "channel": "text",
+    "recipient": "text",
+    "quiet_start": "time",
+    "quiet_end": "time",
+    "fallback_kind": "text",
+    "created_at": "timestamptz",
+}
+_ITEM_COLUMNS = ", ".join(_ITEM_TYPES)
+# The end of a statement whose ``created`` rows are new deliveries: how many, and a NOTIFY to wake the sender
+# when there are any — delivered at commit (never for a rolled-back insert), once per channel and transaction.
+_COUNT_AND_NOTIFY = "SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify({channel}, '') END FROM created"
 # One claimer at a time across replicas, so that "no other delivery of this procedure is being sent"
 # (the per-procedure ordering check below) cannot be raced by a second notifier.
 _CLAIM_LOCK_ID = 0x6E6F7469  # "noti"
@@ -274,25 +330,23 @@ async def replace_structure(
 
 async def structures(conn: Conn, structure_ids: Iterable[str]) -> dict[str, StructureContacts]:
     """The known structures among ``structure_ids``, with their contacts (absent ones are unknown)."""
-    ids = sorted(set(structure_ids))
-    rows = await conn.fetch(
-        "SELECT structure_id, nom FROM structure_directory WHERE structure_id = ANY($1::text[])", ids
-    )
-    contacts = await conn.fetch(
-        f"SELECT {_CONTACT_COLUMNS} FROM contact WHERE structure_id = ANY($1::text[]) ORDER BY contact_id", ids
-    )
-    return _structures(rows, contacts)
+    found, _ = await _directory(conn, "s.structure_id = ANY($1::text[])", sorted(set(structure_ids)))
+    return found
 
 
 async def default_referent(conn: Conn) -> StructureContacts | None:
     """The default referent (fallback F1/F3) with its contacts; ``None`` until the référentiel named it."""
-    rows = await conn.fetch("SELECT structure_id, nom FROM structure_directory WHERE is_default_referent LIMIT 1")
-    if not rows:
-        return None
-    contacts = await conn.fetch(
-        f"SELECT {_CONTACT_COLUMNS} FROM contact WHERE structure_id = $1 ORDER BY contact_id", rows[0]["structure_id"]
-    )
-    return _structures(rows, contacts)[rows[0]["structure_id"]]
+    _, referent = await _directory(conn, "s.is_default_referent")
+    return referent
+
+
+async def routing_directory(
+    conn: Conn, structure_ids: Iterable[str]
+) -> tuple[dict[str, StructureContacts], StructureContacts | None]:
+    """``structures(structure_ids)`` and ``default_referent()`` in one round trip."""
+    ids = sorted(set(structure_ids))
+    found, referent = await _directory(conn, "s.structure_id = ANY($1::text[]) OR s.is_default_referent", ids)
+    return {structure_id: found[structure_id] for structure_id in ids if structure_id in found}, referent
 
 
 async def announced_alert(conn: Conn, assignment_id: uuid.UUID, structure_id: str) -> AlertRow | None:
@@ -313,34 +367,40 @@ async def structure_name(conn: Conn, structure_id: str) -> str | None:
     return name
 
 
-def _structures(rows: Sequence[asyncpg.Record], contacts: Sequence[asyncpg.Record]) -> dict[str, StructureContacts]:
-    by_structure: dict[str, list[ContactInfo]] = {}
-    for row in contacts:
-        contact = ContactRow(**dict(row))
-        window = (
-            (contact.quiet_start, contact.quiet_end)
-            if contact.quiet_start is not None and contact.quiet_end is not None
-            else None
-        )
-        by_structure.setdefault(contact.structure_id, []).append(
-            ContactInfo(
-                contact.contact_id,
-                contact.email,
-                contact.mobile,
-                contact.email_enabled,
-                contact.sms_enabled,
-                contact.is_generic,
-                window,
+async def _directory(
+    conn: Conn, condition: str, *args: object
+) -> tuple[dict[str, StructureContacts], StructureContacts | None]:
+    """The structures meeting ``condition`` (on ``structure_directory s``) with their contacts, one statement;
+    and among them the default referent (the first one flagged, should the référentiel flag two)."""
+    rows = await conn.fetch(
+        "SELECT s.structure_id, s.nom, s.is_default_referent, c.contact_id, c.email, c.mobile, c.email_enabled,"
+        " c.sms_enabled, c.is_generic, c.quiet_start, c.quiet_end"
+        " FROM structure_directory s LEFT JOIN contact c ON c.structure_id = s.structure_id"
+        f" WHERE {condition} ORDER BY s.structure_id, c.contact_id",
+        *args,
+    )
+    heads: dict[str, tuple[str, bool]] = {}
+    contacts: dict[str, list[ContactInfo]] = {}
+    for row in rows:
+        heads[row["structure_id"]] = (row["nom"], row["is_default_referent"])
+        if row["contact_id"] is not None:  # a known structure without any contact: the LEFT JOIN's NULLs
+            contacts.setdefault(row["structure_id"], []).append(
+                ContactInfo(
+                    row["contact_id"],
+                    row["email"],
+                    row["mobile"],
+                    row["email_enabled"],
+                    row["sms_enabled"],
+                    row["is_generic"],
+                    _window(row["quiet_start"], row["quiet_end"]),
+                )
             )
-        )
-    return {
-        r["structure_id"]: StructureContacts(
-            r["structure_id"],
-            r["nom"],
-            tuple(by_structure.get(r["structure_id"], ())),
-        )
-        for r in rows
+    found = {
+        structure_id: StructureContacts(structure_id, nom, tuple(contacts.get(structure_id, ())))
+        for structure_id, (nom, _) in heads.items()
     }
+    referent = next((found[structure_id] for structure_id, (_, flagged) in heads.items() if flagged), None)
+    return found, referent
 
 
 # --- alerts -----------------------------------------------------------------------------------------
@@ -369,49 +429,57 @@ async def insert_alerts(conn: Conn, alerts: Sequence[AlertRow]) -> int:
     return len(inserted)
 
 
-async def awaiting_alerts(conn: Conn, limit: int, *, contact_wait_s: float) -> list[AlertRow]:
+async def awaiting_alerts(conn: Conn, limit: int, *, contact_wait_s: float) -> list[AlertToPlan]:
     """Alerts ready to expand, in the order they were recorded, locked: their structure is known, or has
     been waited for ``contact_wait_s`` (measured with the database clock, which stamped them at intake).
 
     Alerts still waiting for their structure are left out, so that they never hold the others back.
     """
     rows = await conn.fetch(
-        f"SELECT {_ALERT_COLUMNS} FROM alert a WHERE state = 'AWAITING_CONTACTS'"
+        f"SELECT {_PLAN_COLUMNS} FROM alert a WHERE state = 'AWAITING_CONTACTS'"
         " AND (EXISTS (SELECT 1 FROM structure_directory s WHERE s.structure_id = a.structure_id)"
         "      OR created_at <= now() - make_interval(secs => $2))"
         " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit,
         contact_wait_s,
     )
-    return [_alert_row(r) for r in rows]
+    return [AlertToPlan(**{**dict(r), "urgency": Urgency(r["urgency"]), "mode": AlertMode(r["mode"])}) for r in rows]
 
 
-async def mark_alerts_expanded(conn: Conn, alert_ids: Sequence[uuid.UUID]) -> None:
-    await conn.execute("UPDATE alert SET state = 'EXPANDED' WHERE alert_id = ANY($1::uuid[])", list(alert_ids))
+async def record_expansion(
+    conn: Conn, *, deliveries: Sequence[NewDelivery], items: Sequence[DigestItemRow], expanded: Sequence[uuid.UUID]
+) -> int:
+    """Store what alerts were expanded into — deliveries and digest items, each kept once under its key as
+    ``insert_deliveries`` does — and mark the ``expanded`` alerts so, in one statement. Returns how many
+    deliveries were created."""
+    items_from = len(_DELIVERY_TYPES) + 1
+    expanded_at = items_from + len(_ITEM_TYPES)
+    created: int = await conn.fetchval(
+        f"WITH created AS ({_insert_deliveries(1)}),"
+        # An item already stored (same alert, channel, recipient) is kept as is.
+        f" items AS (INSERT INTO digest_item ({_ITEM_COLUMNS})"
+        f" SELECT * FROM {_unnest(_ITEM_TYPES.values(), items_from)} ON CONFLICT DO NOTHING),"
+        f" expanded AS (UPDATE alert SET state = 'EXPANDED' WHERE alert_id = ANY(${expanded_at}::uuid[]))"
+        # Every data-modifying CTE runs to completion, read by the final SELECT or not.
+        f" {_COUNT_AND_NOTIFY.format(channel=f'${expanded_at + 1}')}",
+        *_columns((_delivery_values(d) for d in deliveries), len(_DELIVERY_TYPES)),
+        *_columns((_item_values(i) for i in items), len(_ITEM_TYPES)),
+        list(expanded),
+        DELIVERIES_CHANNEL,
+    )
+    return created
 
 
 # --- digests ----------------------------------------------------------------------------------------
 
 
-async def insert_digest_items(conn: Conn, items: Sequence[DigestItemRow]) -> None:
-    """Store digest items; an item already stored (same alert, channel, recipient) is kept as is."""
-    await conn.executemany(
-        "INSERT INTO digest_item (alert_id, structure_id, contact_id, channel, recipient, quiet_start, quiet_end,"
-        " fallback_kind, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-        [
-            (
-                i.alert_id,
-                i.structure_id,
-                i.contact_id,
-                i.channel,
-                i.recipient,
-                *(i.quiet_hours or (None, None)),
-                i.fallback_kind,
-                i.created_at,
-            )
-            for i in items
-        ],
+async def digest_due(conn: Conn, cutoff: datetime) -> bool:
+    """Whether any digest item recorded before ``cutoff`` waits for its digest: one index probe, no lock, for
+    the planner to skip the locking transaction of ``digest_groups`` on every step of the day that has none."""
+    due: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM digest_item WHERE digest_id IS NULL AND created_at < $1)", cutoff
     )
+    return due
 
 
 async def digest_groups(conn: Conn, cutoff: datetime) -> list[DigestGroup]:
@@ -469,25 +537,42 @@ async def insert_deliveries(conn: Conn, deliveries: Sequence[NewDelivery]) -> in
     """Create deliveries; one whose idempotency key exists already is not created again. Returns how many were."""
     if not deliveries:
         return 0
-    created = await conn.fetch(
-        "INSERT INTO delivery (delivery_id, idempotency_key, alert_id, digest_id, procedure_id, structure_id,"
-        " contact_id, channel, recipient, next_attempt_at, fallback_kind, fallback_of, quiet_start, quiet_end)"
-        # In the given order: seq (the sending order of one procedure's deliveries) follows it.
-        " SELECT d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14 FROM unnest($1::uuid[], $2::text[],"
-        " $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],"
-        " $11::text[], $12::uuid[], $13::time[], $14::time[])"
-        " WITH ORDINALITY AS u(d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, d11, d12, d13, d14, n) ORDER BY n"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING delivery_id",
-        *map(list, zip(*(_delivery_values(d) for d in deliveries), strict=True)),
+    created: int = await conn.fetchval(
+        f"WITH created AS ({_insert_deliveries(1)}) {_COUNT_AND_NOTIFY.format(channel='$15')}",
+        *_columns((_delivery_values(d) for d in deliveries), len(_DELIVERY_TYPES)),
+        DELIVERIES_CHANNEL,
     )
-    if created:
-        await _notify(conn, DELIVERIES_CHANNEL)
-    return len(created)
+    return created
+
+
+def _insert_deliveries(first: int) -> str:
+    """An ``INSERT`` of deliveries from the 14 arrays of ``_delivery_values`` (parameters from ``$first``),
+    ``RETURNING`` those created."""
+    return (
+        f"INSERT INTO delivery ({_DELIVERY_COLUMNS}) SELECT {_DELIVERY_COLUMNS}"
+        # In the given order: seq (the sending order of one procedure's deliveries) follows it.
+        f" FROM {_unnest(_DELIVERY_TYPES.values(), first)} WITH ORDINALITY AS u({_DELIVERY_COLUMNS}, n) ORDER BY n"
+        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING delivery_id"
+    )
 
 
 async def _notify(conn: Conn, channel: str) -> None:
     # Delivered at commit (never for a rolled-back insert), and once per channel and transaction.
     await conn.execute("SELECT pg_notify($1, '')", channel)
+
+
+def _unnest(types: Iterable[str], first: int) -> str:
+    """``unnest`` of one array parameter per column type, numbered from ``$first``."""
+    return "unnest(" + ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(types, start=first)) + ")"
+
+
+def _columns(rows: Iterable[tuple[object, ...]], width: int) -> list[list[object]]:
+    """Rows of ``width`` values as one list per column: the arrays an ``unnest`` insert takes."""
+    columns: list[list[object]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
@@ -507,6 +592,21 @@ def _delivery_values(d: NewDelivery) -> tuple[object, ...]:
         d.fallback_of,
         quiet_start,
         quiet_end,
+    )
+
+
+def _item_values(i: DigestItemRow) -> tuple[object, ...]:
+    quiet_start, quiet_end = i.quiet_hours or (None, None)
+    return (
+        i.alert_id,
+        i.structure_id,
+        i.contact_id,
+        i.channel,
+        i.recipient,
+        quiet_start,
+        quiet_end,
+        i.fallback_kind.value if i.fallback_kind else None,
+        i.created_at,
     )
 
 
