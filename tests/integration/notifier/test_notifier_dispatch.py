@@ -431,13 +431,21 @@ async def test_a_crashed_send_is_claimed_again_after_its_lease_and_a_late_start_
     claimed_at = world.clock.now
     world.clock = SlowClaimClock(claimed_at, later=claimed_at + timedelta(seconds=2))
     report = await world.dispatcher.send_due(world.pool)
-    assert (report.claimed, report.sent, report.released) == (1, 0, 1)
+    assert report.released == 1
     last = await world.pool.fetchrow(
         "SELECT state, attempts FROM delivery WHERE alert_id IS NOT NULL ORDER BY seq DESC"
     )
     assert last is not None
-    assert (last["state"], last["attempts"]) == ("pending", 0)
-    assert len(world.smtp.messages) == 1
+    # Given back due at once: the round's feeder claims again meanwhile, and whether it sees the delivery
+    # depends on whether the release committed first — then under a fresh lease, long enough, it is sent.
+    # Either way the short lease started no send and left no attempt behind.
+    if report.sent == 0:
+        assert report.claimed == 1
+        assert (last["state"], last["attempts"]) == ("pending", 0)
+    else:
+        assert (report.claimed, report.sent) == (2, 1)
+        assert (last["state"], last["attempts"]) == ("sent", 1)
+    assert len(world.smtp.messages) == 1 + report.sent
 
 
 async def test_a_delivery_whose_claiming_session_died_is_taken_back_before_its_lease_ends(
