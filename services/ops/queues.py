@@ -18,12 +18,13 @@ from services.ingest.bootstrap import GROUP_ID as INGEST_GROUP
 from services.notifier.bootstrap import GROUP_ID as NOTIFIER_GROUP
 from services.ops.readers import Schemas
 from services.orientation.bootstrap import GROUP_ID as ORIENTATION_GROUP
-from services.orientation.bootstrap import STATUS_GROUP_ID as ORIENTATION_STATUS_GROUP
 from services.workspace.bootstrap import GROUP_ID as WORKSPACE_GROUP
 
 __all__ = ["GROUPS", "consumer_lag", "queue_status"]
 
-GROUPS = (INGEST_GROUP, ORIENTATION_GROUP, ORIENTATION_STATUS_GROUP, NOTIFIER_GROUP, WORKSPACE_GROUP)
+# Orientation's former status group (services.orientation.group_merge) is left out: nothing consumes in it
+# any more, and its lag would only grow.
+GROUPS = (INGEST_GROUP, ORIENTATION_GROUP, NOTIFIER_GROUP, WORKSPACE_GROUP)
 
 
 def _counted(row: asyncpg.Record | None) -> dict[str, Any]:

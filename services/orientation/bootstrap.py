@@ -14,9 +14,11 @@ from schemas import topics
 from schemas.assignment import AssignmentStatusEvent
 from schemas.procedure import ProcedureNotificationEvent
 from services.orientation import referential_repository as ref_repo
+from services.orientation import repository as repo
 from services.orientation.auth import load_tokens
 from services.orientation.domain.referential_yaml import load_referential
 from services.orientation.escalation import escalate_assignments
+from services.orientation.group_merge import LEGACY_STATUS_GROUP_ID, carry_over_offsets
 from services.orientation.http import AdminServices, create_app
 from services.orientation.lifecycle import StatusHandler, expire_assignments
 from services.orientation.orient import Orientation
@@ -24,26 +26,26 @@ from services.orientation.referential_store import SCHEMA, ReferentialHolder, co
 from services.orientation.settings import OrientationSettings, ReferentialImport
 from services.orientation.truce import remind_truce_end
 from services.platform.clock import announce_clock
-from services.platform.consume import decode_or_park, parking
+from services.platform.consume import EventT, decode_or_park, parking
 from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
 from services.platform.runtime import BackgroundLoop, Runtime
 
-__all__ = ["GROUP_ID", "MIGRATIONS", "STATUS_GROUP_ID", "build", "import_at_start"]
+__all__ = ["GROUP_ID", "MIGRATIONS", "build", "import_at_start"]
 
 GROUP_ID = "prevex-orientation"
 MIGRATIONS = files("services.orientation") / "migrations"
 """The orientation schema's own migrations (the platform adds its own: ``services.platform.db.open_schema``)."""
-# Its own group: a second subscriber in the same group would make every start rebalance it twice.
-STATUS_GROUP_ID = "prevex-orientation-status"
 SWEEP_BATCH = 500
 
 log = get_logger(__name__)
 
 
 def build(settings: OrientationSettings) -> Runtime:
-    """Wire orientation: référentiel at start, notices and assignment statuses consumed, expiry, admin API."""
+    """Wire orientation: référentiel at start, notices and assignment statuses consumed by one consumer (the
+    statuses' offsets of the former group carried over first: :mod:`services.orientation.group_merge`),
+    expiry, escalation and reminder sweeps, admin API."""
     runtime = Runtime("orientation", settings, schema=SCHEMA, migrations=MIGRATIONS)
     holder = ReferentialHolder()
     orientation = Orientation(
@@ -64,14 +66,26 @@ def build(settings: OrientationSettings) -> Runtime:
             published = 0 if imported is not None else await publish_current(conn, active)
         log.info("referential_ready", version=active.version, imported=imported is not None, republished=published)
 
-    async def on_notice(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def on_records(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        # One transaction for the batch, notices first: a status change for an assignment decided in the
+        # same batch finds it. A failure rolls the batch back whole, as its offsets are committed whole:
+        # isolation then handles its halves, where what committed before comes again as a no-op (inbox).
         async with runtime.pool.acquire() as conn, conn.transaction():
-            events = await decode_or_park(conn, records, ProcedureNotificationEvent)
-            await orientation.handle_batch(conn, events, now=clock.now())
+            notices = await _decoded(conn, records, topics.PROCEDURE_NOTIFICATION, ProcedureNotificationEvent)
+            changes = await _decoded(conn, records, topics.ASSIGNMENT_STATUS, AssignmentStatusEvent)
+            if notices and changes:
+                # Each handler locks its procedures in one sorted pass; two passes in one transaction would
+                # not be sorted together, so every procedure of the batch is locked first, in one.
+                procedures = [notice.payload.procedure_id for notice in notices]
+                await repo.lock_procedures(conn, procedures + [change.payload.procedure_id for change in changes])
+            await orientation.handle_batch(conn, notices, now=clock.now())
+            if changes:
+                await statuses.handle_batch(conn, changes)
 
-    async def on_status(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await statuses.handle_batch(conn, await decode_or_park(conn, records, AssignmentStatusEvent))
+    async def carry_over(_: Runtime) -> None:
+        await carry_over_offsets(
+            settings, topics.ASSIGNMENT_STATUS, from_group=LEGACY_STATUS_GROUP_ID, to_group=GROUP_ID
+        )
 
     async def expire(conn: Conn) -> int:
         return await expire_assignments(conn, days=settings.assignment_expiry_days, now=clock.now(), limit=SWEEP_BATCH)
@@ -90,25 +104,20 @@ def build(settings: OrientationSettings) -> Runtime:
 
     runtime.add_startup(announce_clock)
     runtime.add_startup(load)
+    runtime.add_startup(carry_over)
     runtime.add_loop(_sweeping(expire, "assignment_expiry", settings.assignment_expiry_interval_s))
     runtime.add_loop(_sweeping(escalate, "assignment_escalation", settings.escalation_interval_s))
     runtime.add_loop(_sweeping(remind, "truce_end_reminder", settings.truce_reminder_interval_s))
-    park = parking(lambda: runtime.pool)
+    # One consumer for both topics: each consumer fetches every KAFKA_FETCH_MAX_WAIT_MS and heartbeats, idle
+    # or not, a cost in this process and in the broker that two consumers paid twice.
     subscribe_batch(
         runtime.broker,
         topics.PROCEDURE_NOTIFICATION,
+        topics.ASSIGNMENT_STATUS,
         group_id=GROUP_ID,
         settings=settings,
-        handler=on_notice,
-        on_poison=park,
-    )
-    subscribe_batch(
-        runtime.broker,
-        topics.ASSIGNMENT_STATUS,
-        group_id=STATUS_GROUP_ID,
-        settings=settings,
-        handler=on_status,
-        on_poison=park,
+        handler=on_records,
+        on_poison=parking(lambda: runtime.pool),
     )
     if settings.http_enabled:
         # Bound at start by the runtime: a taken port stops the service with a clear error.
@@ -136,6 +145,15 @@ async def import_at_start(conn: Conn, settings: OrientationSettings) -> int | No
         conn, lambda _: referential, source=f"start {settings.referential_path.name}", author="orientation"
     )
     return commit.active.version if commit.created else None
+
+
+async def _decoded(
+    conn: Conn, records: Sequence[ConsumerRecord[bytes, bytes]], topic: str, event_type: type[EventT]
+) -> list[EventT]:
+    """The batch's records of ``topic`` decoded as ``event_type`` (what is not one parked); a topic absent
+    from the batch costs no statement."""
+    of_topic = [record for record in records if record.topic == topic]
+    return await decode_or_park(conn, of_topic, event_type) if of_topic else []
 
 
 def _sweeping(sweep: Callable[[Conn], Awaitable[int]], name: str, interval_s: float) -> BackgroundLoop:

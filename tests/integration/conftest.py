@@ -51,16 +51,25 @@ ServeInProcess = Callable[..., AbstractAsyncContextManager[InProcess]]
 @pytest.fixture(scope="session")
 def serve_in_process(pg_server: PostgresEndpoint) -> ServeInProcess:
     """``async with serve_in_process(build, SettingsClass, schema, **settings) as service``: the runtime
-    ``build(SettingsClass(...))`` started on a fresh broker and database, stopped (with both) at the end."""
+    ``build(SettingsClass(...))`` started on a fresh broker and database, stopped (with both) at the end.
+    ``prepare``, when given, is awaited with the broker's address before the runtime starts (a broker's state
+    left by a previous version, say)."""
 
     @asynccontextmanager
     async def _serve(
-        build: Callable[[Any], Runtime], settings_class: type[ServiceSettings], schema: str, **settings: Any
+        build: Callable[[Any], Runtime],
+        settings_class: type[ServiceSettings],
+        schema: str,
+        *,
+        prepare: Callable[[str], Awaitable[None]] | None = None,
+        **settings: Any,
     ) -> AsyncIterator[InProcess]:
         with pytest.MonkeyPatch.context() as env:
             env.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # a fresh broker even when the session has one
             with kafka_broker() as broker:
                 await create_topics(broker.bootstrap_servers, topics.ALL_TOPICS)
+                if prepare is not None:
+                    await prepare(broker.bootstrap_servers)
                 async with temporary_database(pg_server, f"prevex_{schema}_inproc") as url:
                     configured = settings_class(
                         kafka_bootstrap_servers=broker.bootstrap_servers,

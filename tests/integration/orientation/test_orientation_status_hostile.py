@@ -21,7 +21,7 @@ from schemas.assignment import AssignmentStatus, AssignmentStatusChange, Assignm
 from schemas.envelope import Envelope, new_envelope_fields
 from schemas.procedure import ProcedureNotificationEvent
 from services.orientation import repository as repo
-from services.orientation.bootstrap import STATUS_GROUP_ID, build
+from services.orientation.bootstrap import GROUP_ID, build
 from services.orientation.lifecycle import StatusHandler
 from services.orientation.referential_store import SCHEMA
 from services.orientation.settings import OrientationSettings
@@ -126,7 +126,7 @@ async def _accepted(pool: asyncpg.Pool, assignment_id: uuid.UUID) -> bool:
 
 
 async def _passed(service: InProcess, offset: int) -> bool:
-    return await service.committed(STATUS_GROUP_ID, topics.ASSIGNMENT_STATUS) > offset
+    return await service.committed(GROUP_ID, topics.ASSIGNMENT_STATUS) > offset
 
 
 async def _parked(pool: asyncpg.Pool, *, count: int) -> list[asyncpg.Record] | None:
