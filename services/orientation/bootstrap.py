@@ -26,7 +26,7 @@ from services.orientation.referential_store import SCHEMA, ReferentialHolder, co
 from services.orientation.settings import OrientationSettings, ReferentialImport
 from services.orientation.truce import remind_truce_end
 from services.platform.clock import announce_clock
-from services.platform.consume import EventT, decode_or_park, parking
+from services.platform.consume import decode_topic, parking
 from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
 from services.platform.logging import get_logger
@@ -71,8 +71,8 @@ def build(settings: OrientationSettings) -> Runtime:
         # same batch finds it. A failure rolls the batch back whole, as its offsets are committed whole:
         # isolation then handles its halves, where what committed before comes again as a no-op (inbox).
         async with runtime.pool.acquire() as conn, conn.transaction():
-            notices = await _decoded(conn, records, topics.PROCEDURE_NOTIFICATION, ProcedureNotificationEvent)
-            changes = await _decoded(conn, records, topics.ASSIGNMENT_STATUS, AssignmentStatusEvent)
+            notices = await decode_topic(conn, records, topics.PROCEDURE_NOTIFICATION, ProcedureNotificationEvent)
+            changes = await decode_topic(conn, records, topics.ASSIGNMENT_STATUS, AssignmentStatusEvent)
             if notices and changes:
                 # Each handler locks its procedures in one sorted pass; two passes in one transaction would
                 # not be sorted together, so every procedure of the batch is locked first, in one.
@@ -145,15 +145,6 @@ async def import_at_start(conn: Conn, settings: OrientationSettings) -> int | No
         conn, lambda _: referential, source=f"start {settings.referential_path.name}", author="orientation"
     )
     return commit.active.version if commit.created else None
-
-
-async def _decoded(
-    conn: Conn, records: Sequence[ConsumerRecord[bytes, bytes]], topic: str, event_type: type[EventT]
-) -> list[EventT]:
-    """The batch's records of ``topic`` decoded as ``event_type`` (what is not one parked); a topic absent
-    from the batch costs no statement."""
-    of_topic = [record for record in records if record.topic == topic]
-    return await decode_or_park(conn, of_topic, event_type) if of_topic else []
 
 
 def _sweeping(sweep: Callable[[Conn], Awaitable[int]], name: str, interval_s: float) -> BackgroundLoop:

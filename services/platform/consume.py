@@ -15,7 +15,7 @@ from services.platform.isolation import PoisonHandler, failure_summary, is_trans
 from services.platform.kafka import header_entries
 from services.platform.logging import get_logger
 
-__all__ = ["decode_or_park", "or_parked", "park", "parking"]
+__all__ = ["decode_or_park", "decode_topic", "or_parked", "park", "parking"]
 
 EventT = TypeVar("EventT", bound=Envelope)
 
@@ -45,6 +45,15 @@ async def decode_or_park(
             # Not the summary: a field path may be a key of the input, which may be personal data.
             log.error("event_parked", topic=record.topic, partition=record.partition, offset=record.offset)  # noqa: TRY400
     return events
+
+
+async def decode_topic(
+    conn: Conn, records: Sequence[ConsumerRecord[bytes, bytes]], topic: str, event_type: type[EventT]
+) -> list[EventT]:
+    """:func:`decode_or_park` of the records of ``topic`` in a batch of several topics (one consumer reading
+    them all); a topic absent from the batch costs no statement."""
+    of_topic = [record for record in records if record.topic == topic]
+    return await decode_or_park(conn, of_topic, event_type) if of_topic else []
 
 
 async def _parked(conn: Conn, records: Sequence[ConsumerRecord[bytes, bytes]]) -> set[tuple[str, int, int]]:
