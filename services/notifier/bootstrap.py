@@ -160,8 +160,8 @@ def build(settings: NotifierSettings) -> Runtime:
         async with rt.pool.acquire() as conn:
             return await dispatcher.plan(conn)
 
-    async def send(rt: Runtime) -> int:
-        return (await dispatcher.send_due(rt.pool)).claimed
+    async def send(rt: Runtime) -> bool:
+        return (await dispatcher.send_due(rt.pool)).more
 
     runtime.add_health_http(host=settings.http_host, port=settings.http_port)
     runtime.add_startup(announce_clock)

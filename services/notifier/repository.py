@@ -29,10 +29,12 @@ __all__ = [
     "DELIVERIES_CHANNEL",
     "AlertRow",
     "AlertToPlan",
+    "Claim",
     "ContactRow",
     "DigestGroup",
     "DigestItemRow",
     "NewDelivery",
+    "OrderGroup",
     "SentRow",
     "announced_alert",
     "awaiting_alerts",
@@ -182,6 +184,19 @@ class DigestGroup:
     alert_ids: tuple[uuid.UUID, ...]
 
 
+OrderGroup = tuple[uuid.UUID, str]
+"""(procedure, receiving structure): what is sent one at a time, in creation order."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one claim leased, and — after a short claim — the order groups whose due deliveries it left
+    because another delivery of theirs is being sent."""
+
+    jobs: list[DeliveryJob]
+    blocked: frozenset[OrderGroup] = frozenset()
+
+
 @dataclass(frozen=True)
 class SentRow:
     delivery_id: uuid.UUID
@@ -267,10 +282,13 @@ _COUNT_AND_NOTIFY = "SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify({cha
 # One claimer at a time across replicas, so that "no other delivery of this procedure is being sent"
 # (the per-procedure ordering check below) cannot be raced by a second notifier.
 _CLAIM_LOCK_ID = 0x6E6F7469  # "noti"
-_JOB_COLUMNS = (
-    "d.delivery_id, d.structure_id, d.contact_id, d.channel, d.recipient, d.attempts, d.lease_token,"
-    " d.lease_until, d.procedure_id, d.seq, d.fallback_kind, d.quiet_start, d.quiet_end, d.alert_id, d.digest_id"
-)
+_JOB_FIELDS = (
+    "delivery_id", "structure_id", "contact_id", "channel", "recipient", "attempts", "lease_token", "lease_until",
+    "procedure_id", "seq", "fallback_kind", "quiet_start", "quiet_end", "alert_id", "digest_id",
+)  # fmt: skip
+_JOB_COLUMNS = ", ".join(f"d.{name}" for name in _JOB_FIELDS)
+# A row of the claim's result that is no claimed delivery but an order group left blocked (see _BLOCKED).
+_BLOCKED_ROW = ", ".join(f"b.{name}" if name in {"procedure_id", "structure_id"} else "NULL" for name in _JOB_FIELDS)
 
 
 # What the claim takes back: 'sending' rows (a few windows of leases, whatever the table's history) whose
@@ -291,6 +309,15 @@ _ORPHANED = (
 _DUE = (
     "SELECT d.delivery_id FROM delivery d WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2"
     " AND NOT EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
+    " AND s.structure_id = d.structure_id AND s.state = 'sending' AND s.lease_until >= $2 OFFSET 0)"
+)
+# The (procedure, structure) groups with a due delivery held back by the check above: claimable once the
+# delivery being sent is recorded. Looked for only after a short claim (a one-time filter): its scan then
+# ended at the end of the due rows anyway, so the due rows left are few — these.
+_BLOCKED = (
+    "SELECT DISTINCT d.procedure_id, d.structure_id FROM delivery d"
+    " WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $2"
+    " AND EXISTS (SELECT 1 FROM delivery s WHERE s.procedure_id = d.procedure_id"
     " AND s.structure_id = d.structure_id AND s.state = 'sending' AND s.lease_until >= $2 OFFSET 0)"
 )
 
@@ -612,7 +639,7 @@ def _item_values(i: DigestItemRow) -> tuple[object, ...]:
 
 async def claim_deliveries(
     conn: Conn, *, limit: int, lease_s: float, now: datetime, take_back_orphans: bool = True
-) -> list[DeliveryJob]:
+) -> Claim:
     """Move up to ``limit`` due deliveries to ``sending`` under a fresh lease, owned by ``conn``'s database
     session, and return them.
 
@@ -624,6 +651,8 @@ async def claim_deliveries(
     row since the table's last vacuum: ``take_back_orphans=False`` skips it (the caller looks now and then).
     A delivery is not claimed while another delivery to the same structure about the same procedure is being
     sent under a live lease: what one structure receives of a procedure leaves in order, the rest in parallel.
+    A claim of fewer than ``limit`` took everything claimable at that instant; it also returns the groups so
+    held back (``Claim.blocked``), in the same statement.
 
     The caller keeps ``conn`` open until the claimed deliveries are recorded: while it lives they are
     owned. Must run inside a transaction.
@@ -638,24 +667,33 @@ async def claim_deliveries(
     token = uuid.uuid4()
     lease_until = now + timedelta(seconds=lease_s)
     rows: list[asyncpg.Record] = []
+    blocked: set[OrderGroup] = set()
     for due in (_ORPHANED, _DUE) if take_back_orphans else (_DUE,):
-        rows += await conn.fetch(
+        asked = limit - len(rows)
+        claimed = (
             f"WITH due AS ({due} ORDER BY d.next_attempt_at, d.seq LIMIT $1 FOR UPDATE OF d SKIP LOCKED),"
             # The claiming session itself, read once per claim (not per row), without the other backends.
-            " me AS (SELECT pid, backend_start FROM pg_stat_get_activity(pg_backend_pid()))"
-            " UPDATE delivery d SET state = 'sending', attempts = d.attempts + 1, lease_until = $3, lease_token = $4,"
-            " owner_pid = me.pid, owner_started = me.backend_start"
+            " me AS (SELECT pid, backend_start FROM pg_stat_get_activity(pg_backend_pid())),"
+            " claimed AS (UPDATE delivery d SET state = 'sending', attempts = d.attempts + 1, lease_until = $3,"
+            " lease_token = $4, owner_pid = me.pid, owner_started = me.backend_start"
             # By primary key whatever the estimate of ``LIMIT $1`` (10 % of the table in a generic plan,
             # which made a join with ``due`` read delivery whole once the table was large).
-            f" FROM me WHERE d.delivery_id = ANY(ARRAY(SELECT delivery_id FROM due)) RETURNING {_JOB_COLUMNS}",
-            limit - len(rows),
-            now,
-            lease_until,
-            token,
+            f" FROM me WHERE d.delivery_id = ANY(ARRAY(SELECT delivery_id FROM due)) RETURNING {_JOB_COLUMNS})"
+            " SELECT *, false AS blocked FROM claimed"
         )
+        if due is _DUE:
+            # The statement's snapshot predates its own update: what it claims is not seen 'sending' here.
+            claimed += (
+                f" UNION ALL SELECT {_BLOCKED_ROW}, true FROM ({_BLOCKED}) b WHERE (SELECT count(*) FROM claimed) < $1"
+            )
+        for row in await conn.fetch(claimed, asked, now, lease_until, token):
+            if row["blocked"]:
+                blocked.add((row["procedure_id"], row["structure_id"]))
+            else:
+                rows.append(row)
         if len(rows) >= limit:
             break
-    return await _jobs(conn, rows)
+    return Claim(await _jobs(conn, rows), frozenset(blocked))
 
 
 async def _jobs(conn: Conn, rows: Sequence[asyncpg.Record]) -> list[DeliveryJob]:
@@ -727,15 +765,18 @@ async def _digests(conn: Conn, digest_ids: Sequence[uuid.UUID]) -> dict[uuid.UUI
 
 async def release(conn: Conn, job: DeliveryJob, *, next_attempt_at: datetime | None = None) -> None:
     """Give a claimed delivery back unattempted: state and attempt count restored, due again at once or at
-    ``next_attempt_at`` (the end of an SMS quiet period)."""
+    ``next_attempt_at`` (the end of an SMS quiet period). Due at once, it wakes the senders (``NOTIFY`` on
+    :data:`DELIVERIES_CHANNEL` at commit), as a new delivery does: no poll waited for."""
     await conn.execute(
-        "UPDATE delivery SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,"
+        "WITH released AS (UPDATE delivery SET state = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'pending' END,"
         " attempts = attempts - 1, lease_until = NULL, lease_token = NULL,"
         " next_attempt_at = coalesce($3, next_attempt_at)"
-        " WHERE delivery_id = $1 AND state = 'sending' AND lease_token = $2",
+        " WHERE delivery_id = $1 AND state = 'sending' AND lease_token = $2 RETURNING 1)"
+        " SELECT pg_notify($4, '') FROM released WHERE $3::timestamptz IS NULL",
         job.delivery_id,
         job.lease_token,
         next_attempt_at,
+        DELIVERIES_CHANNEL,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,13 +43,14 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class SendReport:
-    """What one ``send_due`` round did."""
+    """What one ``send_due`` round did, and whether to run the next one at once (``more``)."""
 
     claimed: int = 0
     sent: int = 0
     retrying: int = 0
     failed: int = 0
     released: int = 0
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,17 @@ class Sender:
         by its database session, and another dispatcher takes them back as soon as that session is gone (this
         process died) rather than when their lease expires. Should the session drop while this process
         lives, no further send starts (its rows are up for grabs).
+
+        A claim that returns fewer than it asked for took everything claimable then: the round claims again
+        only once it recorded the last delivery it was sending of a group that claim found held back (the
+        next of that procedure for that structure). ``more`` is true only when the round stopped after a full
+        claim. Whatever else becomes claimable announces itself (``NOTIFY`` on new deliveries and on a
+        delivery given back due at once) or comes due with time (the loop's idle poll), as does a group held
+        back by another dispatcher's send.
         """
         async with pool.acquire() as session:
-            jobs = await self._claim(session, self._config.claim_size)
-            if not jobs:
+            claim = await self._claim(session, self._config.claim_size)
+            if not claim.jobs:
                 return SendReport()
             return await _Round(
                 claim=partial(self._claim, session),
@@ -115,9 +124,9 @@ class Sender:
                 session=session,
                 window=self._config.claim_size,
                 concurrency=self._config.concurrency,
-            ).run(jobs)
+            ).run(claim)
 
-    async def _claim(self, session: Conn, limit: int) -> list[DeliveryJob]:
+    async def _claim(self, session: Conn, limit: int) -> repo.Claim:
         # Its own committed transaction, before any send: the lease is visible to every other dispatcher.
         async with session.transaction():
             return await repo.claim_deliveries(
@@ -212,15 +221,16 @@ class Sender:
 class _Round:
     """One ``send_due``: the claims of one database session, their sends, and the recording of the outcomes.
 
-    Three kinds of task share it: the feeder (``_feed``: claims while there is room in the window), one task
-    per procedure group (its deliveries one after the other, each under a sending slot), and the recorder
-    (commits whatever outcomes arrived meanwhile in one transaction: group commit).
+    Three kinds of task share it: the feeder (``_feed``: claims while there is room in the window and
+    something can be claimable), one task per procedure group (its deliveries one after the other, each under
+    a sending slot), and the recorder (commits whatever outcomes arrived meanwhile in one transaction: group
+    commit).
     """
 
     def __init__(
         self,
         *,
-        claim: Callable[[int], Awaitable[list[DeliveryJob]]],
+        claim: Callable[[int], Awaitable[repo.Claim]],
         attempt: Callable[[DeliveryJob], Awaitable[_Result]],
         record: Callable[[Conn, Sequence[_Result]], Awaitable[dict[str, int]]],
         pool: asyncpg.Pool,
@@ -236,14 +246,18 @@ class _Round:
         self._results: asyncio.Queue[_Result | None] = asyncio.Queue()
         self._progress = asyncio.Event()  # set whenever outcomes were recorded, or recording stopped
         self._leased = 0  # claimed and not recorded yet
+        self._in_flight: Counter[repo.OrderGroup] = Counter()  # claimed and not recorded yet, per order group
+        self._exhausted = False  # the last claim was short: it took everything claimable at that instant
+        self._blocked: frozenset[repo.OrderGroup] = frozenset()  # what that short claim found held back
+        self._unblocked = False  # since then, the last in-flight delivery of one of those groups was recorded
         self._groups: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
         self._stopping = False
-        self._recorder: asyncio.Task[SendReport] | None = None
+        self._recorder: asyncio.Task[dict[str, int]] | None = None
 
-    async def run(self, jobs: Sequence[DeliveryJob]) -> SendReport:
+    async def run(self, claim: repo.Claim) -> SendReport:
         self._recorder = asyncio.create_task(self._record_results())
-        self._start(jobs)
+        self._start(claim, self._window)
         try:
             await self._feed()
             await self._drain()
@@ -253,13 +267,18 @@ class _Round:
             raise
         finally:
             await self._results.put(None)
-            report = await self._recorder
+            counts = await self._recorder
         if self._errors:
             raise self._errors[0]
-        return report
+        return SendReport(**counts, more=not self._exhausted)
 
-    def _start(self, jobs: Sequence[DeliveryJob]) -> None:
+    def _start(self, claim: repo.Claim, asked: int) -> None:
+        jobs = claim.jobs
         self._leased += len(jobs)
+        self._in_flight.update(key for key in map(_order_key, jobs) if key is not None)
+        self._exhausted = len(jobs) < asked
+        self._blocked = claim.blocked if self._exhausted else frozenset()
+        self._unblocked = False
         for group in _in_order_groups(jobs):
             task = asyncio.create_task(self._send_group(group))
             self._groups.add(task)
@@ -278,17 +297,20 @@ class _Round:
         return self._recorder is None or self._recorder.done() or self._session.is_closed()
 
     async def _feed(self) -> None:
-        """Claim more each time half the window is free, until a claim finds nothing due."""
+        """Claim more each time half the window is free, while something can be claimable: after a full
+        claim, or once a group a short claim found held back by this round's sends is free again."""
         while not self._recording_lost() and not self._errors:
+            if self._exhausted and not self._unblocked:
+                if not any(self._in_flight[group] for group in self._blocked):
+                    # What is left waits for time, or for another dispatcher: a NOTIFY or the idle poll.
+                    return
+                await self._wait_progress()
+                continue
             if self._leased > self._window // 2:
                 await self._wait_progress()
                 continue
-            jobs = await self._claim(self._window - self._leased)
-            if not jobs:
-                # Nothing due now: the round ends with what is in flight (the next round claims again at once,
-                # a procedure's next delivery included once its current one is recorded).
-                return
-            self._start(jobs)
+            limit = self._window - self._leased
+            self._start(await self._claim(limit), limit)
 
     async def _wait_progress(self) -> None:
         self._progress.clear()
@@ -306,7 +328,7 @@ class _Round:
                 result = _Result(job, None) if self._stopping else await self._attempt(job)
                 await self._results.put(result)
 
-    async def _record_results(self) -> SendReport:
+    async def _record_results(self) -> dict[str, int]:
         """Record outcomes as they come; whatever arrived meanwhile is committed in one transaction."""
         counts = {"claimed": 0, "sent": 0, "retrying": 0, "failed": 0, "released": 0}
         try:
@@ -328,10 +350,19 @@ class _Round:
                         for key, count in (await self._record(conn, batch)).items():
                             counts[key] += count
                     self._leased -= len(batch)
+                    self._recorded(batch)
                     self._progress.set()
         finally:
             self._progress.set()  # a feeder waiting for progress must see that recording stopped
-        return SendReport(**counts)
+        return counts
+
+    def _recorded(self, batch: Iterable[_Result]) -> None:
+        for key in (_order_key(result.job) for result in batch):
+            if key is None:
+                continue
+            self._in_flight[key] -= 1
+            if not self._in_flight[key] and key in self._blocked:
+                self._unblocked = True  # its held-back delivery is claimable now
 
 
 def _trace_context(job: DeliveryJob) -> tracing.TraceContext:
@@ -347,6 +378,10 @@ def _in_order_groups(jobs: Iterable[DeliveryJob]) -> list[list[DeliveryJob]]:
     """
     groups: dict[object, list[DeliveryJob]] = {}
     for job in sorted(jobs, key=lambda j: j.seq):
-        key = (job.procedure_id, job.structure_id) if job.procedure_id is not None else job.delivery_id
-        groups.setdefault(key, []).append(job)
+        groups.setdefault(_order_key(job) or job.delivery_id, []).append(job)
     return list(groups.values())
+
+
+def _order_key(job: DeliveryJob) -> repo.OrderGroup | None:
+    """The order group of ``job``; ``None`` for a digest, which owes no order to anything."""
+    return (job.procedure_id, job.structure_id) if job.procedure_id is not None else None

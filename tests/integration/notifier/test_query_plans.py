@@ -154,7 +154,7 @@ async def test_a_decision_batch_and_a_send_round_read_no_table_whole(world: Worl
                         NOW,
                         GONE_PID,
                     )
-                    jobs = await repo.claim_deliveries(conn, limit=32, lease_s=120, now=NOW)
+                    jobs = (await repo.claim_deliveries(conn, limit=32, lease_s=120, now=NOW)).jobs
                 sent, retried, failed, released = jobs[0], jobs[1], jobs[2], jobs[3]
                 await repo.mark_sent(conn, [repo.SentRow(sent.delivery_id, sent.lease_token, "smtp", None)], NOW)
                 assert isinstance(sent, AlertJob)
