@@ -43,7 +43,7 @@ from services.notifier.sms import BrevoSmsChannel, LogSmsChannel, OvhSmsChannel
 from services.notifier.smtp import SmtpChannel
 from services.notifier.templates import load_templates
 from services.platform.clock import announce_clock
-from services.platform.consume import decode_or_park, parking
+from services.platform.consume import decode_topic, parking
 from services.platform.db import Conn
 from services.platform.kafka import subscribe_batch
 from services.platform.links import LinkKeys
@@ -180,10 +180,7 @@ async def _intake(
 ) -> None:
     """Decode the batch's records of ``topic`` (parking what is not an ``event_type``), then give the events
     to each of ``recorders`` in turn; a topic absent from the batch costs no statement."""
-    of_topic = [record for record in records if record.topic == topic]
-    if not of_topic:
-        return
-    events = await decode_or_park(conn, of_topic, event_type)
+    events = await decode_topic(conn, records, topic, event_type)
     if not events:
         return
     for record in recorders:
