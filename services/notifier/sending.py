@@ -250,6 +250,7 @@ class _Round:
         self._exhausted = False  # the last claim was short: it took everything claimable at that instant
         self._blocked: frozenset[repo.OrderGroup] = frozenset()  # what that short claim found held back
         self._unblocked = False  # since then, the last in-flight delivery of one of those groups was recorded
+        self._freed: set[repo.OrderGroup] = set()  # groups whose last in-flight delivery was recorded during a claim
         self._groups: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
         self._stopping = False
@@ -278,7 +279,9 @@ class _Round:
         self._in_flight.update(key for key in map(_order_key, jobs) if key is not None)
         self._exhausted = len(jobs) < asked
         self._blocked = claim.blocked if self._exhausted else frozenset()
-        self._unblocked = False
+        # A group the claim found held back may have been freed while the claim was under way (its delivery
+        # recorded after the claim read it as being sent): claimable now, and no later record will say so.
+        self._unblocked = not self._blocked.isdisjoint(self._freed)
         for group in _in_order_groups(jobs):
             task = asyncio.create_task(self._send_group(group))
             self._groups.add(task)
@@ -310,6 +313,7 @@ class _Round:
                 await self._wait_progress()
                 continue
             limit = self._window - self._leased
+            self._freed.clear()
             self._start(await self._claim(limit), limit)
 
     async def _wait_progress(self) -> None:
@@ -361,8 +365,10 @@ class _Round:
             if key is None:
                 continue
             self._in_flight[key] -= 1
-            if not self._in_flight[key] and key in self._blocked:
-                self._unblocked = True  # its held-back delivery is claimable now
+            if not self._in_flight[key]:
+                self._freed.add(key)
+                if key in self._blocked:
+                    self._unblocked = True  # its held-back delivery is claimable now
 
 
 def _trace_context(job: DeliveryJob) -> tracing.TraceContext:
