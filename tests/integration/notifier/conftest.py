@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from importlib.resources import files
@@ -17,6 +17,7 @@ import pytest
 from devtools import PostgresEndpoint, SmtpSink, create_database, drop_database
 from devtools.sms_emulator import SmsProviderEmulator, SmtpReplies, decided_event, structure_event
 from schemas import topics
+from schemas.notification import Channel as ChannelCode
 from schemas.orientation import OrientationDecidedEvent
 from schemas.referential import (
     Channels,
@@ -115,15 +116,25 @@ class World:
         self.settings = notifier_settings(self.smtp, self.sms, **overrides)
         self.dispatcher = self.another_dispatcher(expand_batch=expand_batch)
 
-    def another_dispatcher(self, *, expand_batch: int = 500) -> Dispatcher:
-        """A dispatcher with its own channels, as a second notifier replica would have."""
+    def another_dispatcher(
+        self,
+        *,
+        expand_batch: int = 500,
+        wrap_email: Callable[[Channel], Channel] | None = None,
+        on_accepted: Callable[[datetime, datetime], None] | None = None,
+    ) -> Dispatcher:
+        """A dispatcher with its own channels, as a second notifier replica would have; its email channel
+        wrapped by ``wrap_email`` (a test's instrument), when given. The world closes the channels."""
         channels = build_channels(self.settings)
         self.channels += channels.values()
+        if wrap_email is not None:
+            channels[ChannelCode.EMAIL] = wrap_email(channels[ChannelCode.EMAIL])
         return Dispatcher(
             channels=channels,
             templates=load_templates(prefix=self.settings.alert_prefix, sms_prefix=self.settings.sms_prefix),
             config=replace(dispatch_config(self.settings), expand_batch=expand_batch),
             clock=lambda: self.clock(),  # noqa: PLW0108 (late binding: a test may swap the clock)
+            on_accepted=on_accepted,
         )
 
     async def structure(

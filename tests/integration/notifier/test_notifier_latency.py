@@ -14,10 +14,8 @@ from schemas import topics
 from schemas.assignment import AssignmentStatus, AssignmentStatusChange, AssignmentStatusEvent, StatusActor
 from schemas.envelope import new_envelope_fields
 from schemas.orientation import OrientationDecidedEvent
-from services.notifier.bootstrap import build_channels, dispatch_config
 from services.notifier.dispatch import Dispatcher
 from services.notifier.intake import record_refusals
-from services.notifier.templates import load_templates
 
 if TYPE_CHECKING:
     from tests.integration.notifier.conftest import ContactBuilders, World
@@ -27,15 +25,7 @@ Observed = list[tuple[datetime, datetime]]
 
 def _observing(world: World, observed: Observed) -> Dispatcher:
     """The world's dispatcher, telling ``observed`` each (act received at, accepted at) as the metrics would."""
-    channels = build_channels(world.settings)
-    world.channels += channels.values()
-    return Dispatcher(
-        channels=channels,
-        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
-        config=dispatch_config(world.settings),
-        clock=lambda: world.clock(),  # noqa: PLW0108 (late binding: the test moves the clock)
-        on_accepted=lambda received, accepted: observed.append((received, accepted)),
-    )
+    return world.another_dispatcher(on_accepted=lambda received, accepted: observed.append((received, accepted)))
 
 
 def _received(event: OrientationDecidedEvent, at: datetime | None) -> OrientationDecidedEvent:

@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from schemas.notification import Channel as ChannelCode
 from schemas.stages import Stage, stage_label
 from services.notifier import repository as repo
-from services.notifier.bootstrap import build_channels, dispatch_config
+from services.notifier.bootstrap import dispatch_config
 from services.notifier.channels import Channel, OutgoingMessage, SendOutcome
 from services.notifier.dispatch import Dispatcher
 from services.notifier.loops import forever
 from services.notifier.sending import SendReport
-from services.notifier.templates import load_templates
 from services.platform.db import Conn
 from services.platform.runtime import Runtime
 from tests.integration.notifier.test_notifier_dispatch import SlowClaimClock
@@ -143,21 +141,12 @@ async def test_a_procedures_next_delivery_held_back_by_the_round_is_claimed_once
     await expand(world)
     first, *_, last = await world.deliveries()
     assert first["procedure_id"] == last["procedure_id"] == procedure
-    channels = build_channels(world.settings)
     # The procedure's first alert is sent only once a claim found its second held back behind it.
-    held = HeldFirst(channels[ChannelCode.EMAIL], first["delivery_id"], claims.held_back)
-    dispatcher = Dispatcher(
-        channels={**channels, ChannelCode.EMAIL: held},
-        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
-        config=dispatch_config(world.settings),
-        clock=world.clock,
+    dispatcher = world.another_dispatcher(
+        wrap_email=lambda email: HeldFirst(email, first["delivery_id"], claims.held_back)
     )
-    try:
-        async with sender_loop(world, dispatcher) as reports, asyncio.timeout(60):
-            report = await reports.get()
-    finally:
-        for channel in channels.values():
-            await channel.close()
+    async with sender_loop(world, dispatcher) as reports, asyncio.timeout(60):
+        report = await reports.get()
     # One round: the second alert claimed as soon as the first was recorded, not at the next poll.
     assert (report.claimed, report.sent, report.more) == (9, 9, False)
     assert claims.held_back.is_set()

@@ -21,16 +21,12 @@ import pytest
 
 from devtools.sms_emulator import decided_event
 from schemas import topics
-from schemas.notification import Channel as ChannelCode
 from schemas.stages import Stage, stage_label
 from services.notifier import repository as repo
-from services.notifier.bootstrap import build_channels, dispatch_config
 from services.notifier.channels import Channel, OutgoingMessage, SendOutcome
-from services.notifier.dispatch import Dispatcher
 from services.notifier.intake import record_decisions
 from services.notifier.loops import forever
 from services.notifier.sending import SendReport
-from services.notifier.templates import load_templates
 from services.platform.runtime import Runtime
 from tests.integration.notifier.conftest import email_contact
 
@@ -86,19 +82,14 @@ async def one_round(world: World, wrap_email: Callable[[Channel], Wrapped]) -> t
     the round's report and the wrapper."""
     async with world.pool.acquire() as conn:
         await world.dispatcher.expand_alerts(conn)
-    channels = build_channels(world.settings)
-    wrapped = wrap_email(channels[ChannelCode.EMAIL])
-    dispatcher = Dispatcher(
-        channels={**channels, ChannelCode.EMAIL: wrapped},
-        templates=load_templates(prefix=world.settings.alert_prefix, sms_prefix=world.settings.sms_prefix),
-        config=dispatch_config(world.settings),
-        clock=world.clock,
-    )
-    try:
-        return await dispatcher.send_due(world.pool), wrapped
-    finally:
-        for channel in channels.values():
-            await channel.close()
+    wrapped: list[Wrapped] = []
+
+    def wrap(email: Channel) -> Wrapped:
+        wrapped.append(wrap_email(email))
+        return wrapped[0]
+
+    report = await world.another_dispatcher(wrap_email=wrap).send_due(world.pool)
+    return report, wrapped[0]
 
 
 async def test_one_round_claims_while_it_sends_within_its_window_and_in_each_procedures_order(world: World) -> None:
